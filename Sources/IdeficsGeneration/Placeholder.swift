@@ -1,0 +1,1 @@
+// IdeficsGeneration: see the module's files.

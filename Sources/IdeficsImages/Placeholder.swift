@@ -1,0 +1,1 @@
+// IdeficsImages: see the module's files.

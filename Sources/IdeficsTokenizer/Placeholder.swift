@@ -1,0 +1,1 @@
+// IdeficsTokenizer: see the module's files.
