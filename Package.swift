@@ -8,7 +8,7 @@ let cpuC: [CSetting] = [.unsafeFlags(["-march=native", "-O3", "-ffp-contract=fas
 
 let package = Package(
     name: "swift-idefics",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "Idefics", targets: ["Idefics"]),
         .executable(name: "idefics", targets: ["IdeficsCLI"]),

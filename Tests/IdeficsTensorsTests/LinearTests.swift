@@ -1,0 +1,71 @@
+import Foundation
+import IdeficsTensors
+import XCTest
+
+/// Owns the bytes behind test weight tensors.
+final class Storage {
+    let bytes: UnsafeMutableRawPointer
+    init(byteCount: Int) { bytes = .allocate(byteCount: byteCount, alignment: 64) }
+    deinit { bytes.deallocate() }
+}
+
+/// A deterministic matrix stored in `dtype`, with its float values as the kernels must read them.
+func makeWeight(rows: Int, cols: Int, dtype: DType, seed: UInt64) -> (WeightTensor, [Float]) {
+    var state = seed
+    let storage = Storage(byteCount: rows * cols * dtype.byteSize)
+    var exact = [Float]()
+    for i in 0..<(rows * cols) {
+        state = state &* 6364136223846793005 &+ 1442695040888963407
+        let value = Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 997
+        switch dtype {
+        case .f32:
+            storage.bytes.storeBytes(of: value, toByteOffset: i * 4, as: Float.self)
+            exact.append(value)
+        case .bf16:
+            let bits = UInt16(value.bitPattern >> 16)
+            storage.bytes.storeBytes(of: bits, toByteOffset: i * 2, as: UInt16.self)
+            exact.append(Float(bitPattern: UInt32(bits) << 16))
+        default:
+            let half = Float16(value)
+            storage.bytes.storeBytes(of: half, toByteOffset: i * 2, as: Float16.self)
+            exact.append(Float(half))
+        }
+    }
+    let tensor = WeightTensor(name: "w", dtype: dtype, shape: [rows, cols], data: UnsafeRawPointer(storage.bytes), owner: storage)
+    return (tensor, exact)
+}
+
+final class LinearTests: XCTestCase {
+    func testMatchesNaiveProductForEveryDTypeAndRaggedShape() {
+        let pool = WorkerPool(threads: 2)
+        for dtype in [DType.f32, .f16, .bf16] {
+            for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (5, 129, 64), (9, 64, 1000)] {
+                let (weight, exact) = makeWeight(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows * cols))
+                let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+                let bias = (0..<rows).map { Float($0) / 10 }
+                let y = Linear(weight: weight, bias: bias)(x, tokens: tokens, pool: pool)
+                for t in 0..<tokens {
+                    for r in 0..<rows {
+                        var expected = Double(bias[r])
+                        for k in 0..<cols { expected += Double(x[t * cols + k]) * Double(exact[r * cols + k]) }
+                        XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 1e-4 * max(1, abs(expected)),
+                                       "\(dtype) \(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
+                    }
+                }
+            }
+        }
+    }
+
+    func testWorkerPoolRunsEveryTaskOnceAcrossManyJobs() {
+        let pool = WorkerPool(threads: 3)
+        for job in 0..<2000 {
+            let tasks = 1 + job % 17
+            var hits = [Int](repeating: 0, count: tasks)
+            hits.withUnsafeMutableBufferPointer { buffer in
+                let base = buffer.baseAddress!
+                pool.run(tasks: tasks) { base[$0] += 1 }
+            }
+            XCTAssertEqual(hits, [Int](repeating: 1, count: tasks), "job \(job)")
+        }
+    }
+}
