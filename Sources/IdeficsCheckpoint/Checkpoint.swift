@@ -1,0 +1,146 @@
+import Foundation
+import IdeficsTensors
+
+/// A Hugging Face checkpoint folder: JSON configs and one or more memory-mapped safetensors files.
+public struct Checkpoint: Sendable {
+    public let directory: URL
+    private let files: [SafetensorsFile]
+    /// Tensor name -> index into `files`.
+    private let location: [String: Int]
+
+    /// Opens a folder, or a model id from the local Hugging Face cache.
+    public init(pathOrID: String) throws {
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: pathOrID, isDirectory: &isDirectory) {
+            guard isDirectory.boolValue else {
+                throw CheckpointError.invalidConfig(path: pathOrID, reason: "is a file; pass the checkpoint folder")
+            }
+            try self.init(directory: URL(fileURLWithPath: pathOrID))
+        } else if HubCache.looksLikeModelID(pathOrID) {
+            try self.init(directory: HubCache.resolve(pathOrID))
+        } else {
+            throw CheckpointError.notFound(path: pathOrID)
+        }
+    }
+
+    public init(directory: URL) throws {
+        self.directory = directory
+        let fileManager = FileManager.default
+        let index = directory.appendingPathComponent("model.safetensors.index.json")
+        var names: [String]
+        var weightMap: [String: String]? = nil
+        if fileManager.fileExists(atPath: index.path) {
+            let json = try Self.readJSONObject(index)
+            guard let map = json["weight_map"] as? [String: String] else {
+                throw CheckpointError.invalidConfig(path: index.path, reason: "has no weight_map object")
+            }
+            weightMap = map
+            names = Array(Set(map.values)).sorted()
+        } else if fileManager.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path) {
+            names = ["model.safetensors"]
+        } else {
+            throw CheckpointError.missingFile(path: directory.appendingPathComponent("model.safetensors").path,
+                                              reason: "no model.safetensors or model.safetensors.index.json in the folder")
+        }
+        files = try names.map { try SafetensorsFile(path: directory.appendingPathComponent($0).path) }
+        var location = [String: Int]()
+        for (fileIndex, file) in files.enumerated() {
+            for name in file.entries.keys { location[name] = fileIndex }
+        }
+        if let weightMap {
+            for (tensor, fileName) in weightMap where location[tensor].map({ names[$0] }) != fileName {
+                throw CheckpointError.missingTensor(name: tensor, checkpoint: directory.appendingPathComponent(fileName).path)
+            }
+        }
+        self.location = location
+    }
+
+    public var tensorNames: [String] { location.keys.sorted() }
+
+    /// Total bytes of the weight files.
+    public var weightBytes: Int { files.reduce(0) { $0 + $1.file.count } }
+
+    public func contains(_ name: String) -> Bool { location[name] != nil }
+
+    /// A tensor by its Hugging Face name, checked against the shape the config implies.
+    public func tensor(_ name: String, shape: [Int]? = nil, floatOnly: Bool = true) throws -> WeightTensor {
+        guard let fileIndex = location[name], let tensor = files[fileIndex].tensor(name) else {
+            throw CheckpointError.missingTensor(name: name, checkpoint: directory.path)
+        }
+        let path = files[fileIndex].path
+        if let shape, tensor.shape != shape {
+            throw CheckpointError.tensorMismatch(name: name, path: path,
+                                                 reason: "shape \(tensor.shape) disagrees with config.json, which implies \(shape)")
+        }
+        if floatOnly, !tensor.dtype.isFloatWeight {
+            throw CheckpointError.tensorMismatch(name: name, path: path,
+                                                 reason: "dtype \(tensor.dtype.rawValue) is not F32, F16 or BF16")
+        }
+        return tensor
+    }
+
+    /// A small float tensor (norm weights, biases) copied to float32.
+    public func floats(_ name: String, count: Int) throws -> [Float] {
+        try tensor(name, shape: [count]).floats()
+    }
+
+    /// The folder's `file` as a JSON object, or nil when the file does not exist.
+    public func jsonObject(_ file: String) throws -> [String: Any]? {
+        let url = directory.appendingPathComponent(file)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        return try Self.readJSONObject(url)
+    }
+
+    /// Decodes `file` (or the object at `key` inside it) into a config type.
+    public func decode<T: Decodable>(_ type: T.Type, from file: String, key: String? = nil) throws -> T {
+        let url = directory.appendingPathComponent(file)
+        guard var object = try jsonObject(file) else {
+            throw CheckpointError.missingFile(path: url.path, reason: "required by \(T.self)")
+        }
+        if let key {
+            guard let nested = object[key] as? [String: Any] else {
+                throw CheckpointError.invalidConfig(path: url.path, reason: "has no \"\(key)\" object")
+            }
+            object = nested
+        }
+        do {
+            let data = try JSONSerialization.data(withJSONObject: object)
+            return try JSONDecoder().decode(T.self, from: data)
+        } catch let error as DecodingError {
+            throw CheckpointError.invalidConfig(path: url.path, reason: Self.describe(error, key: key))
+        }
+    }
+
+    static func readJSONObject(_ url: URL) throws -> [String: Any] {
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            throw CheckpointError.unreadable(path: url.path, reason: error.localizedDescription)
+        }
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw CheckpointError.invalidJSON(path: url.path, reason: (error as NSError).localizedDescription)
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw CheckpointError.invalidJSON(path: url.path, reason: "the top level is not an object")
+        }
+        return dictionary
+    }
+
+    private static func describe(_ error: DecodingError, key: String?) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            ((key.map { [$0] } ?? []) + context.codingPath.map(\.stringValue)).joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let missing, let context):
+            return "field \((path(context).isEmpty ? "" : path(context) + ".") + missing.stringValue) is missing"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            return "field \(path(context)) is invalid: \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}

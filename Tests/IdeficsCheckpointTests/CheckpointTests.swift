@@ -1,0 +1,102 @@
+import Foundation
+import IdeficsCheckpoint
+import XCTest
+
+final class CheckpointTests: XCTestCase {
+    private struct TinyConfig: Decodable, Equatable {
+        let hidden_size: Int
+    }
+
+    private func folder(files: [String: Data]) throws -> URL {
+        let directory = try temporaryDirectory()
+        for (name, data) in files { try data.write(to: directory.appendingPathComponent(name)) }
+        return directory
+    }
+
+    private func message(_ body: () throws -> Any) -> String {
+        do {
+            _ = try body()
+            return "no error"
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    func testShardedCheckpointFindsEachTensorInItsShard() throws {
+        let index = #"{"metadata":{},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}}"#
+        let directory = try folder(files: [
+            "model.safetensors.index.json": Data(index.utf8),
+            "model-00001-of-00002.safetensors": SafetensorsWriter.file([.init(name: "a", shape: [2], values: [1, 2])]),
+            "model-00002-of-00002.safetensors": SafetensorsWriter.file([.init(name: "b", shape: [1], values: [3])]),
+        ])
+        let checkpoint = try Checkpoint(pathOrID: directory.path)
+        XCTAssertEqual(checkpoint.tensorNames, ["a", "b"])
+        XCTAssertEqual(try checkpoint.floats("b", count: 1), [3])
+    }
+
+    func testMissingShardNamesTheFile() throws {
+        let index = #"{"weight_map":{"a":"model-00001-of-00002.safetensors"}}"#
+        let directory = try folder(files: ["model.safetensors.index.json": Data(index.utf8)])
+        XCTAssertEqual(message { try Checkpoint(directory: directory) },
+                       "\(directory.path)/model-00001-of-00002.safetensors: missing (No such file or directory)")
+    }
+
+    func testIndexThatNamesATensorTheShardLacks() throws {
+        let index = #"{"weight_map":{"a":"model.safetensors","ghost":"model.safetensors"}}"#
+        let directory = try folder(files: [
+            "model.safetensors.index.json": Data(index.utf8),
+            "model.safetensors": SafetensorsWriter.file([.init(name: "a", shape: [1], values: [1])]),
+        ])
+        XCTAssertEqual(message { try Checkpoint(directory: directory) },
+                       "\(directory.path)/model.safetensors: tensor ghost is missing")
+    }
+
+    func testFolderWithoutWeights() throws {
+        let directory = try folder(files: ["config.json": Data("{}".utf8)])
+        XCTAssertTrue(message { try Checkpoint(directory: directory) }.contains("no model.safetensors or model.safetensors.index.json"))
+    }
+
+    func testMissingTensorAndShapeMismatchNameTheTensor() throws {
+        let directory = try folder(files: ["model.safetensors": SafetensorsWriter.file([.init(name: "w", shape: [2, 3], values: [1, 2, 3, 4, 5, 6])])])
+        let checkpoint = try Checkpoint(directory: directory)
+        XCTAssertEqual(message { try checkpoint.tensor("lm_head.weight") }, "\(directory.path): tensor lm_head.weight is missing")
+        XCTAssertEqual(message { try checkpoint.tensor("w", shape: [3, 2]) },
+                       "\(directory.path)/model.safetensors: tensor w: shape [2, 3] disagrees with config.json, which implies [3, 2]")
+    }
+
+    func testConfigErrorsNameFileAndField() throws {
+        let directory = try folder(files: [
+            "model.safetensors": SafetensorsWriter.file([]),
+            "config.json": Data(#"{"text_config": {"hidden": 4}}"#.utf8),
+            "broken.json": Data("{oops".utf8),
+        ])
+        let checkpoint = try Checkpoint(directory: directory)
+        XCTAssertEqual(message { try checkpoint.decode(TinyConfig.self, from: "config.json", key: "text_config") },
+                       "\(directory.path)/config.json: field text_config.hidden_size is missing")
+        XCTAssertTrue(message { try checkpoint.decode(TinyConfig.self, from: "broken.json") }
+            .hasPrefix("\(directory.path)/broken.json: invalid JSON"))
+        XCTAssertEqual(message { try checkpoint.decode(TinyConfig.self, from: "absent.json") },
+                       "\(directory.path)/absent.json: missing (required by TinyConfig)")
+    }
+
+    func testHubIDResolvesFromTheLocalCacheOnly() throws {
+        let cache = try temporaryDirectory()
+        let repo = cache.appendingPathComponent("models--Org--tiny")
+        let snapshot = repo.appendingPathComponent("snapshots/abc123")
+        try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
+        try Data("abc123\n".utf8).write(to: repo.appendingPathComponent("refs/main"))
+        try Data("{}".utf8).write(to: snapshot.appendingPathComponent("config.json"))
+        let environment = ["HF_HUB_CACHE": cache.path, "HOME": "/nonexistent"]
+        XCTAssertEqual(try HubCache.resolve("Org/tiny", environment: environment).path, snapshot.path)
+        XCTAssertEqual(message { try HubCache.resolve("Org/absent", environment: environment) },
+                       "model Org/absent is not in the local Hugging Face cache (searched \(cache.path)/models--Org--absent, "
+                       + "/nonexistent/.cache/huggingface/hub/models--Org--absent); download it first, e.g. "
+                       + "`huggingface-cli download Org/absent`, or pass a checkpoint folder")
+    }
+
+    func testNeitherFolderNorModelID() {
+        XCTAssertEqual(message { try Checkpoint(pathOrID: "/no/such/folder") },
+                       "model not found: /no/such/folder is neither a checkpoint folder nor a model id in the Hugging Face cache")
+    }
+}

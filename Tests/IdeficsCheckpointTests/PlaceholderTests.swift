@@ -1,2 +1,0 @@
-import XCTest
-final class IdeficsCheckpointTestsPlaceholder: XCTestCase { func testNothingYet() {} }
