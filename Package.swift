@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "IdeficsCheckpointTests", dependencies: ["IdeficsCheckpoint", "TestSupport"]),
         .testTarget(name: "IdeficsTokenizerTests", dependencies: ["IdeficsTokenizer", "TestSupport"]),
         .testTarget(name: "IdeficsImagesTests", dependencies: ["IdeficsImages", "TestSupport"]),
-        .testTarget(name: "IdeficsModelsTests", dependencies: ["IdeficsModels", "TestSupport"]),
+        .testTarget(name: "IdeficsModelsTests", dependencies: ["IdeficsModels", "IdeficsCheckpoint", "IdeficsTensors", "TestSupport"]),
         .testTarget(name: "IdeficsGenerationTests", dependencies: ["IdeficsGeneration", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -1,0 +1,35 @@
+/// Keys and values of every processed position, per layer: [positions, kvHeads * headDim] float32 rows.
+/// Rows are indexed by slot (order of arrival); the sliding window and causality are applied on slots.
+public struct KVCache: Sendable {
+    public private(set) var keys: [[Float]]
+    public private(set) var values: [[Float]]
+    public private(set) var count = 0
+    public let rowWidth: Int
+
+    public init(layers: Int, rowWidth: Int) {
+        keys = Array(repeating: [], count: layers)
+        values = Array(repeating: [], count: layers)
+        self.rowWidth = rowWidth
+    }
+
+    mutating func append(layer: Int, keys newKeys: [Float], values newValues: [Float]) {
+        keys[layer].append(contentsOf: newKeys)
+        values[layer].append(contentsOf: newValues)
+    }
+
+    /// Called once per forward pass, after every layer appended its rows.
+    mutating func advance(by rows: Int) {
+        count += rows
+        precondition(keys.allSatisfy { $0.count == count * rowWidth }, "KV cache layers out of step")
+    }
+
+    /// Forgets everything after the first `rows` slots (e.g. to reuse a shared prompt prefix).
+    public mutating func truncate(to rows: Int) {
+        precondition(rows <= count)
+        for layer in keys.indices {
+            keys[layer].removeLast((count - rows) * rowWidth)
+            values[layer].removeLast((count - rows) * rowWidth)
+        }
+        count = rows
+    }
+}

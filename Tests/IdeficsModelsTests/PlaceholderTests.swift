@@ -1,2 +1,0 @@
-import XCTest
-final class IdeficsModelsTestsPlaceholder: XCTestCase { func testNothingYet() {} }
