@@ -1,0 +1,98 @@
+import Foundation
+
+/// transformers' logits processors and warpers, one function each, with the same semantics and order as
+/// `generate` builds them: repetition penalty, bad words, then (when sampling) temperature, top-k, top-p, typical-p.
+public enum LogitsProcessors {
+    /// Applies the chain for one step; `history` is every token so far, prompt included.
+    public static func process(_ scores: inout [Float], history: [Int], parameters p: GenerationParameters) {
+        if p.repetitionPenalty != 1 { repetitionPenalty(&scores, history: history, penalty: p.repetitionPenalty) }
+        if !p.badWordsIds.isEmpty { banBadWords(&scores, history: history, badWords: p.badWordsIds, eosTokenIds: p.eosTokenIds) }
+        guard p.doSample else { return }
+        if p.temperature != 1 { temperature(&scores, p.temperature) }
+        if p.topK != 0 { topK(&scores, p.topK) }
+        if p.topP < 1 { topP(&scores, p.topP) }
+        if p.typicalP < 1 { typical(&scores, mass: p.typicalP) }
+    }
+
+    /// Seen tokens: negative scores are multiplied by the penalty, others divided (RepetitionPenaltyLogitsProcessor).
+    public static func repetitionPenalty(_ scores: inout [Float], history: [Int], penalty: Float) {
+        for token in Set(history) where scores.indices.contains(token) {
+            let s = scores[token]
+            scores[token] = s < 0 ? s * penalty : s / penalty
+        }
+    }
+
+    /// A bad word's last token is banned when the tokens before it were just generated (NoBadWordsLogitsProcessor);
+    /// single-token bad words that are end-of-sequence tokens are ignored, as transformers does.
+    public static func banBadWords(_ scores: inout [Float], history: [Int], badWords: [[Int]], eosTokenIds: [Int]) {
+        for word in badWords where !(word.count == 1 && eosTokenIds.contains(word[0])) {
+            let prefix = word.dropLast()
+            guard history.count >= prefix.count, history.suffix(prefix.count).elementsEqual(prefix),
+                  let last = word.last, scores.indices.contains(last) else { continue }
+            scores[last] = -.infinity
+        }
+    }
+
+    public static func temperature(_ scores: inout [Float], _ temperature: Float) {
+        for i in scores.indices { scores[i] /= temperature }
+    }
+
+    /// Keeps every score at least as large as the k-th largest (ties at the threshold survive).
+    public static func topK(_ scores: inout [Float], _ k: Int) {
+        guard k < scores.count else { return }
+        let threshold = scores.sorted(by: >)[k - 1]
+        for i in scores.indices where scores[i] < threshold { scores[i] = -.infinity }
+    }
+
+    /// Nucleus filtering: sorted ascending, removes the tokens whose cumulative probability is <= 1 - p,
+    /// always keeping the most likely one.
+    public static func topP(_ scores: inout [Float], _ p: Float) {
+        let order = ascendingOrder(scores)
+        let probabilities = softmax(order.map { scores[$0] })
+        var cumulative: Float = 0
+        for (rank, index) in order.enumerated().dropLast() {
+            cumulative += probabilities[rank]
+            if cumulative <= 1 - p { scores[index] = -.infinity }
+        }
+    }
+
+    /// Locally typical filtering (TypicalLogitsWarper): keeps the tokens whose information content is closest to
+    /// the entropy, up to `mass` of probability.
+    public static func typical(_ scores: inout [Float], mass: Float) {
+        let logProbabilities = logSoftmax(scores)
+        var entropy: Float = 0
+        for l in logProbabilities where l.isFinite { entropy -= l * expf(l) }
+        let shifted = logProbabilities.map { abs(-$0 - entropy) }
+        let order = ascendingOrder(shifted)
+        let probabilities = softmax(order.map { scores[$0] })
+        var cumulative: Float = 0
+        var lastIndex = 0
+        for probability in probabilities {
+            cumulative += probability
+            if cumulative < mass { lastIndex += 1 }
+        }
+        lastIndex = min(lastIndex, scores.count - 1)
+        let cutoff = shifted[order[lastIndex]]
+        for (rank, index) in order.enumerated() where rank >= 1 && shifted[index] > cutoff {
+            scores[index] = -.infinity
+        }
+    }
+
+    public static func softmax(_ scores: [Float]) -> [Float] {
+        let maximum = scores.max() ?? 0
+        let exponentials = scores.map { expf($0 - maximum) }
+        let sum = exponentials.reduce(0, +)
+        return exponentials.map { $0 / sum }
+    }
+
+    static func logSoftmax(_ scores: [Float]) -> [Float] {
+        let maximum = scores.max() ?? 0
+        let logSum = logf(scores.reduce(0) { $0 + expf($1 - maximum) })
+        return scores.map { $0 - maximum - logSum }
+    }
+
+    /// Indices sorted by value, ties in index order (a stable sort).
+    static func ascendingOrder(_ values: [Float]) -> [Int] {
+        values.indices.sorted { values[$0] < values[$1] || (values[$0] == values[$1] && $0 < $1) }
+    }
+}

@@ -1,1 +1,0 @@
-// IdeficsGeneration: see the module's files.

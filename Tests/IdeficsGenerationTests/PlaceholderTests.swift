@@ -1,2 +1,0 @@
-import XCTest
-final class IdeficsGenerationTestsPlaceholder: XCTestCase { func testNothingYet() {} }
