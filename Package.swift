@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(name: "IdeficsTokenizerTests", dependencies: ["IdeficsTokenizer", "TestSupport"]),
         .testTarget(name: "IdeficsImagesTests", dependencies: ["IdeficsImages", "TestSupport"]),
         .testTarget(name: "IdeficsModelsTests", dependencies: ["IdeficsModels", "IdeficsCheckpoint", "IdeficsTensors", "TestSupport"]),
-        .testTarget(name: "IdeficsGenerationTests", dependencies: ["IdeficsGeneration", "TestSupport"]),
+        .testTarget(name: "IdeficsGenerationTests", dependencies: ["IdeficsGeneration", "IdeficsModels", "IdeficsCheckpoint", "IdeficsTensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )
