@@ -1,1 +1,0 @@
-// IdeficsImages: see the module's files.

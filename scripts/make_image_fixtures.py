@@ -1,0 +1,281 @@
+"""Reference fixtures for IdeficsImages (CI never runs this; run with the venv of scripts/requirements.txt).
+
+    .venv/bin/python scripts/make_image_fixtures.py
+
+Writes Tests/Fixtures/images/:
+  inputs/    encoded test images: hand-built PNGs of every color type / bit depth / interlace / filter, PNM, BMP,
+             and JPEGs re-encoded by Pillow from scikit-image's photos in several subsampling modes.
+  expected/  Pillow's decode of each input after transformers' RGB conversion, as 8-bit RGB PNG.
+  processed/ the Idefics2 Pillow image processor's output images as uint8 PNG (v * 0.5 + 0.5) * 255.
+  manifest.json  what each file is and what the Swift tests compare (see the keys written below).
+"""
+
+import base64
+import hashlib
+import io
+import json
+import os
+import struct
+import zlib
+
+import numpy as np
+import skimage.data
+from PIL import Image, ImageOps
+from transformers.image_transforms import convert_to_rgb
+from transformers.models.idefics2.image_processing_pil_idefics2 import Idefics2ImageProcessorPil
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "images")
+PHOTOS = os.path.dirname(skimage.data.__file__)
+rng = np.random.default_rng(1234)
+manifest = {"decode": [], "process": []}
+
+
+def out(*parts):
+    path = os.path.join(ROOT, *parts)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return path
+
+
+def photo(name, box=None, size=None):
+    im = Image.open(os.path.join(PHOTOS, name))
+    im.load()
+    if box:
+        im = im.crop(box)
+    if size:
+        im = im.resize(size, Image.BILINEAR)
+    return im
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PNG writer that can produce what Pillow cannot: every bit depth, Adam7, chosen filters, split IDATs, fixed or
+# stored DEFLATE blocks.
+
+def chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+
+def pack_row(values, bit_depth):
+    """values: 1-D array of samples (already interleaved) -> bytes at the bit depth."""
+    if bit_depth == 16:
+        return values.astype(">u2").tobytes()
+    if bit_depth == 8:
+        return values.astype(np.uint8).tobytes()
+    per_byte = 8 // bit_depth
+    padded = np.zeros(-(-len(values) // per_byte) * per_byte, dtype=np.int64)
+    padded[: len(values)] = values
+    padded = padded.reshape(-1, per_byte)
+    shifts = np.array([8 - bit_depth * (i + 1) for i in range(per_byte)])
+    return (padded << shifts).sum(axis=1).astype(np.uint8).tobytes()
+
+
+def filter_row(raw, prev, bpp, kind):
+    raw = np.frombuffer(raw, dtype=np.uint8).astype(np.int64)
+    prev = np.frombuffer(prev, dtype=np.uint8).astype(np.int64)
+    a = np.array([raw[i - bpp] if i >= bpp else 0 for i in range(len(raw))], dtype=np.int64)
+    c = np.array([prev[i - bpp] if i >= bpp else 0 for i in range(len(raw))], dtype=np.int64)
+    b = prev
+    if kind == 0:
+        pred = np.zeros_like(raw)
+    elif kind == 1:
+        pred = a
+    elif kind == 2:
+        pred = b
+    elif kind == 3:
+        pred = (a + b) >> 1
+    else:
+        p = a + b - c
+        pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+        pred = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+    return bytes([kind]) + ((raw - pred) & 0xFF).astype(np.uint8).tobytes()
+
+
+ADAM7 = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+
+
+def encode_png(pixels, color_type, bit_depth, interlace=False, palette=None, trns=None, level=6,
+               strategy=zlib.Z_DEFAULT_STRATEGY, idat_size=None, exif=None):
+    """pixels: (h, w, channels) integer array of raw sample values."""
+    h, w, channels = pixels.shape
+    bpp = max(1, channels * bit_depth // 8)
+    passes = ADAM7 if interlace else [(0, 0, 1, 1)]
+    raw = b""
+    row_index = 0
+    for x0, y0, dx, dy in passes:
+        sub = pixels[y0::dy, x0::dx]
+        if sub.shape[0] == 0 or sub.shape[1] == 0:
+            continue
+        prev = bytes(len(pack_row(sub[0].reshape(-1), bit_depth)))
+        for row in sub:
+            packed = pack_row(row.reshape(-1), bit_depth)
+            raw += filter_row(packed, prev, bpp, row_index % 5)  # cycle through all five filters
+            prev = packed
+            row_index += 1
+    compressor = zlib.compressobj(level, zlib.DEFLATED, 15, 9, strategy)
+    data = compressor.compress(raw) + compressor.flush()
+    idat_size = idat_size or len(data)
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bit_depth, color_type, 0, 0,
+                                                              int(interlace)))
+    if exif is not None:
+        png += chunk(b"eXIf", exif)
+    if palette is not None:
+        png += chunk(b"PLTE", bytes(np.asarray(palette, dtype=np.uint8).reshape(-1)))
+    if trns is not None:
+        png += chunk(b"tRNS", trns)
+    for i in range(0, len(data), idat_size):
+        png += chunk(b"IDAT", data[i:i + idat_size])
+    return png + chunk(b"IEND", b"")
+
+
+def exif_orientation_block(orientation):
+    """A little-endian TIFF block with only the Orientation tag."""
+    return b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", 1) + struct.pack("<HHII", 0x0112, 3, 1,
+                                                                                   orientation) + b"\x00" * 4
+
+
+def add_decode_case(name, data, note):
+    path = out("inputs", name)
+    with open(path, "wb") as f:
+        f.write(data)
+    im = Image.open(path)
+    im.load()
+    entry = {"input": f"inputs/{name}", "note": note, "mode": im.mode, "width": im.size[0], "height": im.size[1]}
+    # The processor path: a PIL image given to Idefics2ImageProcessorPil goes through convert_to_rgb.
+    expected = convert_to_rgb(im, return_numpy=True)
+    entry["expected"] = save_rgb(f"expected/{os.path.splitext(name)[0]}.png", expected)
+    # The load_image path (path / URL / base64 string): exif_transpose, then a plain convert("RGB").
+    loaded = np.array(ImageOps.exif_transpose(im).convert("RGB"))
+    if not np.array_equal(loaded, expected):
+        entry["expected_load_image"] = save_rgb(f"expected/{os.path.splitext(name)[0]}.load_image.png", loaded)
+    manifest["decode"].append(entry)
+
+
+def save_rgb(relative, array):
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), "RGB").save(out(relative), optimize=True)
+    return relative
+
+
+def png_cases():
+    astro = np.array(photo("astronaut.png", box=(180, 60, 221, 97)))  # 41x37 RGB photo crop
+    camera = np.array(photo("camera.png", box=(200, 100, 233, 127)))  # 33x27 gray photo crop
+    logo = np.array(photo("logo.png", box=(150, 150, 209, 193)))       # 59x43 RGBA with real edges
+    h, w = 27, 33
+
+    def gray(depth):
+        maxv = (1 << depth) - 1
+        if depth == 16:
+            base = camera.astype(np.int64) * 257
+            base[::3, ::2] = rng.integers(0, 300, size=base[::3, ::2].shape)  # values <256 and >255: Pillow clips
+            return base[..., None]
+        return (camera.astype(np.int64) * maxv // 255)[..., None]
+
+    for depth in (1, 2, 4, 8, 16):
+        for interlace in (False, True):
+            tag = "i" if interlace else "n"
+            add_decode_case(f"gray{depth}_{tag}.png", encode_png(gray(depth), 0, depth, interlace),
+                            f"grayscale {depth}-bit" + (" Adam7" if interlace else ""))
+    # Gray tRNS: Pillow compares the key's low byte against 8-bit samples (1-bit: any nonzero key is white).
+    add_decode_case("gray8_trns.png", encode_png(gray(8), 0, 8, trns=struct.pack(">H", int(camera[5, 5]))),
+                    "grayscale 8-bit with tRNS key")
+    add_decode_case("gray1_trns.png", encode_png(gray(1), 0, 1, trns=struct.pack(">H", 1)), "1-bit with tRNS")
+    add_decode_case("gray4_trns.png", encode_png(gray(4), 0, 4, trns=struct.pack(">H", 0)), "4-bit, tRNS 0")
+    g16 = gray(16)
+    g16[0, :4, 0] = [0, 44, 255, 300]
+    add_decode_case("gray16_trns.png", encode_png(g16, 0, 16, trns=struct.pack(">H", 300)),
+                    "16-bit gray with tRNS 300 (Pillow matches clipped samples against 300 & 0xFF)")
+
+    for depth in (8, 16):
+        rgb = astro.astype(np.int64) * (257 if depth == 16 else 1)
+        if depth == 16:
+            rgb += rng.integers(0, 256, size=rgb.shape)  # low bytes that Pillow must ignore
+        for interlace in (False, True):
+            tag = "i" if interlace else "n"
+            add_decode_case(f"rgb{depth}_{tag}.png", encode_png(rgb, 2, depth, interlace), f"RGB {depth}-bit")
+        key = rgb[3, 4]
+        add_decode_case(f"rgb{depth}_trns.png", encode_png(rgb, 2, depth, trns=struct.pack(">3H", *key)),
+                        f"RGB {depth}-bit with tRNS key")
+
+    for depth in (8, 16):
+        rgba = logo.astype(np.int64) * (257 if depth == 16 else 1)
+        la = np.stack([rgba[..., 1], rgba[..., 3]], axis=-1)
+        for interlace in (False, True):
+            tag = "i" if interlace else "n"
+            add_decode_case(f"rgba{depth}_{tag}.png", encode_png(rgba, 6, depth, interlace),
+                            f"RGBA {depth}-bit with partial alpha")
+            add_decode_case(f"la{depth}_{tag}.png", encode_png(la, 4, depth, interlace), f"gray+alpha {depth}-bit")
+
+    # Every (value, alpha) pair once: checks the alpha compositing integer arithmetic exhaustively.
+    values, alphas = np.meshgrid(np.arange(256), np.arange(256))
+    sweep = np.stack([values, 255 - values, (values * 7) % 256, alphas], axis=-1)
+    add_decode_case("rgba_sweep.png", encode_png(sweep, 6, 8, level=9), "all 256x256 value/alpha pairs")
+
+    palette = rng.integers(0, 256, size=(16, 3))
+    for depth in (1, 2, 4, 8):
+        entries = min(16, 1 << depth)
+        idx = (camera.astype(np.int64) * entries // 256)[..., None]
+        for interlace in (False, True):
+            tag = "i" if interlace else "n"
+            add_decode_case(f"pal{depth}_{tag}.png", encode_png(idx, 3, depth, interlace, palette=palette[:entries]),
+                            f"palette {depth}-bit")
+        alpha = bytes(rng.integers(0, 256, size=entries - 1).astype(np.uint8))  # last entry has no alpha: opaque
+        add_decode_case(f"pal{depth}_trns.png", encode_png(idx, 3, depth, palette=palette[:entries], trns=alpha),
+                        f"palette {depth}-bit with tRNS alpha table")
+    simple = bytes([255, 255, 0, 255])
+    idx = (camera.astype(np.int64) * 16 // 256)[..., None]
+    add_decode_case("pal8_trns_simple.png", encode_png(idx, 3, 8, palette=palette, trns=simple),
+                    "palette with one fully transparent entry (Pillow stores an index)")
+    add_decode_case("pal4_short.png", encode_png(idx, 3, 4, palette=palette[:5]),
+                    "palette of 5 entries, indices up to 15")
+
+    rgb = astro.astype(np.int64)
+    add_decode_case("rgb_stored.png", encode_png(rgb, 2, 8, level=0), "DEFLATE stored blocks")
+    add_decode_case("rgb_fixed.png", encode_png(rgb, 2, 8, strategy=zlib.Z_FIXED), "DEFLATE fixed Huffman")
+    add_decode_case("rgb_multi_idat.png", encode_png(rgb, 2, 8, idat_size=97), "IDAT split in 97-byte chunks")
+    add_decode_case("rgb_1x1.png", encode_png(rgb[:1, :1], 2, 8, interlace=True), "1x1 interlaced")
+    add_decode_case("rgb_3x1.png", encode_png(rgb[:1, :3], 2, 8, interlace=True), "3x1 interlaced")
+    add_decode_case("gray1_5x3.png", encode_png(gray(1)[:3, :5], 0, 1, interlace=True), "1-bit 5x3 interlaced")
+    big = np.array(photo("coffee.png"))
+    add_decode_case("coffee.png", encode_png(big.astype(np.int64), 2, 8), "full-size photo 600x400")
+    for orientation in range(1, 9):
+        add_decode_case(f"exif{orientation}.png",
+                        encode_png(astro[:7, :11].astype(np.int64), 2, 8, exif=exif_orientation_block(orientation)),
+                        f"eXIf orientation {orientation}")
+
+
+def pnm_bmp_cases():
+    astro = np.array(photo("astronaut.png", box=(10, 20, 23, 29)))  # 13x9
+    gray = np.array(photo("camera.png", box=(10, 20, 23, 29)))
+    add_decode_case("rgb.ppm", b"P6\n# comment\n13 9\n255\n" + astro.tobytes(), "binary PPM")
+    add_decode_case("gray.pgm", b"P5 13 9 255\n" + gray.tobytes(), "binary PGM")
+    add_decode_case("rgb100.ppm", b"P6 13 9 100\n" + (astro.astype(np.int64) * 100 // 255).astype(np.uint8)
+                    .tobytes(), "PPM maxval 100")
+    g16 = (gray.astype(np.int64) * 4000 // 255).astype(">u2")
+    add_decode_case("gray4000.pgm", b"P5 13 9 4000\n" + g16.tobytes(), "16-bit PGM maxval 4000")
+
+    def bmp(pixels, bits, masks=None, top_down=False):
+        h, w, _ = pixels.shape
+        bgr = pixels[..., [2, 1, 0] + ([3] if pixels.shape[2] == 4 else [])]
+        if bits == 32 and pixels.shape[2] == 3:
+            bgr = np.concatenate([bgr, np.full((h, w, 1), 77, np.uint8)], axis=-1)  # X byte Pillow ignores
+        row_bytes = (w * bits // 8 + 3) & ~3
+        rows = b"".join(bgr[y].tobytes().ljust(row_bytes, b"\0") for y in (range(h) if top_down else
+                                                                            range(h - 1, -1, -1)))
+        header_size = 56 if masks else 40
+        info = struct.pack("<IiiHHIIiiII", header_size, w, -h if top_down else h, 1, bits, 3 if masks else 0,
+                           len(rows), 2835, 2835, 0, 0)
+        if masks:
+            info += struct.pack("<4I", *masks)
+        offset = 14 + len(info)
+        return b"BM" + struct.pack("<IHHI", offset + len(rows), 0, 0, offset) + info + rows
+
+    add_decode_case("rgb24.bmp", bmp(astro, 24), "BMP 24-bit bottom-up")
+    add_decode_case("rgb24_topdown.bmp", bmp(astro, 24, top_down=True), "BMP 24-bit top-down")
+    add_decode_case("rgb32.bmp", bmp(astro, 32), "BMP 32-bit BI_RGB")
+    rgba = np.concatenate([astro, rng.integers(0, 256, size=astro.shape[:2] + (1,)).astype(np.uint8)], axis=-1)
+    add_decode_case("rgba32.bmp", bmp(rgba, 32, masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000)), "BMP 32-bit BGRA")
+
+
+if __name__ == "__main__":
+    png_cases()
+    pnm_bmp_cases()
+    with open(out("manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
