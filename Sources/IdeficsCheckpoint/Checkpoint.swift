@@ -10,17 +10,20 @@ public struct Checkpoint: Sendable {
 
     /// Opens a folder, or a model id from the local Hugging Face cache.
     public init(pathOrID: String) throws {
+        try self.init(directory: Self.resolveDirectory(pathOrID))
+    }
+
+    /// The folder that `pathOrID` names: an existing folder, or a model id's snapshot in the local cache.
+    public static func resolveDirectory(_ pathOrID: String) throws -> URL {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: pathOrID, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
                 throw CheckpointError.invalidConfig(path: pathOrID, reason: "is a file; pass the checkpoint folder")
             }
-            try self.init(directory: URL(fileURLWithPath: pathOrID))
-        } else if HubCache.looksLikeModelID(pathOrID) {
-            try self.init(directory: HubCache.resolve(pathOrID))
-        } else {
-            throw CheckpointError.notFound(path: pathOrID)
+            return URL(fileURLWithPath: pathOrID)
         }
+        guard HubCache.looksLikeModelID(pathOrID) else { throw CheckpointError.notFound(path: pathOrID) }
+        return try HubCache.resolve(pathOrID)
     }
 
     public init(directory: URL) throws {

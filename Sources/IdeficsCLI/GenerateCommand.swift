@@ -1,0 +1,96 @@
+import ArgumentParser
+import Foundation
+import Idefics
+
+struct GenerateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "generate",
+        abstract: "Generate text after a prompt, streaming it to stdout.",
+        discussion: "Without sampling flags the checkpoint's generation_config.json decides (greedy for Idefics2). "
+            + "Any of --temperature, --top-k, --top-p, --typical-p or --seed turns sampling on.")
+
+    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
+    var model: String
+
+    @Option(help: "The prompt, as raw text.")
+    var prompt: String
+
+    @Option(help: "Maximum number of tokens to generate (default: generation_config.json, else 512).")
+    var maxNewTokens: Int?
+
+    @Option(help: "Sampling temperature (> 0).")
+    var temperature: Float?
+
+    @Option(help: "Keep only the K most likely tokens (0 disables).")
+    var topK: Int?
+
+    @Option(help: "Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1].")
+    var topP: Float?
+
+    @Option(help: "Typical sampling mass, in (0, 1].")
+    var typicalP: Float?
+
+    @Option(help: "Random seed; the same seed gives the same text.")
+    var seed: UInt64?
+
+    @Option(help: "Penalty > 0 for tokens already present (1 disables).")
+    var repetitionPenalty: Float?
+
+    @Option(name: .customLong("stop"), help: "Stop when the generated text contains this string (repeatable).")
+    var stopStrings: [String] = []
+
+    @Flag(help: "Print one JSON object with ids, text, finish reason and timings instead of streaming text.")
+    var json = false
+
+    @Option(help: "Worker threads (default: one per processor).")
+    var threads: Int?
+
+    func run() throws {
+        let loadStart = ContinuousClock.now
+        let generator = try Terminal.reportingLoad(of: model) { try TextGenerator(pathOrID: model, threads: threads) }
+        let loadSeconds = (ContinuousClock.now - loadStart).seconds
+        let request = GenerationRequest(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
+                                        typicalP: typicalP, repetitionPenalty: repetitionPenalty, seed: seed,
+                                        stopStrings: stopStrings)
+        var streamed = ""
+        let output = try generator.generate(prompt: prompt, request: request) { token in
+            if !json {
+                Terminal.write(token.text)
+                streamed += token.text
+            }
+            return true
+        }
+        if json {
+            try Terminal.printJSON(GenerateReport(output: output, loadSeconds: loadSeconds))
+        } else {
+            Terminal.write(String(output.text.dropFirst(streamed.count)) + "\n")
+        }
+    }
+}
+
+/// The `--json` output of `idefics generate`.
+struct GenerateReport: Encodable {
+    struct Timings: Encodable {
+        let load_s: Double
+        let prefill_s: Double
+        let decode_s: Double
+        let prefill_tokens_per_s: Double
+        let decode_tokens_per_s: Double
+    }
+
+    let prompt_token_ids: [Int]
+    let generated_token_ids: [Int]
+    let text: String
+    let finish_reason: String
+    let timings: Timings
+
+    init(output: GenerationOutput, loadSeconds: Double) {
+        prompt_token_ids = output.promptTokenIds
+        generated_token_ids = output.generatedTokenIds
+        text = output.text
+        finish_reason = output.finishReason.rawValue
+        let t = output.timings
+        timings = Timings(load_s: loadSeconds, prefill_s: t.prefillSeconds, decode_s: t.decodeSeconds,
+                          prefill_tokens_per_s: t.prefillTokensPerSecond, decode_tokens_per_s: t.decodeTokensPerSecond)
+    }
+}

@@ -1,0 +1,3 @@
+import IdeficsTokenizer
+
+extension StreamingDetokenizer: IncrementalTextDecoder {}
