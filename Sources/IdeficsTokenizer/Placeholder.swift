@@ -1,1 +1,0 @@
-// IdeficsTokenizer: see the module's files.

@@ -1,0 +1,39 @@
+/// The single-sequence template of a `TemplateProcessing` post-processor: which special-token ids surround the
+/// encoded text when `addSpecialTokens` is true. (Pair templates are not used for single-text encoding.)
+struct Template: Sendable {
+    enum Item: Sendable {
+        case special([Int])
+        case sequence
+    }
+
+    let items: [Item]
+
+    init(items: [Item]) { self.items = items }
+
+    init(json node: JSONNode) throws {
+        guard try node.typeTag() == "TemplateProcessing" else {
+            throw node.unsupported("post_processor type \"\(try node.typeTag())\"")
+        }
+        let specialTokens = try node.required("special_tokens")
+        items = try node.required("single").array().map { item in
+            if let special = try item.optional("SpecialToken") {
+                let name = try special.required("id").string()
+                guard let entry = try specialTokens.optional(name) else {
+                    throw special.invalid("\"\(name)\" is not listed in the template's special_tokens")
+                }
+                return .special(try entry.required("ids").array().map { try $0.int() })
+            }
+            if try item.optional("Sequence") != nil { return .sequence }
+            throw item.invalid("expected SpecialToken or Sequence")
+        }
+    }
+
+    func apply(to ids: [Int]) -> [Int] {
+        items.flatMap { item -> [Int] in
+            switch item {
+            case let .special(special): return special
+            case .sequence: return ids
+            }
+        }
+    }
+}

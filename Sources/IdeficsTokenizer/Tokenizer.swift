@@ -1,0 +1,118 @@
+import Foundation
+
+/// A Hugging Face `tokenizer.json` tokenizer (the Llama/Mistral family: BPE with byte fallback), producing the
+/// same ids and text as the `tokenizers` library. Immutable and safe to share across threads.
+public struct Tokenizer: Sendable {
+    private let normalizer: Normalizer?
+    private let preTokenizer: PreTokenizer?
+    private let model: BPE
+    private let addedVocabulary: AddedVocabulary
+    /// Special tokens added around the text when `addSpecialTokens` is true; nil adds none.
+    private let template: Template?
+    private let decoder: Decoder?
+
+    public let bosTokenId: Int?
+    public let eosTokenId: Int?
+    public let padTokenId: Int?
+    public let unknownTokenId: Int?
+    /// Ids of the added tokens marked special (the ones `decode(_:skipSpecialTokens: true)` drops).
+    public let specialTokenIds: Set<Int>
+    /// Number of distinct ids, model vocabulary and added tokens together (Python's `len(tokenizer)`).
+    public let vocabularySize: Int
+
+    /// Loads `tokenizer.json` and `tokenizer_config.json` (when present) from a model directory.
+    public init(directory: URL) throws {
+        let config = directory.appendingPathComponent("tokenizer_config.json")
+        try self.init(tokenizerFile: directory.appendingPathComponent("tokenizer.json"),
+                      configFile: FileManager.default.fileExists(atPath: config.path) ? config : nil)
+    }
+
+    /// Loads a `tokenizer.json`. A `tokenizer_config.json`, if given, supplies the BOS/EOS/PAD/UNK token names
+    /// and, through `add_bos_token`/`add_eos_token`, overrides which of BOS/EOS encoding adds (as transformers'
+    /// Llama tokenizers do).
+    public init(tokenizerFile: URL, configFile: URL? = nil) throws {
+        let root = try JSONNode.load(tokenizerFile)
+        // "truncation" and "padding" are ignored, as transformers ignores them unless a call asks for them.
+        let normalizer = try root.optional("normalizer").map(Normalizer.init(json:))
+        let model = try BPE(json: root.required("model"))
+        let addedVocabulary = try AddedVocabulary(json: root.optional("added_tokens"), model: model,
+                                                  normalizer: normalizer)
+        self.normalizer = normalizer
+        self.model = model
+        self.addedVocabulary = addedVocabulary
+        preTokenizer = try root.optional("pre_tokenizer").map(PreTokenizer.init(json:))
+        decoder = try root.optional("decoder").map(Decoder.init(json:))
+
+        let config = try configFile.map { try TokenizerConfig(json: JSONNode.load($0)) } ?? TokenizerConfig()
+        let configFileName = configFile?.lastPathComponent ?? ""
+        func id(of name: String?, field: String) throws -> Int? {
+            guard let name else { return nil }
+            guard let id = addedVocabulary.idsByContent[Array(name.utf8)] ?? model.vocab[Array(name.utf8)] else {
+                throw TokenizerError.invalidValue(file: configFileName, path: field,
+                                                  reason: "token \"\(name)\" is not in the vocabulary")
+            }
+            return id
+        }
+        let bos = try id(of: config.bosToken, field: "bos_token")
+        let eos = try id(of: config.eosToken, field: "eos_token")
+        bosTokenId = bos
+        eosTokenId = eos
+        padTokenId = try id(of: config.padToken, field: "pad_token")
+        unknownTokenId = try id(of: config.unknownToken, field: "unk_token") ?? model.unknownId
+
+        if config.addBOS != nil || config.addEOS != nil {
+            func item(_ add: Bool?, _ id: Int?, _ field: String) throws -> [Template.Item] {
+                guard add == true else { return [] }
+                guard let id else { throw TokenizerError.missingField(file: configFileName, path: field) }
+                return [.special([id])]
+            }
+            template = Template(items: try item(config.addBOS, bos, "bos_token") + [.sequence]
+                                    + item(config.addEOS, eos, "eos_token"))
+        } else {
+            template = try root.optional("post_processor").map(Template.init(json:))
+        }
+
+        specialTokenIds = Set(addedVocabulary.tokens.values.filter(\.special).map(\.id))
+        vocabularySize = Set(model.tokens.keys).union(addedVocabulary.tokens.keys).count
+    }
+
+    /// Token ids of `text`; `addSpecialTokens` applies the post-processor template (BOS for Mistral).
+    public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
+        var ids: [Int] = []
+        for piece in addedVocabulary.extract(Array(text.utf8), normalizer: normalizer) {
+            switch piece {
+            case let .token(id):
+                ids.append(id)
+            case let .text(segment):
+                for word in preTokenizer?.preTokenize([segment]) ?? [segment] {
+                    ids.append(contentsOf: model.tokenize(word.bytes))
+                }
+            }
+        }
+        guard addSpecialTokens, let template else { return ids }
+        return template.apply(to: ids)
+    }
+
+    /// Text of `ids`. Unknown ids are ignored, as in tokenizers.
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) -> String {
+        let tokens = ids.compactMap { id -> [UInt8]? in
+            guard let token = tokenBytes(id) else { return nil }
+            return skipSpecialTokens && addedVocabulary.specialContents.contains(token) ? nil : token
+        }
+        guard let decoder else { return String(decoding: Array(tokens.joined(separator: [0x20])), as: UTF8.self) }
+        return decoder.decode(tokens)
+    }
+
+    public func tokenToId(_ token: String) -> Int? {
+        let bytes = Array(token.utf8)
+        return addedVocabulary.idsByContent[bytes] ?? model.vocab[bytes]
+    }
+
+    public func idToToken(_ id: Int) -> String? {
+        tokenBytes(id).map { String(decoding: $0, as: UTF8.self) }
+    }
+
+    private func tokenBytes(_ id: Int) -> [UInt8]? {
+        addedVocabulary.displayForm[id] ?? model.tokens[id]
+    }
+}
