@@ -76,6 +76,11 @@ struct AddedVocabulary: Sendable {
         self.normalizedTrie = normalizedTrie
     }
 
+    /// The id of a token string: an added token's, else the model's.
+    func id(of content: [UInt8], model: BPE) -> Int? {
+        idsByContent[content] ?? model.vocab[content]
+    }
+
     /// Splits the raw input on non-normalized tokens, normalizes the text between them, then splits that on
     /// normalized tokens. Empty text pieces are dropped.
     func extract(_ input: [UInt8], normalizer: Normalizer?) -> [InputPiece] {

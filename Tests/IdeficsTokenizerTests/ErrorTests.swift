@@ -146,17 +146,32 @@ final class ErrorTests: XCTestCase {
                        "tokenizer_config.json: invalid \"bos_token\": token \"<s>\" is not in the vocabulary")
     }
 
-    func testConfigAddsBOSAndEOS() throws {
+    func testBOSAndEOSComeFromThePostProcessorUnlessGivenExplicitly() throws {
         var object = minimal()
         var model = object["model"] as! [String: Any]
         model["vocab"] = ["<unk>": 0, "▁": 1, "a": 2, "b": 3, "ab": 4, "▁ab": 5, "<s>": 6, "</s>": 7]
         object["model"] = model
-        let config = try write(["add_bos_token": true, "add_eos_token": true, "bos_token": "<s>",
+        object["post_processor"] = ["type": "TemplateProcessing",
+                                    "single": [["SpecialToken": ["id": "<s>", "type_id": 0]],
+                                               ["Sequence": ["id": "A", "type_id": 0]]],
+                                    "special_tokens": ["<s>": ["id": "<s>", "ids": [6], "tokens": ["<s>"]]]]
+        let tokenizerFile = try write(object)
+        // Like transformers 5, the config's add_*_token flags do not override tokenizer.json.
+        let config = try write(["add_bos_token": false, "add_eos_token": true, "bos_token": "<s>",
                                 "eos_token": ["content": "</s>", "special": true]], name: "tokenizer_config.json")
-        let tokenizer = try Tokenizer(tokenizerFile: try write(object), configFile: config)
-        XCTAssertEqual(tokenizer.encode("ab"), [6, 5, 7])
-        XCTAssertEqual(tokenizer.encode("ab", addSpecialTokens: false), [5])
-        XCTAssertEqual(tokenizer.bosTokenId, 6)
-        XCTAssertEqual(tokenizer.eosTokenId, 7)
+        let fromFiles = try Tokenizer(tokenizerFile: tokenizerFile, configFile: config)
+        XCTAssertEqual(fromFiles.encode("ab"), [6, 5])
+        XCTAssertEqual(fromFiles.bosTokenId, 6)
+        XCTAssertEqual(fromFiles.eosTokenId, 7)
+
+        let withEOS = try Tokenizer(tokenizerFile: tokenizerFile, configFile: config, addEOSToken: true)
+        XCTAssertEqual(withEOS.encode("ab"), [5, 7], "an unspecified addBOSToken counts as false")
+        let withBoth = try Tokenizer(tokenizerFile: tokenizerFile, configFile: config, addBOSToken: true, addEOSToken: true)
+        XCTAssertEqual(withBoth.encode("ab"), [6, 5, 7])
+        XCTAssertEqual(withBoth.encode("ab", addSpecialTokens: false), [5])
+
+        XCTAssertThrowsError(try Tokenizer(tokenizerFile: tokenizerFile, addEOSToken: true)) { error in
+            XCTAssertEqual("\(error)", "tokenizer_config.json (not given): missing \"eos_token\"")
+        }
     }
 }
