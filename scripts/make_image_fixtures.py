@@ -274,8 +274,25 @@ def pnm_bmp_cases():
     add_decode_case("rgba32.bmp", bmp(rgba, 32, masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000)), "BMP 32-bit BGRA")
 
 
+def resize_cases():
+    """Image.resize(BILINEAR) of RGB inputs to many sizes: up, down, one axis only, extreme ratios."""
+    manifest["resize"] = []
+    # Pillow 13 runs the vertical pass first when the height loses more than twice as many pixels as the width
+    # (e.g. 41x37 -> 300x5, 40x10, 30x14); the order changes rounding, so both sides of that rule are covered.
+    sources = {"inputs/rgb8_n.png": [(20, 18), (80, 74), (41, 10), (7, 37), (1, 1), (300, 5), (41, 37), (33, 91),
+                                     (40, 10), (30, 14), (30, 15), (35, 24), (36, 24)],
+               "inputs/coffee.png": [(378, 252), (980, 653), (599, 401), (123, 457), (37, 29)]}
+    for source, sizes in sources.items():
+        im = Image.open(out(source)).convert("RGB")
+        for w, h in sizes:
+            name = f"resized/{os.path.splitext(os.path.basename(source))[0]}_{w}x{h}.png"
+            save_rgb(name, np.array(im.resize((w, h), Image.BILINEAR)))
+            manifest["resize"].append({"input": source, "width": w, "height": h, "expected": name})
+
+
 if __name__ == "__main__":
     png_cases()
     pnm_bmp_cases()
+    resize_cases()
     with open(out("manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)

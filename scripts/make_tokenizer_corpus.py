@@ -165,6 +165,88 @@ def decode_only_cases(rng: random.Random, tok: Tokenizer) -> list[list[int]]:
     return cases
 
 
+def small_model(reference: dict, max_id: int = 1500) -> dict:
+    """The reference BPE cut down to its first ids plus every single-character token, renumbered densely, with
+    the merges that stay inside it: small enough to commit several variants of."""
+    vocab = reference["model"]["vocab"]
+    kept = sorted((i, t) for t, i in vocab.items() if i < max_id or len(t) == 1)
+    new_vocab = {t: n for n, (_, t) in enumerate(kept)}
+    merges = [[a, b] for a, b in reference["model"]["merges"]
+              if a in new_vocab and b in new_vocab and a + b in new_vocab]
+    return dict(reference["model"], vocab=new_vocab, merges=merges)
+
+
+def added(content: str, id: int, special: bool, normalized: bool, lstrip=False, rstrip=False, single_word=False):
+    return {"id": id, "content": content, "single_word": single_word, "lstrip": lstrip, "rstrip": rstrip,
+            "normalized": normalized, "special": special}
+
+
+def variants(reference: dict) -> dict[str, dict]:
+    """Tokenizer layouts other Llama/Mistral-family checkpoints use, exercising the components and added-token
+    flags the Idefics2 file does not: Metaspace (prepend_scheme first/always/never, split on/off), Split
+    behaviors, NFKC/NFD/Lowercase/Strip normalizers, lstrip/rstrip/single_word/normalized added tokens,
+    legacy "a b" merges, ignore_merges, no byte fallback, EOS templates, Metaspace decoder."""
+    model = small_model(reference)
+    n = len(model["vocab"])
+    specials = [added("<unk>", 0, True, False), added("<s>", 1, True, False), added("</s>", 2, True, False)]
+    bpe_decoder = reference["decoder"]
+    template = {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                           {"SpecialToken": {"id": "</s>", "type_id": 0}}],
+                "pair": [{"Sequence": {"id": "A", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}}],
+                "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]},
+                                   "</s>": {"id": "</s>", "ids": [2], "tokens": ["</s>"]}}}
+    base = {"version": "1.0", "truncation": None, "padding": None}
+    return {
+        "metaspace_first": dict(
+            base, normalizer=None,
+            pre_tokenizer={"type": "Metaspace", "replacement": "▁", "prepend_scheme": "first", "split": False},
+            model=dict(model, merges=[f"{a} {b}" for a, b in model["merges"]]),
+            added_tokens=specials + [added("<tool>", n, True, False, lstrip=True, rstrip=True),
+                                     added("[WORD]", n + 1, False, False, single_word=True),
+                                     added("hello world", n + 2, False, True)],
+            post_processor=template, decoder=bpe_decoder),
+        "metaspace_split": dict(
+            base,
+            normalizer={"type": "Sequence", "normalizers": [{"type": "NFKC"}, {"type": "Lowercase"},
+                                                            {"type": "Strip", "strip_left": True, "strip_right": True}]},
+            pre_tokenizer={"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"String": "-"}, "behavior": "Isolated", "invert": False},
+                {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}]},
+            model=dict(model, byte_fallback=False, fuse_unk=False, ignore_merges=True),
+            added_tokens=specials + [added("<image>", n, True, False), added("Δelta", n + 1, False, True),
+                                     added("[w]", n + 2, False, True, single_word=True, lstrip=True)],
+            post_processor=None,
+            decoder={"type": "Metaspace", "replacement": "▁", "prepend_scheme": "always", "split": True}),
+        "split_behaviors": dict(
+            base,
+            normalizer={"type": "Sequence", "normalizers": [
+                {"type": "NFD"}, {"type": "Replace", "pattern": {"String": " "}, "content": "▁"}]},
+            pre_tokenizer={"type": "Sequence", "pretokenizers": [
+                {"type": "Split", "pattern": {"String": "▁"}, "behavior": "MergedWithPrevious", "invert": False},
+                {"type": "Split", "pattern": {"String": "."}, "behavior": "Removed", "invert": False},
+                {"type": "Split", "pattern": {"String": ","}, "behavior": "Contiguous", "invert": True},
+                {"type": "Split", "pattern": {"String": "!"}, "behavior": "MergedWithNext", "invert": False},
+                {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never", "split": True}]},
+            model=model,
+            added_tokens=specials + [added("ab", n, False, True, rstrip=True), added("<|x|>", n + 1, True, False,
+                                                                                      lstrip=True)],
+            post_processor=None,
+            decoder={"type": "Sequence", "decoders": [
+                {"type": "ByteFallback"}, {"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never"},
+                {"type": "Strip", "content": " ", "start": 0, "stop": 1}]}),
+    }
+
+
+VARIANT_TEXTS = [
+    "<tool>", " <tool> ", "a <tool> b", "a  <tool>\n\tb", "<tool><tool>", "x<tool>y", "[WORD]", "a [WORD] b",
+    "a[WORD]b", "[WORD]s", " [WORD]", "([WORD])", "hello world", "Hello world", "say hello world!", "hello  world",
+    "<image>", "Δelta", "δelta", "ΔELTA", "the Δelta-v", "[w]", "a [w] b", "x[w]", "  [w]", "well-known", "a--b",
+    "-", "ab", "ab ab", "abab", "cab", " ab ", "<|x|>", "a <|x|>", "a  <|x|>b", "end. Next, one!two", "a,b,,c",
+    "!!", "...", "x.y", "a b  c   d", "ＡＢＣ ﬁ", "ÀÉÎ", "Ａｂ-Ｃ", "\u00a0nbsp\u2003em",
+]
+
+
 def main(out_dir: str) -> None:
     path = os.path.join(out_dir, "tokenizer.json")
     tok = Tokenizer.from_file(path)
@@ -190,12 +272,35 @@ def main(out_dir: str) -> None:
         lines.append({"decode_ids": ids, "text": tok.decode(ids, skip_special_tokens=False),
                       "text_skip": tok.decode(ids, skip_special_tokens=True)})
 
-    out = os.path.join(out_dir, "corpus.jsonl")
+    write_lines(os.path.join(out_dir, "corpus.jsonl"), lines)
+    print(f"{len(texts)} texts, {len(lines) - len(texts)} decode-only cases")
+
+    with open(path) as f:
+        reference = json.load(f)
+    variant_dir = os.path.join(out_dir, "variants")
+    os.makedirs(variant_dir, exist_ok=True)
+    variant_lines = []
+    variant_texts = VARIANT_TEXTS + HAND_WRITTEN + SPECIAL_MIXES + random_words(rng, 30) + random_strings(rng, 40)
+    for name, spec in variants(reference).items():
+        file = os.path.join(variant_dir, f"{name}.json")
+        with open(file, "w", encoding="utf-8") as f:
+            json.dump(spec, f, ensure_ascii=False)
+        variant = Tokenizer.from_file(file)
+        for text in variant_texts:
+            ids = variant.encode(text).ids
+            variant_lines.append({"tokenizer": name, "text": text, "ids": ids,
+                                  "ids_no_special": variant.encode(text, add_special_tokens=False).ids,
+                                  "decoded": variant.decode(ids, skip_special_tokens=False),
+                                  "decoded_skip": variant.decode(ids, skip_special_tokens=True)})
+    write_lines(os.path.join(variant_dir, "corpus.jsonl"), variant_lines)
+
+
+def write_lines(out: str, lines: list[dict]) -> None:
     with open(out, "w", encoding="utf-8") as f:
         for line in lines:
             # ASCII escapes: Foundation's JSONSerialization drops a raw U+FEFF that starts a string.
             f.write(json.dumps(line) + "\n")
-    print(f"{out}: {len(texts)} texts, {len(lines) - len(texts)} decode-only cases, {os.path.getsize(out)} bytes")
+    print(f"{out}: {len(lines)} lines, {os.path.getsize(out)} bytes")
 
 
 if __name__ == "__main__":

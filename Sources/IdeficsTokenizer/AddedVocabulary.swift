@@ -35,19 +35,30 @@ struct AddedVocabulary: Sendable {
         var idsByContent: [[UInt8]: Int] = [:]
         var displayForm: [Int: [UInt8]] = [:]
         var rawTrie = ByteTrie(), normalizedTrie = ByteTrie()
+        // Ids are assigned as tokenizers does on load, ignoring the file's "id" fields (it only warns when they
+        // differ): a known content keeps its id, a new one takes the next id after the model's vocabulary.
+        var nextId = model.vocab.count
         for entry in try node?.array() ?? [] {
             let content = Array(try entry.required("content").string().utf8)
             guard !content.isEmpty else { continue }  // tokenizers ignores empty added tokens
-            // As in tokenizers, a token already in the model's vocabulary keeps the model's id.
-            let id = try model.vocab[content] ?? entry.required("id").int()
+            let id: Int
+            if let known = idsByContent[content] ?? model.vocab[content] {
+                id = known
+            } else {
+                id = nextId
+                nextId += 1
+            }
             let special = try entry.bool("special", default: false)
             let token = AddedToken(id: id, content: content, special: special,
                                    normalized: try entry.bool("normalized", default: !special),
                                    lstrip: try entry.bool("lstrip", default: false),
                                    rstrip: try entry.bool("rstrip", default: false),
                                    singleWord: try entry.bool("single_word", default: false))
-            tokens[id] = token
+            tokens[id] = token  // a repeated content replaces the earlier entry's flags
             idsByContent[content] = id
+        }
+        for token in tokens.values {
+            let (id, content) = (token.id, token.content)
             if token.normalized {
                 let pattern = normalizer?.normalize(content) ?? content
                 displayForm[id] = pattern
@@ -63,6 +74,11 @@ struct AddedVocabulary: Sendable {
         self.specialContents = Set(tokens.values.filter(\.special).map(\.content))
         self.rawTrie = rawTrie
         self.normalizedTrie = normalizedTrie
+    }
+
+    /// The id of a token string: an added token's, else the model's.
+    func id(of content: [UInt8], model: BPE) -> Int? {
+        idsByContent[content] ?? model.vocab[content]
     }
 
     /// Splits the raw input on non-normalized tokens, normalizes the text between them, then splits that on

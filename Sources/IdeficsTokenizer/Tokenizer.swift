@@ -21,16 +21,19 @@ public struct Tokenizer: Sendable {
     public let vocabularySize: Int
 
     /// Loads `tokenizer.json` and `tokenizer_config.json` (when present) from a model directory.
-    public init(directory: URL) throws {
+    public init(directory: URL, addBOSToken: Bool? = nil, addEOSToken: Bool? = nil) throws {
         let config = directory.appendingPathComponent("tokenizer_config.json")
         try self.init(tokenizerFile: directory.appendingPathComponent("tokenizer.json"),
-                      configFile: FileManager.default.fileExists(atPath: config.path) ? config : nil)
+                      configFile: FileManager.default.fileExists(atPath: config.path) ? config : nil,
+                      addBOSToken: addBOSToken, addEOSToken: addEOSToken)
     }
 
-    /// Loads a `tokenizer.json`. A `tokenizer_config.json`, if given, supplies the BOS/EOS/PAD/UNK token names
-    /// and, through `add_bos_token`/`add_eos_token`, overrides which of BOS/EOS encoding adds (as transformers'
-    /// Llama tokenizers do).
-    public init(tokenizerFile: URL, configFile: URL? = nil) throws {
+    /// Loads a `tokenizer.json`; a `tokenizer_config.json`, if given, names the BOS/EOS/PAD/UNK tokens.
+    ///
+    /// What `encode(_:addSpecialTokens: true)` adds comes from tokenizer.json's post-processor. Passing
+    /// `addBOSToken` or `addEOSToken` replaces it with BOS/EOS around the text (an unspecified one counts as
+    /// false), like transformers' `from_pretrained(..., add_bos_token:, add_eos_token:)`.
+    public init(tokenizerFile: URL, configFile: URL? = nil, addBOSToken: Bool? = nil, addEOSToken: Bool? = nil) throws {
         let root = try JSONNode.load(tokenizerFile)
         // "truncation" and "padding" are ignored, as transformers ignores them unless a call asks for them.
         let normalizer = try root.optional("normalizer").map(Normalizer.init(json:))
@@ -44,10 +47,10 @@ public struct Tokenizer: Sendable {
         decoder = try root.optional("decoder").map(Decoder.init(json:))
 
         let config = try configFile.map { try TokenizerConfig(json: JSONNode.load($0)) } ?? TokenizerConfig()
-        let configFileName = configFile?.lastPathComponent ?? ""
+        let configFileName = configFile?.lastPathComponent ?? "tokenizer_config.json (not given)"
         func id(of name: String?, field: String) throws -> Int? {
             guard let name else { return nil }
-            guard let id = addedVocabulary.idsByContent[Array(name.utf8)] ?? model.vocab[Array(name.utf8)] else {
+            guard let id = addedVocabulary.id(of: Array(name.utf8), model: model) else {
                 throw TokenizerError.invalidValue(file: configFileName, path: field,
                                                   reason: "token \"\(name)\" is not in the vocabulary")
             }
@@ -60,14 +63,14 @@ public struct Tokenizer: Sendable {
         padTokenId = try id(of: config.padToken, field: "pad_token")
         unknownTokenId = try id(of: config.unknownToken, field: "unk_token") ?? model.unknownId
 
-        if config.addBOS != nil || config.addEOS != nil {
+        if addBOSToken != nil || addEOSToken != nil {
             func item(_ add: Bool?, _ id: Int?, _ field: String) throws -> [Template.Item] {
                 guard add == true else { return [] }
                 guard let id else { throw TokenizerError.missingField(file: configFileName, path: field) }
                 return [.special([id])]
             }
-            template = Template(items: try item(config.addBOS, bos, "bos_token") + [.sequence]
-                                    + item(config.addEOS, eos, "eos_token"))
+            template = Template(items: try item(addBOSToken, bos, "bos_token") + [.sequence]
+                                    + item(addEOSToken, eos, "eos_token"))
         } else {
             template = try root.optional("post_processor").map(Template.init(json:))
         }
@@ -104,8 +107,7 @@ public struct Tokenizer: Sendable {
     }
 
     public func tokenToId(_ token: String) -> Int? {
-        let bytes = Array(token.utf8)
-        return addedVocabulary.idsByContent[bytes] ?? model.vocab[bytes]
+        addedVocabulary.id(of: Array(token.utf8), model: model)
     }
 
     public func idToToken(_ id: Int) -> String? {

@@ -1,8 +1,7 @@
-/// The parts of tokenizer_config.json that change encoding: whether BOS/EOS are added, and the names of the
-/// BOS/EOS/PAD/UNK tokens.
+/// The part of tokenizer_config.json a tokenizer.json-based tokenizer uses: the names of the BOS/EOS/PAD/UNK
+/// tokens. Its add_bos_token/add_eos_token are ignored, as transformers (5.x) drops them whenever tokenizer.json
+/// exists; the post-processor in tokenizer.json decides what encoding adds.
 struct TokenizerConfig {
-    var addBOS: Bool?
-    var addEOS: Bool?
     var bosToken: String?
     var eosToken: String?
     var padToken: String?
@@ -11,8 +10,6 @@ struct TokenizerConfig {
     init() {}
 
     init(json node: JSONNode) throws {
-        addBOS = try node.optional("add_bos_token")?.bool()
-        addEOS = try node.optional("add_eos_token")?.bool()
         bosToken = try Self.tokenName(node.optional("bos_token"))
         eosToken = try Self.tokenName(node.optional("eos_token"))
         padToken = try Self.tokenName(node.optional("pad_token"))

@@ -12,6 +12,8 @@ enum Reference {
 
     struct EncodeCase {
         let line: Int
+        /// Which variant tokenizer recorded it (variants/corpus.jsonl only).
+        let tokenizer: String?
         let text: String
         let ids: [Int]
         let idsNoSpecial: [Int]
@@ -26,23 +28,33 @@ enum Reference {
         let textSkip: String
     }
 
-    static let corpus: (encode: [EncodeCase], decode: [DecodeCase]) = {
+    static let corpus: (encode: [EncodeCase], decode: [DecodeCase]) = load("tokenizer/corpus.jsonl")
+
+    /// Small tokenizers in other Llama/Mistral-family layouts, and their corpus.
+    static let variantCorpus: [EncodeCase] = load("tokenizer/variants/corpus.jsonl").encode
+
+    static func variant(_ name: String) throws -> Tokenizer {
+        try Tokenizer(tokenizerFile: Fixtures.url("tokenizer/variants/\(name).json"))
+    }
+
+    private static func load(_ path: String) -> (encode: [EncodeCase], decode: [DecodeCase]) {
         var encode: [EncodeCase] = [], decode: [DecodeCase] = []
         let lines: [[String: Any]]
-        do { lines = try Fixtures.jsonLines("tokenizer/corpus.jsonl") } catch { fatalError("\(error)") }
+        do { lines = try Fixtures.jsonLines(path) } catch { fatalError("\(path): \(error)") }
         for (index, object) in lines.enumerated() {
             if let ids = object["decode_ids"] as? [Int] {
                 decode.append(DecodeCase(line: index + 1, ids: ids, text: object["text"] as! String,
                                          textSkip: object["text_skip"] as! String))
             } else {
-                encode.append(EncodeCase(line: index + 1, text: object["text"] as! String, ids: object["ids"] as! [Int],
+                encode.append(EncodeCase(line: index + 1, tokenizer: object["tokenizer"] as? String,
+                                         text: object["text"] as! String, ids: object["ids"] as! [Int],
                                          idsNoSpecial: object["ids_no_special"] as! [Int],
                                          decoded: object["decoded"] as! String,
                                          decodedSkip: object["decoded_skip"] as! String))
             }
         }
         return (encode, decode)
-    }()
+    }
 }
 
 /// Swift's `==` on strings is canonical equivalence ("é" == "e\u{301}"); the reference is byte-exact.
