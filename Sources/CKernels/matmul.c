@@ -9,6 +9,7 @@ typedef _Float16 v16f16 __attribute__((vector_size(32), aligned(2)));
 
 #define ROWS 4       // weight rows per register tile
 #define ROW_BLOCK 32 // weight rows kept hot in L2 while every token passes over them
+#define PREFETCH_BYTES 512 // distance ahead of each weight stream (measured +10-25% on one thread)
 
 static inline __attribute__((always_inline)) v16f load16(const void *w, ck_dtype type, ptrdiff_t i) {
     switch (type) {
@@ -66,6 +67,7 @@ static inline __attribute__((always_inline)) void tile(const float *X, ptrdiff_t
         for (int t = 0; t < NT; t++) memcpy(&x[t], X + t * ldx + k, sizeof(v16f));
         for (int r = 0; r < ROWS; r++) {
             if (r >= nr) break;
+            __builtin_prefetch(wbase + (r * K + k) * (ptrdiff_t)esize(type) + PREFETCH_BYTES);
             v16f w = load16(wbase, type, r * K + k);
             for (int t = 0; t < NT; t++) acc[r][t] += w * x[t];
         }

@@ -35,7 +35,8 @@ public struct MistralConfig: Decodable, Sendable, Equatable {
         keyValueHeadCount = try c.decodeIfPresent(Int.self, forKey: .keyValueHeadCount) ?? headCount
         headDim = try c.decodeIfPresent(Int.self, forKey: .headDim) ?? hiddenSize / headCount
         rmsNormEps = try c.decodeIfPresent(Float.self, forKey: .rmsNormEps) ?? 1e-6
-        slidingWindow = try c.decodeIfPresent(Int.self, forKey: .slidingWindow)
+        // transformers' MistralConfig defaults to a 4096 window when the key is absent; an explicit null disables it.
+        slidingWindow = c.contains(.slidingWindow) ? try c.decodeIfPresent(Int.self, forKey: .slidingWindow) : 4096
         maxPositionEmbeddings = try c.decodeIfPresent(Int.self, forKey: .maxPositionEmbeddings) ?? 32768
         // transformers 5 moved rope_theta into rope_parameters; older files keep it at the top level.
         let rope = try c.decodeIfPresent(RopeParameters.self, forKey: .ropeParameters)
