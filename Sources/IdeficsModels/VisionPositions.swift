@@ -1,0 +1,28 @@
+/// NaViT-style position ids of transformers 5.23's `Idefics2VisionEmbeddings`: an image of `rows` x `columns`
+/// patches maps each patch's fractional coordinate (index / count, in float32, clamped below 1) to one of the
+/// `patchesPerSide` buckets of the learned grid; id = rowBucket * patchesPerSide + columnBucket.
+public enum VisionPositions {
+    /// Buckets of one axis with `count` patches.
+    public static func buckets(count: Int, patchesPerSide: Int) -> [Int] {
+        let boundaries = Self.boundaries(patchesPerSide)
+        let step = Float(1) / Float(count)
+        return (0..<count).map { index in
+            let coordinate = min(Float(index) * step, Float(1 - 1e-6))
+            // torch.bucketize(right=True): the number of boundaries <= coordinate.
+            return boundaries.prefix { $0 <= coordinate }.count
+        }
+    }
+
+    public static func ids(rows: Int, columns: Int, patchesPerSide: Int) -> [Int] {
+        let rowBuckets = buckets(count: rows, patchesPerSide: patchesPerSide)
+        let columnBuckets = buckets(count: columns, patchesPerSide: patchesPerSide)
+        return rowBuckets.flatMap { row in columnBuckets.map { row * patchesPerSide + $0 } }
+    }
+
+    /// `torch.arange(1/N, 1.0, 1/N)` in float32: length from double arithmetic, values start + i*step rounded.
+    static func boundaries(_ n: Int) -> [Float] {
+        let step = 1.0 / Double(n)
+        let count = Int(((1.0 - step) / step).rounded(.up))
+        return (0..<max(count, 0)).map { Float(step + Double($0) * step) }
+    }
+}
