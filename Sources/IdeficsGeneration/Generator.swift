@@ -74,7 +74,7 @@ public enum Generator {
         let limit = min(parameters.maxNewTokens, model.contextLength - prompt.count)
         var finish: FinishReason?
         while finish == nil {
-            LogitsProcessors.process(&logits, history: history, parameters: parameters)
+            LogitsProcessors.process(&logits, history: history, generatedCount: output.tokens.count, parameters: parameters)
             let id = parameters.doSample ? Sampler.sample(logits, using: &random) : Sampler.argmax(logits)
             let logprob = LogitsProcessors.logSoftmax(logits)[id]
             history.append(id)
