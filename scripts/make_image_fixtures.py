@@ -281,7 +281,7 @@ def resize_cases():
     # (e.g. 41x37 -> 300x5, 40x10, 30x14); the order changes rounding, so both sides of that rule are covered.
     sources = {"inputs/rgb8_n.png": [(20, 18), (80, 74), (41, 10), (7, 37), (1, 1), (300, 5), (41, 37), (33, 91),
                                      (40, 10), (30, 14), (30, 15), (35, 24), (36, 24)],
-               "inputs/coffee.png": [(378, 252), (980, 653), (599, 401), (123, 457), (37, 29)]}
+               "inputs/coffee.png": [(378, 252), (123, 457), (37, 29), (611, 97)]}
     for source, sizes in sources.items():
         im = Image.open(out(source)).convert("RGB")
         for w, h in sizes:
@@ -290,9 +290,84 @@ def resize_cases():
             manifest["resize"].append({"input": source, "width": w, "height": h, "expected": name})
 
 
+def processor_inputs():
+    """Processor inputs as PNG (decoded by the Swift side too). Large ones are nearest-upscaled photo crops so they
+    stay small on disk while still exercising the shrinking (antialiased) path."""
+    def save(name, im):
+        path = f"inputs/{name}.png"
+        im.save(out(path), optimize=True)
+        return path
+
+    return {
+        "small": "inputs/rgb8_n.png",                  # 41x37: both sides grow to 378
+        "coffee": "inputs/coffee.png",                 # 600x400: already within bounds
+        "logo_rgba": "inputs/rgba8_n.png",             # 59x43 RGBA: composited onto white first
+        "gray": "inputs/gray8_n.png",                  # 33x27 gray: replicated to 3 channels
+        "wide": save("proc_wide", photo("chelsea.png", box=(0, 50, 400, 150)).resize((1200, 300), Image.NEAREST)),
+        "tall": save("proc_tall", photo("astronaut.png", box=(200, 0, 280, 300)).resize((300, 1100), Image.NEAREST)),
+        "square": save("proc_square", photo("coffee.png", box=(100, 50, 350, 300)).resize((1000, 1000),
+                                                                                            Image.NEAREST)),
+        "odd": save("proc_odd", photo("chelsea.png", box=(20, 10, 311, 237)).resize((1001, 777), Image.NEAREST)),
+    }
+
+
+def float_sha(array):
+    return hashlib.sha256(np.ascontiguousarray(array, dtype="<f4").tobytes()).hexdigest()
+
+
+def processor_cases():
+    inputs = processor_inputs()
+    processor = Idefics2ImageProcessorPil()
+    assert type(processor).__name__ == "Idefics2ImageProcessorPil"
+
+    def run(name, samples, **kwargs):
+        pil = [[Image.open(out(inputs[key])) for key in sample] for sample in samples]
+        result = processor(images=pil, **kwargs)
+        values, mask = np.asarray(result["pixel_values"]), np.asarray(result["pixel_attention_mask"])
+        assert values.dtype == np.float32 and mask.dtype == np.int64
+        images = []
+        for b in range(values.shape[0]):
+            for i in range(values.shape[1]):
+                m = mask[b, i]
+                h, w = int(m.any(axis=1).sum()), int(m.any(axis=0).sum())
+                assert m[:h, :w].all() and m.sum() == h * w, "mask is not a top-left rectangle"
+                if h == 0:
+                    assert not values[b, i].any()
+                    images.append({"sample": b, "index": i, "height": 0, "width": 0})
+                    continue
+                image = values[b, i, :, :h, :w]
+                assert not values[b, i, :, h:, :].any() and not values[b, i, :, :, w:].any()
+                levels = np.round((image * 0.5 + 0.5) * 255)
+                assert levels.min() >= 0 and levels.max() <= 255
+                sha = float_sha(image)
+                png = f"processed/{sha[:16]}.png"  # content-addressed: cases share identical images
+                if not os.path.exists(out(png)):
+                    save_rgb(png, levels.astype(np.uint8).transpose(1, 2, 0))
+                images.append({"sample": b, "index": i, "height": h, "width": w, "levels": png, "sha256": sha})
+        manifest["process"].append({"name": name, "inputs": [[inputs[k] for k in s] for s in samples], "kwargs": kwargs,
+                                    "shape": list(values.shape), "mask_shape": list(mask.shape),
+                                    "sha256": float_sha(values), "images": images})
+
+    run("small", [["small"]])
+    run("coffee", [["coffee"]])
+    run("rgba", [["logo_rgba"]])
+    run("gray", [["gray"]])
+    run("wide", [["wide"]])
+    run("tall", [["tall"]])
+    run("square", [["square"]])
+    run("odd_split", [["odd"]], do_image_splitting=True)
+    run("coffee_split", [["coffee"]], do_image_splitting=True)
+    run("small_split", [["small"]], do_image_splitting=True)
+    run("coffee_edges", [["coffee"]], size={"longest_edge": 490, "shortest_edge": 200})
+    run("wide_edges", [["wide"]], size={"longest_edge": 700, "shortest_edge": 100})
+    run("batch", [["coffee", "small"], ["wide"], ["gray", "tall", "logo_rgba"]])
+    run("batch_split", [["small"], ["coffee", "logo_rgba"]], do_image_splitting=True)
+
+
 if __name__ == "__main__":
     png_cases()
     pnm_bmp_cases()
     resize_cases()
+    processor_cases()
     with open(out("manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
