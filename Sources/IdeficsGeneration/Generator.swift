@@ -7,6 +7,12 @@ public protocol NextTokenModel {
     var contextLength: Int { get }
     /// Runs `tokens` after everything seen so far; returns the logits of the last of them.
     mutating func logits(after tokens: [Int]) throws -> [Float]
+    /// Starts a generation: runs the whole prompt (a model with a cache may reuse the prefix it already holds).
+    mutating func prefill(_ prompt: [Int]) throws -> [Float]
+}
+
+extension NextTokenModel {
+    public mutating func prefill(_ prompt: [Int]) throws -> [Float] { try logits(after: prompt) }
 }
 
 /// Turns generated ids into text piece by piece (a streaming detokenizer).
@@ -68,7 +74,7 @@ public enum Generator {
                                       timings: GenerationTimings(promptTokens: prompt.count))
         let clock = ContinuousClock()
         var start = clock.now
-        var logits = try model.logits(after: prompt)
+        var logits = try model.prefill(prompt)
         output.timings.prefillSeconds = seconds(clock.now - start)
         start = clock.now
         let limit = min(parameters.maxNewTokens, model.contextLength - prompt.count)
