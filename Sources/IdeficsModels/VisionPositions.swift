@@ -19,10 +19,18 @@ public enum VisionPositions {
         return rowBuckets.flatMap { row in columnBuckets.map { row * patchesPerSide + $0 } }
     }
 
-    /// `torch.arange(1/N, 1.0, 1/N)` in float32: length from double arithmetic, values start + i*step rounded.
+    /// `torch.arange(1/N, 1.0, 1/N)` as torch 2.13's CPU kernel computes it in float32: the length from double
+    /// arithmetic; elements below the last multiple of 16 come from 8-lane vectors (lane j of the vector starting
+    /// at c is float32(c-th value) + j*step, rounded again), the rest are float32(start + k*step). The two ways
+    /// differ in the last bit for some k, which can move a patch that sits exactly on a boundary.
     static func boundaries(_ n: Int) -> [Float] {
         let step = 1.0 / Double(n)
-        let count = Int(((1.0 - step) / step).rounded(.up))
-        return (0..<max(count, 0)).map { Float(step + Double($0) * step) }
+        let count = max(0, Int(((1.0 - step) / step).rounded(.up)))
+        let vectorized = 16 * (count / 16)
+        return (0..<count).map { k in
+            guard k < vectorized else { return Float(step + Double(k) * step) }
+            let laneStart = Float(step + Double(k - k % 8) * step)
+            return Float(Double(laneStart) + Double(k % 8) * step)
+        }
     }
 }
