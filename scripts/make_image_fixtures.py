@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import struct
 import zlib
 
@@ -141,11 +142,11 @@ def add_decode_case(name, data, note):
     entry = {"input": f"inputs/{name}", "note": note, "mode": im.mode, "width": im.size[0], "height": im.size[1]}
     # The processor path: a PIL image given to Idefics2ImageProcessorPil goes through convert_to_rgb.
     expected = convert_to_rgb(im, return_numpy=True)
-    entry["expected"] = save_rgb(f"expected/{os.path.splitext(name)[0]}.png", expected)
+    entry["expected"] = save_rgb(f"expected/{name}.png", expected)
     # The load_image path (path / URL / base64 string): exif_transpose, then a plain convert("RGB").
     loaded = np.array(ImageOps.exif_transpose(im).convert("RGB"))
     if not np.array_equal(loaded, expected):
-        entry["expected_load_image"] = save_rgb(f"expected/{os.path.splitext(name)[0]}.load_image.png", loaded)
+        entry["expected_load_image"] = save_rgb(f"expected/{name}.load_image.png", loaded)
     manifest["decode"].append(entry)
 
 
@@ -274,6 +275,48 @@ def pnm_bmp_cases():
     add_decode_case("rgba32.bmp", bmp(rgba, 32, masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000)), "BMP 32-bit BGRA")
 
 
+def jpeg_cases():
+    """JPEGs written by Pillow (libjpeg-turbo) in each mode it can produce, plus two scikit-image originals."""
+    def encode(im, **options):
+        buffer = io.BytesIO()
+        im.save(buffer, "JPEG", **options)
+        return buffer.getvalue()
+
+    with open(os.path.join(PHOTOS, "rocket.jpg"), "rb") as f:
+        add_decode_case("rocket.jpg", f.read(), "scikit-image original 640x427")
+    astro = photo("astronaut.png", box=(150, 40, 353, 197))  # 203x157: odd in both directions
+    chelsea = photo("chelsea.png", box=(100, 60, 197, 173))   # 97x113
+    for subsampling in ("4:4:4", "4:2:2", "4:2:0"):
+        tag = subsampling.replace(":", "")
+        for progressive in (False, True):
+            kind = "prog" if progressive else "base"
+            add_decode_case(f"astro_{tag}_{kind}.jpg", encode(astro, quality=90, subsampling=subsampling,
+                                                              progressive=progressive),
+                            f"{subsampling} {'progressive' if progressive else 'baseline'} q90")
+        add_decode_case(f"chelsea_{tag}_q30.jpg", encode(chelsea, quality=30, subsampling=subsampling),
+                        f"{subsampling} q30 (strong quantization: out-of-range IDCT values)")
+        add_decode_case(f"astro_{tag}_restart.jpg", encode(astro, quality=80, subsampling=subsampling,
+                                                           restart_marker_blocks=3),
+                        f"{subsampling} with a restart interval")
+        add_decode_case(f"astro_{tag}_prog_restart.jpg",
+                        encode(astro, quality=80, subsampling=subsampling, progressive=True, restart_marker_rows=1),
+                        f"{subsampling} progressive with restart rows")
+        for w, h in ((1, 1), (2, 2), (3, 5), (17, 9), (4, 33)):
+            add_decode_case(f"tiny_{tag}_{w}x{h}.jpg", encode(astro.resize((w, h), Image.BILINEAR), quality=95,
+                                                             subsampling=subsampling),
+                            f"{w}x{h} {subsampling}: edge handling of the chroma upsampling")
+    gray = photo("camera.png", box=(100, 100, 229, 187))
+    add_decode_case("gray_base.jpg", encode(gray, quality=85), "grayscale baseline")
+    add_decode_case("gray_prog.jpg", encode(gray, quality=85, progressive=True, optimize=True), "grayscale progressive")
+    add_decode_case("cmyk.jpg", encode(astro.convert("CMYK"), quality=90), "Adobe CMYK")
+    add_decode_case("astro_optimized.jpg", encode(astro, quality=75, optimize=True), "optimized Huffman tables")
+    for orientation in (3, 6, 8):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        add_decode_case(f"exif{orientation}.jpg", encode(chelsea, quality=85, exif=exif.tobytes()),
+                        f"EXIF orientation {orientation}")
+
+
 def resize_cases():
     """Image.resize(BILINEAR) of RGB inputs to many sizes: up, down, one axis only, extreme ratios."""
     manifest["resize"] = []
@@ -365,8 +408,11 @@ def processor_cases():
 
 
 if __name__ == "__main__":
+    for folder in ("inputs", "expected", "processed", "resized"):
+        shutil.rmtree(out(folder), ignore_errors=True)
     png_cases()
     pnm_bmp_cases()
+    jpeg_cases()
     resize_cases()
     processor_cases()
     with open(out("manifest.json"), "w") as f:
