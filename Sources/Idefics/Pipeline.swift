@@ -77,6 +77,21 @@ public final class Pipeline: @unchecked Sendable {
                                       onToken: onToken)
     }
 
+    /// Generates for several prepared prompts together (one batched model call per step); each row's tokens are
+    /// what it would get alone. `onToken` gets (row, token); returning false stops that row.
+    public func generate(batch: [PreparedPrompt], request: GenerationRequest = .init(),
+                         onToken: (Int, GeneratedToken) -> Bool = { _, _ in true }) throws -> [GenerationOutput] {
+        let seed = UInt64.random(in: 0...UInt64.max)
+        let parameters = try GenerationParameters(request: request, config: generationConfig, defaultSeed: seed)
+        var sessions = batch.map {
+            DecoderSession(decoder: decoder, pool: pool, imageTokenId: idefics2?.config.imageTokenId, imageRows: $0.imageRows)
+        }
+        return try Generator.generate(batch: &sessions, prompts: batch.map(\.ids),
+                                      parameters: Array(repeating: parameters, count: batch.count),
+                                      text: batch.map { _ in StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true) },
+                                      onToken: onToken)
+    }
+
     /// Generates after a raw prompt (BOS is added as the tokenizer's template says).
     public func generate(prompt: String, images: [RGBImage] = [], request: GenerationRequest = .init(),
                          onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
@@ -88,4 +103,9 @@ public final class Pipeline: @unchecked Sendable {
 public struct PreparedPrompt: Sendable, Equatable {
     public var ids: [Int]
     public var imageRows: [Float]
+
+    public init(ids: [Int], imageRows: [Float] = []) {
+        self.ids = ids
+        self.imageRows = imageRows
+    }
 }

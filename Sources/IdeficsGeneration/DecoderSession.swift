@@ -7,7 +7,7 @@ import IdeficsTensors
 /// turn of a chat) only runs its new part.
 public struct DecoderSession: NextTokenModel {
     public let decoder: Mistral
-    public private(set) var cache: KVCache
+    public internal(set) var cache: KVCache
     /// Tokens whose keys and values are in the cache.
     public private(set) var tokens: [Int] = []
     /// Vectors [n, hidden] for every `<image>` token of the prompt, in order (those of cached tokens included).
@@ -28,15 +28,53 @@ public struct DecoderSession: NextTokenModel {
 
     /// Runs `prompt`, reusing the cached tokens it starts with.
     public mutating func prefill(_ prompt: [Int]) throws -> [Float] {
-        var common = zip(tokens, prompt).prefix { $0 == $1 }.count
-        if common == prompt.count { common -= 1 } // the last prompt token must run to give logits
-        cache.truncate(to: common)
-        tokens.removeLast(tokens.count - common)
-        cachedImageTokens = imageTokenId.map { id in tokens.lazy.filter { $0 == id }.count } ?? 0
-        return try logits(after: Array(prompt[common...]))
+        try logits(after: reusePrefix(of: prompt))
     }
 
     public mutating func logits(after newTokens: [Int]) throws -> [Float] {
+        var sessions = [self]
+        self = DecoderSession(decoder: decoder, pool: pool) // hand the cache over, so it is updated in place
+        defer { self = sessions[0] }
+        return try Self.step(&sessions, rows: [0], tokens: [newTokens])[0]
+    }
+
+    /// Prefills several sessions of the same decoder in one batched pass (each reusing its cached prefix).
+    public static func prefill(_ sessions: inout [DecoderSession], prompts: [[Int]]) throws -> [[Float]] {
+        let suffixes = sessions.indices.map { sessions[$0].reusePrefix(of: prompts[$0]) }
+        return try step(&sessions, rows: Array(sessions.indices), tokens: suffixes)
+    }
+
+    /// Runs `tokens[i]` after everything `sessions[rows[i]]` has seen, all rows in one batched decoder call;
+    /// returns each row's last logits.
+    public static func step(_ sessions: inout [DecoderSession], rows: [Int], tokens: [[Int]]) throws -> [[Float]] {
+        guard let first = rows.first else { return [] }
+        let decoder = sessions[first].decoder, pool = sessions[first].pool
+        let segments = try zip(rows, tokens).map { try sessions[$0].segment(for: $1) }
+        var caches = rows.map { row in
+            defer { sessions[row].cache = KVCache(layers: 0, rowWidth: 0) }
+            return sessions[row].cache
+        }
+        let logits = decoder.forward(batch: segments, caches: &caches, pool: pool)
+        for (index, row) in rows.enumerated() {
+            sessions[row].cache = caches[index]
+            sessions[row].commit(tokens[index])
+        }
+        return logits
+    }
+
+    /// Drops the cached tokens after the longest common prefix with `prompt`; returns what remains to run
+    /// (at least the last prompt token, whose logits start generation).
+    mutating func reusePrefix(of prompt: [Int]) -> [Int] {
+        var common = zip(tokens, prompt).prefix { $0 == $1 }.count
+        if common == prompt.count { common -= 1 }
+        cache.truncate(to: common)
+        tokens.removeLast(tokens.count - common)
+        cachedImageTokens = imageTokenId.map { id in tokens.lazy.filter { $0 == id }.count } ?? 0
+        return Array(prompt[common...])
+    }
+
+    /// Embeddings and positions of tokens that follow the cached ones, image vectors spliced in.
+    func segment(for newTokens: [Int]) throws -> Mistral.Segment {
         let first = cache.count
         guard first + newTokens.count <= contextLength else {
             throw GenerationError("\(first + newTokens.count) positions exceed the model's context of \(contextLength)")
@@ -58,11 +96,12 @@ public struct DecoderSession: NextTokenModel {
                 embeddings.replaceSubrange(slot * hidden..<(slot + 1) * hidden,
                                            with: imageRows[row * hidden..<(row + 1) * hidden])
             }
-            cachedImageTokens += slots.count
         }
-        let logits = decoder.forward(embeddings, positions: Array(first..<(first + newTokens.count)), cache: &cache,
-                                     logits: .last, pool: pool)
+        return Mistral.Segment(hidden: embeddings, positions: Array(first..<(first + newTokens.count)))
+    }
+
+    private mutating func commit(_ newTokens: [Int]) {
         tokens += newTokens
-        return logits
+        if let imageTokenId { cachedImageTokens += newTokens.lazy.filter { $0 == imageTokenId }.count }
     }
 }
