@@ -17,6 +17,8 @@ public final class Pipeline: @unchecked Sendable {
     /// nil for text-only checkpoints.
     public let idefics2: Idefics2?
     public let imageProcessor: Idefics2ImageProcessor?
+    /// nil when the checkpoint has none.
+    public let chatTemplate: ChatTemplate?
     public let pool: WorkerPool
 
     /// `pathOrID`: a checkpoint folder or a model id in the local Hugging Face cache.
@@ -35,6 +37,7 @@ public final class Pipeline: @unchecked Sendable {
             decoder = try Mistral(checkpoint: checkpoint)
             imageProcessor = nil
         }
+        chatTemplate = try ChatTemplate.load(directory: checkpoint.directory)
         pool = WorkerPool(threads: threads)
     }
 
@@ -47,31 +50,53 @@ public final class Pipeline: @unchecked Sendable {
     /// Token ids and image vectors of a raw prompt whose `<image>` placeholders take `images` in order.
     public func prepare(prompt: String, images: [RGBImage], options: Idefics2ImageProcessorOverrides = .init())
         throws -> PreparedPrompt {
+        try prepare(prompt: prompt, imageFeatures: images.map { try imageFeatures($0, options: options) },
+                    options: options)
+    }
+
+    /// The same, with each image's vectors already computed by `imageFeatures` (a chat keeps them across turns).
+    public func prepare(prompt: String, imageFeatures: [[Float]], options: Idefics2ImageProcessorOverrides = .init())
+        throws -> PreparedPrompt {
         guard let idefics2, let imageProcessor else {
-            guard images.isEmpty else { throw ModelError("\(checkpoint.directory.path) is a text-only model: it takes no images") }
-            return PreparedPrompt(ids: tokenizer.encode(prompt), imageRows: [])
-        }
-        let split = options.doImageSplitting ?? imageProcessor.config.doImageSplitting
-        let text = try Idefics2Prompt.expand(prompt, imageCount: images.count,
-                                             imageSequenceLength: idefics2.imageSequenceLength, splitImages: split)
-        var rows = [Float]()
-        for image in images {
-            for part in try imageProcessor.process(image, overrides: options) {
-                let pixels = PixelImage(height: part.height, width: part.width, values: part.values)
-                rows += try idefics2.imageFeatures(pixels, pool: pool)
+            guard imageFeatures.isEmpty else {
+                throw ModelError("\(checkpoint.directory.path) is a text-only model: it takes no images")
             }
+            return PreparedPrompt(ids: tokenizer.encode(prompt))
         }
-        return PreparedPrompt(ids: tokenizer.encode(text), imageRows: rows)
+        let text = try Idefics2Prompt.expand(prompt, imageCount: imageFeatures.count,
+                                             imageSequenceLength: idefics2.imageSequenceLength,
+                                             splitImages: options.doImageSplitting ?? imageProcessor.config.doImageSplitting)
+        return PreparedPrompt(ids: tokenizer.encode(text), imageRows: imageFeatures.flatMap { $0 })
+    }
+
+    /// The vectors one image becomes: `imageSequenceLength` per processed image (five of them when split).
+    public func imageFeatures(_ image: RGBImage, options: Idefics2ImageProcessorOverrides = .init()) throws -> [Float] {
+        guard let idefics2, let imageProcessor else {
+            throw ModelError("\(checkpoint.directory.path) is a text-only model: it takes no images")
+        }
+        return try imageProcessor.process(image, overrides: options).flatMap { part in
+            try idefics2.imageFeatures(PixelImage(height: part.height, width: part.width, values: part.values), pool: pool)
+        }
     }
 
     /// Generates after a prepared prompt. `onToken` sees each token with its text (special tokens have none);
     /// returning false stops early.
     public func generate(_ prepared: PreparedPrompt, request: GenerationRequest = .init(),
                          onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
+        var session = makeSession(imageRows: prepared.imageRows)
+        return try generate(prepared, in: &session, request: request, onToken: onToken)
+    }
+
+    /// A fresh decoding state (KV cache) for this model.
+    public func makeSession(imageRows: [Float] = []) -> DecoderSession {
+        DecoderSession(decoder: decoder, pool: pool, imageTokenId: idefics2?.config.imageTokenId, imageRows: imageRows)
+    }
+
+    /// Generates in an existing session, reusing the cached prefix the prompt shares with it.
+    public func generate(_ prepared: PreparedPrompt, in session: inout DecoderSession, request: GenerationRequest = .init(),
+                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
         let parameters = try GenerationParameters(request: request, config: generationConfig,
                                                   defaultSeed: UInt64.random(in: 0...UInt64.max))
-        var session = DecoderSession(decoder: decoder, pool: pool, imageTokenId: idefics2?.config.imageTokenId,
-                                     imageRows: prepared.imageRows)
         return try Generator.generate(model: &session, prompt: prepared.ids, parameters: parameters,
                                       text: StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true),
                                       onToken: onToken)
@@ -83,9 +108,7 @@ public final class Pipeline: @unchecked Sendable {
                          onToken: (Int, GeneratedToken) -> Bool = { _, _ in true }) throws -> [GenerationOutput] {
         let seed = UInt64.random(in: 0...UInt64.max)
         let parameters = try GenerationParameters(request: request, config: generationConfig, defaultSeed: seed)
-        var sessions = batch.map {
-            DecoderSession(decoder: decoder, pool: pool, imageTokenId: idefics2?.config.imageTokenId, imageRows: $0.imageRows)
-        }
+        var sessions = batch.map { makeSession(imageRows: $0.imageRows) }
         return try Generator.generate(batch: &sessions, prompts: batch.map(\.ids),
                                       parameters: Array(repeating: parameters, count: batch.count),
                                       text: batch.map { _ in StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true) },

@@ -12,8 +12,14 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
     var model: String
 
-    @Option(help: "The prompt, as raw text; each <image> in it takes the next --image.")
+    @Option(help: "The prompt: raw text whose <image> placeholders take the --image files in order, or with --chat the user's message.")
     var prompt: String
+
+    @Flag(help: "Send the images (first) and the prompt as one user turn through the checkpoint's chat template.")
+    var chat = false
+
+    @Option(help: "With --chat: a system message before the user turn.")
+    var system: String?
 
     @Option(name: .customLong("image"), help: "An image: file path, http(s) URL or data URI (repeatable, in order).")
     var images: [String] = []
@@ -70,8 +76,16 @@ struct GenerateCommand: ParsableCommand {
         let overrides = Idefics2ImageProcessorOverrides(
             doImageSplitting: noImageSplitting ? false : imageSplitting ? true : nil,
             longestEdge: longestEdge, shortestEdge: shortestEdge)
-        let prepared = try generator.prepare(prompt: prompt, images: images.map { try ImageInput.load($0) },
-                                             options: overrides)
+        let pictures = try images.map { try ImageInput.load($0) }
+        let text: String
+        if chat {
+            let turn = Message(role: "user", content: pictures.map { .image($0) } + [.text(prompt)])
+            text = try generator.render((system.map { [.system($0)] } ?? []) + [turn]).text
+        } else {
+            guard system == nil else { throw ValidationError("--system needs --chat") }
+            text = prompt
+        }
+        let prepared = try generator.prepare(prompt: text, images: pictures, options: overrides)
         var streamed = ""
         let output = try generator.generate(prepared, request: request) { token in
             if !json {

@@ -4,6 +4,6 @@ import ArgumentParser
 struct IdeficsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "idefics",
-        abstract: "Run Idefics2 checkpoints: text generation with transformers' exact outputs.",
-        subcommands: [GenerateCommand.self, TokenizeCommand.self, BenchCommand.self])
+        abstract: "Run Idefics2 checkpoints on images and text, with transformers' exact outputs.",
+        subcommands: [GenerateCommand.self, ChatCommand.self, TokenizeCommand.self, BenchCommand.self])
 }
