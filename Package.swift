@@ -39,6 +39,7 @@ let package = Package(
         .testTarget(name: "IdeficsTokenizerTests", dependencies: ["IdeficsTokenizer", "TestSupport"]),
         .testTarget(name: "IdeficsImagesTests", dependencies: ["IdeficsImages", "TestSupport"]),
         .testTarget(name: "IdeficsModelsTests", dependencies: ["IdeficsModels", "IdeficsCheckpoint", "IdeficsTensors", "TestSupport"]),
+        .testTarget(name: "IdeficsTests", dependencies: ["Idefics", "TestSupport"]),
         .testTarget(name: "IdeficsGenerationTests", dependencies: ["IdeficsGeneration", "IdeficsModels", "IdeficsCheckpoint", "IdeficsTensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

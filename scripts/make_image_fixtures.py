@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import struct
 import zlib
 
@@ -141,11 +142,11 @@ def add_decode_case(name, data, note):
     entry = {"input": f"inputs/{name}", "note": note, "mode": im.mode, "width": im.size[0], "height": im.size[1]}
     # The processor path: a PIL image given to Idefics2ImageProcessorPil goes through convert_to_rgb.
     expected = convert_to_rgb(im, return_numpy=True)
-    entry["expected"] = save_rgb(f"expected/{os.path.splitext(name)[0]}.png", expected)
+    entry["expected"] = save_rgb(f"expected/{name}.png", expected)
     # The load_image path (path / URL / base64 string): exif_transpose, then a plain convert("RGB").
     loaded = np.array(ImageOps.exif_transpose(im).convert("RGB"))
     if not np.array_equal(loaded, expected):
-        entry["expected_load_image"] = save_rgb(f"expected/{os.path.splitext(name)[0]}.load_image.png", loaded)
+        entry["expected_load_image"] = save_rgb(f"expected/{name}.load_image.png", loaded)
     manifest["decode"].append(entry)
 
 
@@ -274,6 +275,48 @@ def pnm_bmp_cases():
     add_decode_case("rgba32.bmp", bmp(rgba, 32, masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000)), "BMP 32-bit BGRA")
 
 
+def jpeg_cases():
+    """JPEGs written by Pillow (libjpeg-turbo) in each mode it can produce, plus two scikit-image originals."""
+    def encode(im, **options):
+        buffer = io.BytesIO()
+        im.save(buffer, "JPEG", **options)
+        return buffer.getvalue()
+
+    with open(os.path.join(PHOTOS, "rocket.jpg"), "rb") as f:
+        add_decode_case("rocket.jpg", f.read(), "scikit-image original 640x427")
+    astro = photo("astronaut.png", box=(150, 40, 353, 197))  # 203x157: odd in both directions
+    chelsea = photo("chelsea.png", box=(100, 60, 197, 173))   # 97x113
+    for subsampling in ("4:4:4", "4:2:2", "4:2:0"):
+        tag = subsampling.replace(":", "")
+        for progressive in (False, True):
+            kind = "prog" if progressive else "base"
+            add_decode_case(f"astro_{tag}_{kind}.jpg", encode(astro, quality=90, subsampling=subsampling,
+                                                              progressive=progressive),
+                            f"{subsampling} {'progressive' if progressive else 'baseline'} q90")
+        add_decode_case(f"chelsea_{tag}_q30.jpg", encode(chelsea, quality=30, subsampling=subsampling),
+                        f"{subsampling} q30 (strong quantization: out-of-range IDCT values)")
+        add_decode_case(f"astro_{tag}_restart.jpg", encode(astro, quality=80, subsampling=subsampling,
+                                                           restart_marker_blocks=3),
+                        f"{subsampling} with a restart interval")
+        add_decode_case(f"astro_{tag}_prog_restart.jpg",
+                        encode(astro, quality=80, subsampling=subsampling, progressive=True, restart_marker_rows=1),
+                        f"{subsampling} progressive with restart rows")
+        for w, h in ((1, 1), (2, 2), (3, 5), (17, 9), (4, 33)):
+            add_decode_case(f"tiny_{tag}_{w}x{h}.jpg", encode(astro.resize((w, h), Image.BILINEAR), quality=95,
+                                                             subsampling=subsampling),
+                            f"{w}x{h} {subsampling}: edge handling of the chroma upsampling")
+    gray = photo("camera.png", box=(100, 100, 229, 187))
+    add_decode_case("gray_base.jpg", encode(gray, quality=85), "grayscale baseline")
+    add_decode_case("gray_prog.jpg", encode(gray, quality=85, progressive=True, optimize=True), "grayscale progressive")
+    add_decode_case("cmyk.jpg", encode(astro.convert("CMYK"), quality=90), "Adobe CMYK")
+    add_decode_case("astro_optimized.jpg", encode(astro, quality=75, optimize=True), "optimized Huffman tables")
+    for orientation in (3, 6, 8):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        add_decode_case(f"exif{orientation}.jpg", encode(chelsea, quality=85, exif=exif.tobytes()),
+                        f"EXIF orientation {orientation}")
+
+
 def resize_cases():
     """Image.resize(BILINEAR) of RGB inputs to many sizes: up, down, one axis only, extreme ratios."""
     manifest["resize"] = []
@@ -281,7 +324,7 @@ def resize_cases():
     # (e.g. 41x37 -> 300x5, 40x10, 30x14); the order changes rounding, so both sides of that rule are covered.
     sources = {"inputs/rgb8_n.png": [(20, 18), (80, 74), (41, 10), (7, 37), (1, 1), (300, 5), (41, 37), (33, 91),
                                      (40, 10), (30, 14), (30, 15), (35, 24), (36, 24)],
-               "inputs/coffee.png": [(378, 252), (980, 653), (599, 401), (123, 457), (37, 29)]}
+               "inputs/coffee.png": [(378, 252), (123, 457), (37, 29), (611, 97)]}
     for source, sizes in sources.items():
         im = Image.open(out(source)).convert("RGB")
         for w, h in sizes:
@@ -290,9 +333,87 @@ def resize_cases():
             manifest["resize"].append({"input": source, "width": w, "height": h, "expected": name})
 
 
+def processor_inputs():
+    """Processor inputs as PNG (decoded by the Swift side too). Large ones are nearest-upscaled photo crops so they
+    stay small on disk while still exercising the shrinking (antialiased) path."""
+    def save(name, im):
+        path = f"inputs/{name}.png"
+        im.save(out(path), optimize=True)
+        return path
+
+    return {
+        "small": "inputs/rgb8_n.png",                  # 41x37: both sides grow to 378
+        "coffee": "inputs/coffee.png",                 # 600x400: already within bounds
+        "logo_rgba": "inputs/rgba8_n.png",             # 59x43 RGBA: composited onto white first
+        "gray": "inputs/gray8_n.png",                  # 33x27 gray: replicated to 3 channels
+        "wide": save("proc_wide", photo("chelsea.png", box=(0, 50, 400, 150)).resize((1200, 300), Image.NEAREST)),
+        "tall": save("proc_tall", photo("astronaut.png", box=(200, 0, 280, 300)).resize((300, 1100), Image.NEAREST)),
+        "square": save("proc_square", photo("coffee.png", box=(100, 50, 350, 300)).resize((1000, 1000),
+                                                                                            Image.NEAREST)),
+        "odd": save("proc_odd", photo("chelsea.png", box=(20, 10, 311, 237)).resize((1001, 777), Image.NEAREST)),
+    }
+
+
+def float_sha(array):
+    return hashlib.sha256(np.ascontiguousarray(array, dtype="<f4").tobytes()).hexdigest()
+
+
+def processor_cases():
+    inputs = processor_inputs()
+    processor = Idefics2ImageProcessorPil()
+    assert type(processor).__name__ == "Idefics2ImageProcessorPil"
+
+    def run(name, samples, **kwargs):
+        pil = [[Image.open(out(inputs[key])) for key in sample] for sample in samples]
+        result = processor(images=pil, **kwargs)
+        values, mask = np.asarray(result["pixel_values"]), np.asarray(result["pixel_attention_mask"])
+        assert values.dtype == np.float32 and mask.dtype == np.int64
+        images = []
+        for b in range(values.shape[0]):
+            for i in range(values.shape[1]):
+                m = mask[b, i]
+                h, w = int(m.any(axis=1).sum()), int(m.any(axis=0).sum())
+                assert m[:h, :w].all() and m.sum() == h * w, "mask is not a top-left rectangle"
+                if h == 0:
+                    assert not values[b, i].any()
+                    images.append({"sample": b, "index": i, "height": 0, "width": 0})
+                    continue
+                image = values[b, i, :, :h, :w]
+                assert not values[b, i, :, h:, :].any() and not values[b, i, :, :, w:].any()
+                levels = np.round((image * 0.5 + 0.5) * 255)
+                assert levels.min() >= 0 and levels.max() <= 255
+                sha = float_sha(image)
+                png = f"processed/{sha[:16]}.png"  # content-addressed: cases share identical images
+                if not os.path.exists(out(png)):
+                    save_rgb(png, levels.astype(np.uint8).transpose(1, 2, 0))
+                images.append({"sample": b, "index": i, "height": h, "width": w, "levels": png, "sha256": sha})
+        manifest["process"].append({"name": name, "inputs": [[inputs[k] for k in s] for s in samples], "kwargs": kwargs,
+                                    "shape": list(values.shape), "mask_shape": list(mask.shape),
+                                    "sha256": float_sha(values), "images": images})
+
+    run("small", [["small"]])
+    run("coffee", [["coffee"]])
+    run("rgba", [["logo_rgba"]])
+    run("gray", [["gray"]])
+    run("wide", [["wide"]])
+    run("tall", [["tall"]])
+    run("square", [["square"]])
+    run("odd_split", [["odd"]], do_image_splitting=True)
+    run("coffee_split", [["coffee"]], do_image_splitting=True)
+    run("small_split", [["small"]], do_image_splitting=True)
+    run("coffee_edges", [["coffee"]], size={"longest_edge": 490, "shortest_edge": 200})
+    run("wide_edges", [["wide"]], size={"longest_edge": 700, "shortest_edge": 100})
+    run("batch", [["coffee", "small"], ["wide"], ["gray", "tall", "logo_rgba"]])
+    run("batch_split", [["small"], ["coffee", "logo_rgba"]], do_image_splitting=True)
+
+
 if __name__ == "__main__":
+    for folder in ("inputs", "expected", "processed", "resized"):
+        shutil.rmtree(out(folder), ignore_errors=True)
     png_cases()
     pnm_bmp_cases()
+    jpeg_cases()
     resize_cases()
+    processor_cases()
     with open(out("manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)

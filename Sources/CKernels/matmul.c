@@ -57,32 +57,32 @@ static inline size_t esize(ck_dtype type) { return type == CK_F32 ? 4 : 2; }
 
 // A ROWS x NT tile: ROWS weight rows against NT tokens, 16 lanes at a time; NT is a constant at each call site.
 static inline __attribute__((always_inline)) void tile(const float *X, ptrdiff_t ldx, const void *W, ck_dtype type,
-                                                       ptrdiff_t K, ptrdiff_t r0, int nr, const int NT, float *Y,
-                                                       ptrdiff_t ldy) {
+                                                       ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t r0, int nr, const int NT,
+                                                       float *Y, ptrdiff_t ldy) {
     v16f acc[ROWS][4] = {{{0}}};
-    const char *wbase = (const char *)W + (size_t)r0 * K * esize(type);
+    const char *wbase = (const char *)W + (size_t)r0 * ldw * esize(type);
     ptrdiff_t k = 0;
     for (; k + 16 <= K; k += 16) {
         v16f x[4];
         for (int t = 0; t < NT; t++) memcpy(&x[t], X + t * ldx + k, sizeof(v16f));
         for (int r = 0; r < ROWS; r++) {
             if (r >= nr) break;
-            __builtin_prefetch(wbase + (r * K + k) * (ptrdiff_t)esize(type) + PREFETCH_BYTES);
-            v16f w = load16(wbase, type, r * K + k);
+            __builtin_prefetch(wbase + (r * ldw + k) * (ptrdiff_t)esize(type) + PREFETCH_BYTES);
+            v16f w = load16(wbase, type, r * ldw + k);
             for (int t = 0; t < NT; t++) acc[r][t] += w * x[t];
         }
     }
     for (int r = 0; r < nr; r++) {
         for (int t = 0; t < NT; t++) {
             float s = hsum(acc[r][t]);
-            for (ptrdiff_t j = k; j < K; j++) s += load1(wbase, type, r * K + j) * X[t * ldx + j];
+            for (ptrdiff_t j = k; j < K; j++) s += load1(wbase, type, r * ldw + j) * X[t * ldx + j];
             Y[t * ldy + r0 + r] = s;
         }
     }
 }
 
 static void tiles(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype type, ptrdiff_t K,
-                  ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy) {
+                  ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy) {
     for (ptrdiff_t t = 0; t < T; t += 4) {
         ptrdiff_t nt = T - t < 4 ? T - t : 4;
         for (ptrdiff_t r = r0; r < r1; r += ROWS) {
@@ -90,20 +90,20 @@ static void tiles(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_
             const float *x = X + t * ldx;
             float *y = Y + t * ldy;
             switch (nt) {
-            case 1: tile(x, ldx, W, type, K, r, nr, 1, y, ldy); break;
-            case 2: tile(x, ldx, W, type, K, r, nr, 2, y, ldy); break;
-            case 3: tile(x, ldx, W, type, K, r, nr, 3, y, ldy); break;
-            default: tile(x, ldx, W, type, K, r, nr, 4, y, ldy); break;
+            case 1: tile(x, ldx, W, type, K, ldw, r, nr, 1, y, ldy); break;
+            case 2: tile(x, ldx, W, type, K, ldw, r, nr, 2, y, ldy); break;
+            case 3: tile(x, ldx, W, type, K, ldw, r, nr, 3, y, ldy); break;
+            default: tile(x, ldx, W, type, K, ldw, r, nr, 4, y, ldy); break;
             }
         }
     }
 }
 
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
-                    ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
+                    ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
     for (ptrdiff_t r = row_begin; r < row_end; r += ROW_BLOCK) {
         ptrdiff_t end = r + ROW_BLOCK < row_end ? r + ROW_BLOCK : row_end;
-        tiles(X, T, ldx, W, wtype, K, r, end, Y, ldy);
+        tiles(X, T, ldx, W, wtype, K, ldw, r, end, Y, ldy);
     }
 }
 

@@ -24,7 +24,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let loadStart = ContinuousClock.now
-        let generator = try TextGenerator(pathOrID: model, threads: threads)
+        let generator = try Pipeline(pathOrID: model, threads: threads)
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
         let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: promptTokens / 5 + 2)
         let prompt = Array(generator.tokenizer.encode(text).prefix(promptTokens))

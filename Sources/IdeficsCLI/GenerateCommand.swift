@@ -12,8 +12,23 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
     var model: String
 
-    @Option(help: "The prompt, as raw text.")
+    @Option(help: "The prompt, as raw text; each <image> in it takes the next --image.")
     var prompt: String
+
+    @Option(name: .customLong("image"), help: "An image: file path, http(s) URL or data URI (repeatable, in order).")
+    var images: [String] = []
+
+    @Flag(help: "Do not split images into four crops plus the whole (overrides preprocessor_config.json).")
+    var noImageSplitting = false
+
+    @Flag(help: "Split images into four crops plus the whole.")
+    var imageSplitting = false
+
+    @Option(help: "Resize so that the longest image side is at most this many pixels.")
+    var longestEdge: Int?
+
+    @Option(help: "Resize so that each image side is at least this many pixels.")
+    var shortestEdge: Int?
 
     @Option(help: "Maximum number of tokens to generate (default: generation_config.json, else 512).")
     var maxNewTokens: Int?
@@ -47,13 +62,18 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let loadStart = ContinuousClock.now
-        let generator = try Terminal.reportingLoad(of: model) { try TextGenerator(pathOrID: model, threads: threads) }
+        let generator = try Terminal.reportingLoad(of: model) { try Pipeline(pathOrID: model, threads: threads) }
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
         let request = GenerationRequest(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                         typicalP: typicalP, repetitionPenalty: repetitionPenalty, seed: seed,
                                         stopStrings: stopStrings)
+        let overrides = Idefics2ImageProcessorOverrides(
+            doImageSplitting: noImageSplitting ? false : imageSplitting ? true : nil,
+            longestEdge: longestEdge, shortestEdge: shortestEdge)
+        let prepared = try generator.prepare(prompt: prompt, images: images.map { try ImageInput.load($0) },
+                                             options: overrides)
         var streamed = ""
-        let output = try generator.generate(prompt: prompt, request: request) { token in
+        let output = try generator.generate(prepared, request: request) { token in
             if !json {
                 Terminal.write(token.text)
                 streamed += token.text

@@ -1,29 +1,107 @@
 import IdeficsModels
 import IdeficsTensors
 
-/// A text-only conversation state over a Mistral decoder: the KV cache and the next position.
+/// One conversation's state over a Mistral decoder: the KV cache and the tokens in it, plus the image vectors
+/// that the prompt's `<image>` tokens take, in order. Image features are spliced in as tokens arrive, so they are
+/// computed once per request, never per decoded token; a new prompt that starts like the cached tokens (the next
+/// turn of a chat) only runs its new part.
 public struct DecoderSession: NextTokenModel {
     public let decoder: Mistral
-    public private(set) var cache: KVCache
+    public internal(set) var cache: KVCache
+    /// Tokens whose keys and values are in the cache.
+    public private(set) var tokens: [Int] = []
+    /// Vectors [n, hidden] for every `<image>` token of the prompt, in order (those of cached tokens included).
+    public var imageRows: [Float]
     private let pool: WorkerPool
+    private let imageTokenId: Int?
+    private var cachedImageTokens = 0
 
-    public init(decoder: Mistral, pool: WorkerPool) {
+    public init(decoder: Mistral, pool: WorkerPool, imageTokenId: Int? = nil, imageRows: [Float] = []) {
         self.decoder = decoder
         self.pool = pool
+        self.imageTokenId = imageTokenId
+        self.imageRows = imageRows
         cache = decoder.makeCache()
     }
 
     public var contextLength: Int { decoder.config.maxPositionEmbeddings }
 
-    public mutating func logits(after tokens: [Int]) throws -> [Float] {
-        let first = cache.count
-        guard first + tokens.count <= contextLength else {
-            throw GenerationError("\(first + tokens.count) positions exceed the model's context of \(contextLength)")
+    /// Runs `prompt`, reusing the cached tokens it starts with.
+    public mutating func prefill(_ prompt: [Int]) throws -> [Float] {
+        try logits(after: reusePrefix(of: prompt))
+    }
+
+    public mutating func logits(after newTokens: [Int]) throws -> [Float] {
+        var sessions = [self]
+        self = DecoderSession(decoder: decoder, pool: pool) // hand the cache over, so it is updated in place
+        defer { self = sessions[0] }
+        return try Self.step(&sessions, rows: [0], tokens: [newTokens])[0]
+    }
+
+    /// Prefills several sessions of the same decoder in one batched pass (each reusing its cached prefix).
+    public static func prefill(_ sessions: inout [DecoderSession], prompts: [[Int]]) throws -> [[Float]] {
+        let suffixes = sessions.indices.map { sessions[$0].reusePrefix(of: prompts[$0]) }
+        return try step(&sessions, rows: Array(sessions.indices), tokens: suffixes)
+    }
+
+    /// Runs `tokens[i]` after everything `sessions[rows[i]]` has seen, all rows in one batched decoder call;
+    /// returns each row's last logits.
+    public static func step(_ sessions: inout [DecoderSession], rows: [Int], tokens: [[Int]]) throws -> [[Float]] {
+        guard let first = rows.first else { return [] }
+        let decoder = sessions[first].decoder, pool = sessions[first].pool
+        let segments = try zip(rows, tokens).map { try sessions[$0].segment(for: $1) }
+        var caches = rows.map { row in
+            defer { sessions[row].cache = KVCache(layers: 0, rowWidth: 0) }
+            return sessions[row].cache
         }
-        if let bad = tokens.first(where: { $0 < 0 || $0 >= decoder.config.vocabSize }) {
+        let logits = decoder.forward(batch: segments, caches: &caches, pool: pool)
+        for (index, row) in rows.enumerated() {
+            sessions[row].cache = caches[index]
+            sessions[row].commit(tokens[index])
+        }
+        return logits
+    }
+
+    /// Drops the cached tokens after the longest common prefix with `prompt`; returns what remains to run
+    /// (at least the last prompt token, whose logits start generation).
+    mutating func reusePrefix(of prompt: [Int]) -> [Int] {
+        var common = zip(tokens, prompt).prefix { $0 == $1 }.count
+        if common == prompt.count { common -= 1 }
+        cache.truncate(to: common)
+        tokens.removeLast(tokens.count - common)
+        cachedImageTokens = imageTokenId.map { id in tokens.lazy.filter { $0 == id }.count } ?? 0
+        return Array(prompt[common...])
+    }
+
+    /// Embeddings and positions of tokens that follow the cached ones, image vectors spliced in.
+    func segment(for newTokens: [Int]) throws -> Mistral.Segment {
+        let first = cache.count
+        guard first + newTokens.count <= contextLength else {
+            throw GenerationError("\(first + newTokens.count) positions exceed the model's context of \(contextLength)")
+        }
+        if let bad = newTokens.first(where: { $0 < 0 || $0 >= decoder.config.vocabSize }) {
             throw GenerationError("token id \(bad) is outside the vocabulary (0..<\(decoder.config.vocabSize))")
         }
-        return decoder.forward(decoder.embed(tokens), positions: Array(first..<(first + tokens.count)), cache: &cache,
-                               logits: .last, pool: pool)
+        var embeddings = decoder.embed(newTokens)
+        if let imageTokenId {
+            let hidden = decoder.config.hiddenSize
+            let slots = newTokens.indices.filter { newTokens[$0] == imageTokenId }
+            let available = imageRows.count / hidden - cachedImageTokens
+            guard slots.count <= available else {
+                throw GenerationError("the prompt has more <image> tokens than image features "
+                                      + "(\(cachedImageTokens + slots.count) tokens, \(imageRows.count / hidden) features)")
+            }
+            for (n, slot) in slots.enumerated() {
+                let row = cachedImageTokens + n
+                embeddings.replaceSubrange(slot * hidden..<(slot + 1) * hidden,
+                                           with: imageRows[row * hidden..<(row + 1) * hidden])
+            }
+        }
+        return Mistral.Segment(hidden: embeddings, positions: Array(first..<(first + newTokens.count)))
+    }
+
+    private mutating func commit(_ newTokens: [Int]) {
+        tokens += newTokens
+        if let imageTokenId { cachedImageTokens += newTokens.lazy.filter { $0 == imageTokenId }.count }
     }
 }

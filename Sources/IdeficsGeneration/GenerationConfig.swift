@@ -4,6 +4,7 @@ public struct GenerationConfig: Decodable, Sendable, Equatable {
     public var eosTokenIds: [Int] = []
     public var padTokenId: Int?
     public var maxNewTokens: Int?
+    public var minNewTokens = 0
     public var maxLength: Int?
     public var doSample = false
     public var temperature: Float = 1
@@ -16,7 +17,7 @@ public struct GenerationConfig: Decodable, Sendable, Equatable {
     public init() {}
 
     enum CodingKeys: String, CodingKey {
-        case eosTokenId = "eos_token_id", padTokenId = "pad_token_id", maxNewTokens = "max_new_tokens"
+        case eosTokenId = "eos_token_id", padTokenId = "pad_token_id", maxNewTokens = "max_new_tokens", minNewTokens = "min_new_tokens"
         case maxLength = "max_length", doSample = "do_sample", temperature, topK = "top_k", topP = "top_p"
         case typicalP = "typical_p", repetitionPenalty = "repetition_penalty", badWordsIds = "bad_words_ids"
     }
@@ -30,6 +31,7 @@ public struct GenerationConfig: Decodable, Sendable, Equatable {
         }
         padTokenId = try c.decodeIfPresent(Int.self, forKey: .padTokenId)
         maxNewTokens = try c.decodeIfPresent(Int.self, forKey: .maxNewTokens)
+        minNewTokens = try c.decodeIfPresent(Int.self, forKey: .minNewTokens) ?? 0
         maxLength = try c.decodeIfPresent(Int.self, forKey: .maxLength)
         doSample = try c.decodeIfPresent(Bool.self, forKey: .doSample) ?? doSample
         temperature = try c.decodeIfPresent(Float.self, forKey: .temperature) ?? temperature

@@ -14,6 +14,7 @@ public struct GenerationError: Error, Equatable, CustomStringConvertible {
 /// Setting any sampling field (temperature, top-k, top-p, typical-p, seed) turns sampling on, as in TGI.
 public struct GenerationRequest: Sendable, Equatable {
     public var maxNewTokens: Int?
+    public var minNewTokens: Int?
     public var doSample: Bool?
     public var temperature: Float?
     public var topK: Int?
@@ -25,10 +26,11 @@ public struct GenerationRequest: Sendable, Equatable {
     public var badWordsIds: [[Int]]?
     public var eosTokenIds: [Int]?
 
-    public init(maxNewTokens: Int? = nil, doSample: Bool? = nil, temperature: Float? = nil, topK: Int? = nil,
+    public init(maxNewTokens: Int? = nil, minNewTokens: Int? = nil, doSample: Bool? = nil, temperature: Float? = nil, topK: Int? = nil,
                 topP: Float? = nil, typicalP: Float? = nil, repetitionPenalty: Float? = nil, seed: UInt64? = nil,
                 stopStrings: [String] = [], badWordsIds: [[Int]]? = nil, eosTokenIds: [Int]? = nil) {
         self.maxNewTokens = maxNewTokens
+        self.minNewTokens = minNewTokens
         self.doSample = doSample
         self.temperature = temperature
         self.topK = topK
@@ -47,6 +49,7 @@ public struct GenerationParameters: Sendable, Equatable {
     public static let defaultMaxNewTokens = 512
 
     public var maxNewTokens: Int
+    public var minNewTokens: Int
     public var doSample: Bool
     public var temperature: Float
     public var topK: Int
@@ -62,6 +65,7 @@ public struct GenerationParameters: Sendable, Equatable {
         let samplingAsked = request.temperature != nil || request.topK != nil || request.topP != nil
             || request.typicalP != nil || request.seed != nil
         maxNewTokens = request.maxNewTokens ?? config.maxNewTokens ?? Self.defaultMaxNewTokens
+        minNewTokens = request.minNewTokens ?? config.minNewTokens
         doSample = request.doSample ?? (samplingAsked || config.doSample)
         temperature = request.temperature ?? config.temperature
         topK = request.topK ?? config.topK
@@ -77,6 +81,7 @@ public struct GenerationParameters: Sendable, Equatable {
 
     private func validate() throws {
         guard maxNewTokens > 0 else { throw GenerationError("max_new_tokens must be > 0 (got \(maxNewTokens))") }
+        guard minNewTokens >= 0 else { throw GenerationError("min_new_tokens must be >= 0 (got \(minNewTokens))") }
         guard temperature > 0, temperature.isFinite else { throw GenerationError("temperature must be > 0 (got \(temperature))") }
         guard topK >= 0 else { throw GenerationError("top_k must be >= 0 (got \(topK))") }
         guard topP > 0, topP <= 1 else { throw GenerationError("top_p must be in (0, 1] (got \(topP))") }

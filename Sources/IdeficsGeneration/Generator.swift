@@ -7,6 +7,12 @@ public protocol NextTokenModel {
     var contextLength: Int { get }
     /// Runs `tokens` after everything seen so far; returns the logits of the last of them.
     mutating func logits(after tokens: [Int]) throws -> [Float]
+    /// Starts a generation: runs the whole prompt (a model with a cache may reuse the prefix it already holds).
+    mutating func prefill(_ prompt: [Int]) throws -> [Float]
+}
+
+extension NextTokenModel {
+    public mutating func prefill(_ prompt: [Int]) throws -> [Float] { try logits(after: prompt) }
 }
 
 /// Turns generated ids into text piece by piece (a streaming detokenizer).
@@ -48,6 +54,61 @@ public struct GenerationOutput: Sendable, Equatable {
     public var generatedTokenIds: [Int] { tokens.map(\.id) }
 }
 
+/// One sequence being generated: its logits processing, choice, text and stop conditions.
+/// Single and batched generation drive the same state, so a batch row behaves exactly like a lone request.
+struct SequenceState<Text: IncrementalTextDecoder> {
+    let parameters: GenerationParameters
+    let limit: Int
+    var decoder: Text
+    var random: SeededGenerator
+    var history: [Int]
+    var output: GenerationOutput
+    var finish: FinishReason?
+
+    init(prompt: [Int], contextLength: Int, parameters: GenerationParameters, text: Text) throws {
+        guard !prompt.isEmpty else { throw GenerationError("the prompt is empty") }
+        guard prompt.count < contextLength else {
+            throw GenerationError("the prompt has \(prompt.count) tokens; the model's context holds \(contextLength), "
+                                  + "leaving no room to generate")
+        }
+        self.parameters = parameters
+        limit = min(parameters.maxNewTokens, contextLength - prompt.count)
+        decoder = text
+        random = SeededGenerator(seed: parameters.seed)
+        history = prompt
+        output = GenerationOutput(promptTokenIds: prompt, tokens: [], text: "", finishReason: .length,
+                                  timings: GenerationTimings(promptTokens: prompt.count))
+    }
+
+    /// Chooses the next token from the model's logits and updates the stop state.
+    mutating func choose(_ logits: [Float]) -> GeneratedToken {
+        var scores = logits
+        LogitsProcessors.process(&scores, history: history, generatedCount: output.tokens.count, parameters: parameters)
+        let id = parameters.doSample ? Sampler.sample(scores, using: &random) : Sampler.argmax(scores)
+        let token = GeneratedToken(id: id, text: decoder.append(id), logprob: LogitsProcessors.logSoftmax(scores)[id])
+        history.append(id)
+        output.tokens.append(token)
+        output.text += token.text
+        if parameters.eosTokenIds.contains(id) {
+            finish = .eosToken
+        } else if parameters.stopStrings.contains(where: { output.text.contains($0) }) {
+            finish = .stopSequence
+        } else if output.tokens.count >= limit {
+            finish = .length
+        }
+        return token
+    }
+
+    mutating func finalize(prefillSeconds: Double, decodeSeconds: Double) -> GenerationOutput {
+        output.text += decoder.flush()
+        output.finishReason = finish ?? .length
+        output.timings.prefillSeconds = prefillSeconds
+        output.timings.decodeSeconds = decodeSeconds
+        output.timings.generatedTokens = output.tokens.count
+        return output
+    }
+}
+
 public enum Generator {
     /// Generates after `prompt` with transformers' semantics: the logits processors of `parameters`, then greedy
     /// choice or seeded sampling; stops at an end-of-sequence token, a stop string in the text, `maxNewTokens`, or
@@ -56,48 +117,54 @@ public enum Generator {
         model: inout Model, prompt: [Int], parameters: GenerationParameters, text decoder: Text,
         onToken: (GeneratedToken) -> Bool = { _ in true }
     ) throws -> GenerationOutput {
-        guard !prompt.isEmpty else { throw GenerationError("the prompt is empty") }
-        guard prompt.count < model.contextLength else {
-            throw GenerationError("the prompt has \(prompt.count) tokens; the model's context holds \(model.contextLength), "
-                                  + "leaving no room to generate")
-        }
-        var decoder = decoder
-        var random = SeededGenerator(seed: parameters.seed)
-        var history = prompt
-        var output = GenerationOutput(promptTokenIds: prompt, tokens: [], text: "", finishReason: .length,
-                                      timings: GenerationTimings(promptTokens: prompt.count))
+        var state = try SequenceState(prompt: prompt, contextLength: model.contextLength, parameters: parameters,
+                                      text: decoder)
         let clock = ContinuousClock()
         var start = clock.now
-        var logits = try model.logits(after: prompt)
-        output.timings.prefillSeconds = seconds(clock.now - start)
+        var logits = try model.prefill(prompt)
+        let prefillSeconds = seconds(clock.now - start)
         start = clock.now
-        let limit = min(parameters.maxNewTokens, model.contextLength - prompt.count)
-        var finish: FinishReason?
-        while finish == nil {
-            LogitsProcessors.process(&logits, history: history, parameters: parameters)
-            let id = parameters.doSample ? Sampler.sample(logits, using: &random) : Sampler.argmax(logits)
-            let logprob = LogitsProcessors.logSoftmax(logits)[id]
-            history.append(id)
-            let token = GeneratedToken(id: id, text: decoder.append(id), logprob: logprob)
-            output.tokens.append(token)
-            output.text += token.text
-            if parameters.eosTokenIds.contains(id) {
-                finish = .eosToken
-            } else if parameters.stopStrings.contains(where: { output.text.contains($0) }) {
-                finish = .stopSequence
-            } else if output.tokens.count >= limit {
-                finish = .length
-            }
-            let keepGoing = onToken(token)
-            if finish == nil, !keepGoing { finish = .length }
-            if finish == nil { logits = try model.logits(after: [id]) }
+        while state.finish == nil {
+            let token = state.choose(logits)
+            if !onToken(token), state.finish == nil { state.finish = .length }
+            if state.finish == nil { logits = try model.logits(after: [token.id]) }
         }
-        let rest = decoder.flush()
-        output.text += rest
-        output.finishReason = finish!
-        output.timings.decodeSeconds = seconds(clock.now - start)
-        output.timings.generatedTokens = output.tokens.count
-        return output
+        return state.finalize(prefillSeconds: prefillSeconds, decodeSeconds: seconds(clock.now - start))
+    }
+
+    /// Generates for several prompts together: each step runs the unfinished rows in one batched model call.
+    /// Every row's tokens equal what `generate` gives it alone. `onToken` gets (row, token); false stops that row.
+    public static func generate<Text: IncrementalTextDecoder>(
+        batch sessions: inout [DecoderSession], prompts: [[Int]], parameters: [GenerationParameters], text: [Text],
+        onToken: (Int, GeneratedToken) -> Bool = { _, _ in true }
+    ) throws -> [GenerationOutput] {
+        precondition(sessions.count == prompts.count && prompts.count == parameters.count && text.count == prompts.count,
+                     "one session, prompt, parameter set and text decoder per row")
+        var states = try prompts.indices.map {
+            try SequenceState(prompt: prompts[$0], contextLength: sessions[$0].contextLength,
+                              parameters: parameters[$0], text: text[$0])
+        }
+        let clock = ContinuousClock()
+        var start = clock.now
+        var logits = try DecoderSession.prefill(&sessions, prompts: prompts)
+        let prefillSeconds = seconds(clock.now - start)
+        start = clock.now
+        var active = Array(prompts.indices)
+        while !active.isEmpty {
+            var next = [Int]()
+            for (slot, row) in active.enumerated() {
+                let token = states[row].choose(logits[slot])
+                if !onToken(row, token), states[row].finish == nil { states[row].finish = .length }
+                if states[row].finish == nil { next.append(row) }
+            }
+            active = next
+            if !active.isEmpty {
+                logits = try DecoderSession.step(&sessions, rows: active,
+                                                 tokens: active.map { [states[$0].history.last!] })
+            }
+        }
+        let decodeSeconds = seconds(clock.now - start)
+        return states.indices.map { states[$0].finalize(prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds) }
     }
 
     private static func seconds(_ duration: Duration) -> Double {

@@ -3,10 +3,12 @@ import Foundation
 /// transformers' logits processors and warpers, one function each, with the same semantics and order as
 /// `generate` builds them: repetition penalty, bad words, then (when sampling) temperature, top-k, top-p, typical-p.
 public enum LogitsProcessors {
-    /// Applies the chain for one step; `history` is every token so far, prompt included.
-    public static func process(_ scores: inout [Float], history: [Int], parameters p: GenerationParameters) {
+    /// Applies the chain for one step; `history` is every token so far, prompt included, of which the last
+    /// `generatedCount` were generated.
+    public static func process(_ scores: inout [Float], history: [Int], generatedCount: Int, parameters p: GenerationParameters) {
         if p.repetitionPenalty != 1 { repetitionPenalty(&scores, history: history, penalty: p.repetitionPenalty) }
         if !p.badWordsIds.isEmpty { banBadWords(&scores, history: history, badWords: p.badWordsIds, eosTokenIds: p.eosTokenIds) }
+        if generatedCount < p.minNewTokens { banEndOfSequence(&scores, eosTokenIds: p.eosTokenIds) }
         guard p.doSample else { return }
         if p.temperature != 1 { temperature(&scores, p.temperature) }
         if p.topK != 0 { topK(&scores, p.topK) }
@@ -33,6 +35,11 @@ public enum LogitsProcessors {
         }
     }
 
+    /// MinNewTokensLengthLogitsProcessor: no end of sequence before `min_new_tokens` tokens.
+    public static func banEndOfSequence(_ scores: inout [Float], eosTokenIds: [Int]) {
+        for id in eosTokenIds where scores.indices.contains(id) { scores[id] = -.infinity }
+    }
+
     public static func temperature(_ scores: inout [Float], _ temperature: Float) {
         for i in scores.indices { scores[i] /= temperature }
     }
@@ -45,12 +52,12 @@ public enum LogitsProcessors {
     }
 
     /// Nucleus filtering: sorted ascending, removes the tokens whose cumulative probability is <= 1 - p,
-    /// always keeping the most likely one.
-    public static func topP(_ scores: inout [Float], _ p: Float) {
+    /// always keeping the `minTokensToKeep` most likely.
+    public static func topP(_ scores: inout [Float], _ p: Float, minTokensToKeep: Int = 1) {
         let order = ascendingOrder(scores)
         let probabilities = softmax(order.map { scores[$0] })
         var cumulative: Float = 0
-        for (rank, index) in order.enumerated().dropLast() {
+        for (rank, index) in order.enumerated().dropLast(minTokensToKeep) {
             cumulative += probabilities[rank]
             if cumulative <= 1 - p { scores[index] = -.infinity }
         }
@@ -58,7 +65,7 @@ public enum LogitsProcessors {
 
     /// Locally typical filtering (TypicalLogitsWarper): keeps the tokens whose information content is closest to
     /// the entropy, up to `mass` of probability.
-    public static func typical(_ scores: inout [Float], mass: Float) {
+    public static func typical(_ scores: inout [Float], mass: Float, minTokensToKeep: Int = 1) {
         let logProbabilities = logSoftmax(scores)
         var entropy: Float = 0
         for l in logProbabilities where l.isFinite { entropy -= l * expf(l) }
@@ -73,7 +80,7 @@ public enum LogitsProcessors {
         }
         lastIndex = min(lastIndex, scores.count - 1)
         let cutoff = shifted[order[lastIndex]]
-        for (rank, index) in order.enumerated() where rank >= 1 && shifted[index] > cutoff {
+        for (rank, index) in order.enumerated() where rank >= minTokensToKeep && shifted[index] > cutoff {
             scores[index] = -.infinity
         }
     }

@@ -68,18 +68,48 @@ public struct Mistral: Sendable {
         return rows
     }
 
-    /// Runs new positions through the decoder, appending their keys and values to `cache`.
-    /// `hidden` is [positions.count, hiddenSize] (embeddings, possibly with image features spliced in);
-    /// `positions` are the rotary positions. Returns logits for the selected rows, [rows, vocab].
+    /// New positions of one sequence: embeddings [positions.count, hidden] (image features possibly spliced in)
+    /// and their rotary positions.
+    public struct Segment: Sendable {
+        public var hidden: [Float]
+        public var positions: [Int]
+
+        public init(hidden: [Float], positions: [Int]) {
+            self.hidden = hidden
+            self.positions = positions
+        }
+    }
+
+    /// Runs new positions of one sequence, appending their keys and values to `cache`.
+    /// Returns logits for the selected rows, [rows, vocab].
     public func forward(_ hidden: [Float], positions: [Int], cache: inout KVCache, logits: LogitsSelection = .last,
                         pool: WorkerPool) -> [Float] {
-        let tokens = positions.count
-        precondition(hidden.count == tokens * config.hiddenSize, "hidden states do not match the positions")
-        let firstSlot = cache.count
+        var caches = [cache]
+        cache = KVCache(layers: 0, rowWidth: 0) // hand the storage over, so the caches are updated in place
+        defer { cache = caches[0] }
+        return forward(batch: [Segment(hidden: hidden, positions: positions)], caches: &caches, logits: logits,
+                       pool: pool)[0]
+    }
+
+    /// Runs several sequences at once, each against its own cache: the matrix products see all their rows
+    /// together, attention stays within each sequence, so every row equals its unbatched result.
+    public func forward(batch: [Segment], caches: inout [KVCache], logits: LogitsSelection = .last,
+                        pool: WorkerPool) -> [[Float]] {
+        precondition(batch.count == caches.count, "one cache per sequence")
+        let width = config.hiddenSize
+        let counts = batch.map(\.positions.count)
+        for segment in batch {
+            precondition(segment.hidden.count == segment.positions.count * width, "hidden states do not match the positions")
+        }
+        let tokens = counts.reduce(0, +)
+        let offsets = counts.reduce(into: [0]) { $0.append($0.last! + $1) }
+        let positions = batch.flatMap(\.positions)
+        let firstSlots = caches.map(\.count)
         let window = config.slidingWindow ?? Int.max
         let shape = AttentionShape(headCount: config.headCount, keyValueHeadCount: config.keyValueHeadCount,
                                    headDim: config.headDim)
-        var x = hidden
+        let (qWidth, kvWidth) = (config.headCount * config.headDim, config.keyValueHeadCount * config.headDim)
+        var x = batch.flatMap(\.hidden)
         for (index, layer) in layers.enumerated() {
             let normed = Ops.rmsNorm(x, weight: layer.inputNorm, eps: config.rmsNormEps)
             var q = layer.query(normed, tokens: tokens, pool: pool)
@@ -87,27 +117,40 @@ public struct Mistral: Sendable {
             let v = layer.value(normed, tokens: tokens, pool: pool)
             rope.apply(&q, heads: config.headCount, positions: positions)
             rope.apply(&k, heads: config.keyValueHeadCount, positions: positions)
-            cache.append(layer: index, keys: k, values: v)
-            let attended = attend(queries: q, keys: cache.keys[index], values: cache.values[index], shape: shape,
-                                  queryCount: tokens, allowedSlots: { t in
-                                      let slot = firstSlot + t
-                                      return max(0, slot - window + 1)..<(slot + 1)
-                                  }, pool: pool)
+            var attended = [Float]()
+            attended.reserveCapacity(tokens * qWidth)
+            for (row, count) in counts.enumerated() {
+                let rows = offsets[row]..<offsets[row] + count
+                caches[row].append(layer: index, keys: Array(k[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]),
+                                   values: Array(v[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]))
+                let firstSlot = firstSlots[row]
+                attended += attend(queries: Array(q[rows.lowerBound * qWidth..<rows.upperBound * qWidth]),
+                                   keys: caches[row].keys[index], values: caches[row].values[index], shape: shape,
+                                   queryCount: count, allowedSlots: { t in
+                                       let slot = firstSlot + t
+                                       return max(0, slot - window + 1)..<(slot + 1)
+                                   }, pool: pool)
+            }
             Ops.add(&x, layer.output(attended, tokens: tokens, pool: pool))
             let normed2 = Ops.rmsNorm(x, weight: layer.postAttentionNorm, eps: config.rmsNormEps)
             let activated = Ops.siluMultiply(layer.gate(normed2, tokens: tokens, pool: pool),
                                              layer.up(normed2, tokens: tokens, pool: pool))
             Ops.add(&x, layer.down(activated, tokens: tokens, pool: pool))
         }
-        cache.advance(by: tokens)
-        let width = config.hiddenSize
-        let selected: ArraySlice<Float>
+        for (row, count) in counts.enumerated() { caches[row].advance(by: count) }
+        let selectedRows: [Range<Int>]
         switch logits {
-        case .none: return []
-        case .last: selected = x[(tokens - 1) * width..<tokens * width]
-        case .all: selected = x[...]
+        case .none: return batch.map { _ in [] }
+        case .last: selectedRows = counts.indices.map { offsets[$0] + counts[$0] - 1..<offsets[$0] + counts[$0] }
+        case .all: selectedRows = counts.indices.map { offsets[$0]..<offsets[$0] + counts[$0] }
         }
-        let rows = selected.count / width
-        return head(Ops.rmsNorm(Array(selected), weight: finalNorm, eps: config.rmsNormEps), tokens: rows, pool: pool)
+        let selected = selectedRows.flatMap { x[$0.lowerBound * width..<$0.upperBound * width] }
+        let all = head(Ops.rmsNorm(selected, weight: finalNorm, eps: config.rmsNormEps), tokens: selected.count / width,
+                       pool: pool)
+        var start = 0
+        return selectedRows.map { rows in
+            defer { start += rows.count * config.vocabSize }
+            return Array(all[start..<start + rows.count * config.vocabSize])
+        }
     }
 }

@@ -22,6 +22,13 @@ public enum Vector {
         ck_dot(a, b, count)
     }
 
+    /// y[t, r] = Σₖ x[t, k] · w[r, k] for t < rows, r < wRows, in float32 on the calling thread; each operand has
+    /// its own row stride.
+    public static func matmul(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ w: UnsafePointer<Float>, wRows: Int,
+                              ldw: Int, depth: Int, into y: UnsafeMutablePointer<Float>, ldy: Int) {
+        ck_matmul_rows(x, rows, ldx, w, CK_F32, depth, ldw, 0, wRows, y, ldy)
+    }
+
     /// y += a * x
     @inline(__always)
     public static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {

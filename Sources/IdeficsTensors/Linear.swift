@@ -24,7 +24,7 @@ public struct Linear: Sendable {
                 let xBase = xp.baseAddress!, yBase = yp.baseAddress!
                 let type = weight.dtype.kernelType
                 pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
-                    ck_matmul_rows(xBase, tokens, k, weight.data, type, k, rows.lowerBound, rows.upperBound, yBase, out)
+                    ck_matmul_rows(xBase, tokens, k, weight.data, type, k, k, rows.lowerBound, rows.upperBound, yBase, out)
                 }
             }
         }

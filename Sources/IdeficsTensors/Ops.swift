@@ -61,6 +61,15 @@ public enum Ops {
         return out
     }
 
+    /// GELU with the tanh approximation (`gelu_pytorch_tanh`), in place.
+    public static func geluTanh(_ x: inout [Float]) {
+        let c = Float(0.7978845608028654) // sqrt(2 / pi)
+        for i in x.indices {
+            let v = x[i]
+            x[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
+        }
+    }
+
     /// x += y, elementwise.
     public static func add(_ x: inout [Float], _ y: [Float]) {
         precondition(x.count == y.count)

@@ -5,7 +5,7 @@ public struct WeightTensor: @unchecked Sendable {
     public let dtype: DType
     public let shape: [Int]
     public let data: UnsafeRawPointer
-    private let owner: AnyObject
+    let owner: AnyObject
 
     public init(name: String, dtype: DType, shape: [Int], data: UnsafeRawPointer, owner: AnyObject) {
         self.name = name
@@ -31,5 +31,13 @@ public struct WeightTensor: @unchecked Sendable {
     public func row(_ index: Int, into destination: UnsafeMutablePointer<Float>) {
         let width = shape.last!
         convertToFloat(data + index * width * dtype.byteSize, dtype, count: width, into: destination)
+    }
+}
+
+extension WeightTensor {
+    /// The same bytes viewed with another shape of the same element count (a conv kernel as a matrix).
+    public func reshaped(_ newShape: [Int]) -> WeightTensor {
+        precondition(newShape.reduce(1, *) == count, "\(name): cannot view \(shape) as \(newShape)")
+        return WeightTensor(name: name, dtype: dtype, shape: newShape, data: data, owner: owner)
     }
 }

@@ -34,3 +34,34 @@ final class CheckpointGenerationTests: XCTestCase {
         }
     }
 }
+
+/// A chat's next turn reuses the cached prefix and computes only what is new, with the same result.
+final class PrefixReuseTests: XCTestCase {
+    /// Equal up to float reassociation (a cached run splits the work differently); prints no vectors.
+    private func assertClose(_ actual: [Float], _ expected: [Float], _ label: String, line: UInt = #line) {
+        XCTAssertEqual(actual.count, expected.count, label, line: line)
+        let difference = zip(actual, expected).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThan(difference, 1e-4 * (expected.map(abs).max() ?? 1), label, line: line)
+    }
+
+    func testNextTurnReusesTheCacheAndMatchesAFreshRun() throws {
+        let pool = WorkerPool(threads: 2)
+        let decoder = try Mistral(checkpoint: Checkpoint(directory: Fixtures.url("models/tiny-bf16-swa")))
+        let firstTurn = [1, 1247, 28747, 1824, 349, 297, 264, 7296, 11809, 28804, 32002, 28705, 13, 7226, 11143, 28747]
+        var session = DecoderSession(decoder: decoder, pool: pool)
+        _ = try session.prefill(firstTurn)
+        _ = try session.logits(after: [415, 5565])
+        let secondTurn = firstTurn + [415, 5565, 302, 4843, 349]
+        let reused = try session.prefill(secondTurn)
+        XCTAssertEqual(session.tokens, secondTurn)
+        var fresh = DecoderSession(decoder: decoder, pool: pool)
+        assertClose(reused, try fresh.prefill(secondTurn), "next turn")
+        // A prompt that diverges early, or repeats exactly, is recomputed from where it differs.
+        let diverging = [1, 1247, 28747, 1824]
+        var reference = DecoderSession(decoder: decoder, pool: pool)
+        let expected = try reference.prefill(diverging)
+        assertClose(try session.prefill(diverging), expected, "diverging prompt")
+        assertClose(try session.prefill(diverging), expected, "repeated prompt")
+        XCTAssertEqual(session.cache.count, diverging.count)
+    }
+}

@@ -80,6 +80,31 @@ final class DecodeErrorTests: XCTestCase {
         assertError(badDepth, .corrupt, "test.png: invalid PNG color type 0 with bit depth 3")
     }
 
+    func testJPEGErrors() throws {
+        let jpeg = try ImageFixtures.bytes("inputs/astro_420_base.jpg")
+        assertError(Array(jpeg[..<(jpeg.count * 2 / 3)]), .truncated, "test.png: JPEG data is truncated")
+        assertError(Array(jpeg.dropLast(2)), .truncated, "test.png: JPEG file is truncated")
+        // Replace the SOF0 marker by SOF3 (lossless) and SOF9 (arithmetic).
+        let sof = try XCTUnwrap((0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 })
+        for marker: UInt8 in [0xC3, 0xC9] {
+            var other = jpeg
+            other[sof + 1] = marker
+            assertError(other, .unsupported,
+                        "test.png: lossless, hierarchical and arithmetic-coded JPEG are not supported")
+        }
+        var huge = jpeg
+        huge.replaceSubrange((sof + 5)..<(sof + 9), with: [0xFF, 0xFF, 0xFF, 0xFF])
+        assertError(huge, .tooManyPixels, "test.png: image size 65535x65535 exceeds the limit of 100000000 pixels")
+        // Entropy-coded data of all-ones bytes is no valid Huffman code sequence.
+        let sos = try XCTUnwrap((0..<(jpeg.count - 1)).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xDA })
+        var garbage = jpeg
+        let dataStart = sos + 2 + Int(jpeg[sos + 2]) << 8 + Int(jpeg[sos + 3])
+        for i in dataStart..<(dataStart + 64) { garbage[i] = 0xFE }
+        XCTAssertThrowsError(try ImageDecoder.decode(garbage)) { error in
+            XCTAssertEqual((error as? ImageError)?.kind, .corrupt, "\(error)")
+        }
+    }
+
     func testUnsupportedBMP() {
         var bmp = [UInt8](repeating: 0, count: 80)
         bmp[0] = 0x42; bmp[1] = 0x4D
@@ -107,8 +132,8 @@ final class DecodeErrorTests: XCTestCase {
     func testMutatedInputsNeverCrash() throws {
         var generator = SplitMix(seed: 42)
         let seeds = try ["inputs/gray8_n.png", "inputs/pal2_i.png", "inputs/rgba8_i.png", "inputs/rgb24.bmp",
-                         "inputs/rgb.ppm"].map(ImageFixtures.bytes)
-        for iteration in 0..<600 {
+                         "inputs/rgb.ppm", "inputs/astro_420_prog.jpg", "inputs/tiny_422_17x9.jpg"].map(ImageFixtures.bytes)
+        for iteration in 0..<700 {
             func mutate(_ bytes: inout [UInt8]) {
                 for _ in 0..<(1 + Int(generator.next() % 4)) where !bytes.isEmpty {
                     let position = Int(generator.next() % UInt64(bytes.count))
@@ -119,9 +144,11 @@ final class DecodeErrorTests: XCTestCase {
                     }
                 }
             }
-            var bytes = seeds[iteration % seeds.count]
-            // PNGs: half the time damage the compressed stream behind a valid CRC, to reach the inflater.
-            if iteration % 10 < 3 && iteration % 2 == 0 {
+            let seed = Int(generator.next() % UInt64(seeds.count))
+            var bytes = seeds[seed]
+            // PNGs (the first three seeds): half the time damage the compressed stream behind a valid CRC, to
+            // reach the inflater.
+            if seed < 3 && generator.next() % 2 == 0 {
                 bytes = editingChunk(bytes, "IDAT") { mutate(&$0) }
             } else {
                 mutate(&bytes)

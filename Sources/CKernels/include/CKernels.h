@@ -8,9 +8,10 @@
 typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2 } ck_dtype;
 
 /// Y[t, r] = sum_k X[t, k] * W[r, k] for t < T and r in [row_begin, row_end).
-/// X is float32 [T, K] with row stride ldx; W is [rows, K] of `wtype` (row stride K); Y is float32 with stride ldy.
+/// X is float32 [T, K] with row stride ldx; W is [rows, K] of `wtype` with row stride ldw; Y is float32 with
+/// row stride ldy.
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
-                    ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
+                    ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
 
 /// Converts n stored elements to float32.
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst);

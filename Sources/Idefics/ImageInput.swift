@@ -1,0 +1,80 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import IdeficsImages
+
+/// Loads the images a user names: a file path, a `data:image/...;base64,` URI, or an http(s) URL
+/// (fetched with a timeout, a size limit and at most 5 redirects).
+public enum ImageInput {
+    public static let maximumDownloadBytes = 50 << 20
+    public static let downloadTimeout: TimeInterval = 30
+
+    public static func load(_ reference: String, options: ImageLoadOptions = ImageLoadOptions()) throws -> RGBImage {
+        if reference.hasPrefix("http://") || reference.hasPrefix("https://") {
+            return try ImageDecoder.loadRGB(.bytes(download(reference), name: reference), options: options)
+        }
+        if reference.hasPrefix("data:") { return try ImageDecoder.loadRGB(.dataURI(reference), options: options) }
+        return try ImageDecoder.loadRGB(.file(reference), options: options)
+    }
+
+    static func download(_ address: String) throws -> [UInt8] {
+        guard let url = URL(string: address) else { throw ImageError(source: address, kind: .unreadable, detail: "not a valid URL") }
+        let delegate = LimitedDownload(limit: maximumDownloadBytes)
+        let configuration = URLSessionConfiguration.ephemeral
+        configuration.timeoutIntervalForRequest = downloadTimeout
+        configuration.timeoutIntervalForResource = downloadTimeout
+        let session = URLSession(configuration: configuration, delegate: delegate, delegateQueue: nil)
+        defer { session.invalidateAndCancel() }
+        session.dataTask(with: url).resume()
+        guard delegate.done.wait(timeout: .now() + downloadTimeout + 1) == .success else {
+            throw ImageError(source: address, kind: .unreadable, detail: "download timed out after \(Int(downloadTimeout)) s")
+        }
+        if let failure = delegate.failure { throw ImageError(source: address, kind: .unreadable, detail: failure) }
+        return delegate.bytes
+    }
+}
+
+/// Collects a response body, refusing more than `limit` bytes, non-2xx answers and long redirect chains.
+private final class LimitedDownload: NSObject, URLSessionDataDelegate, @unchecked Sendable {
+    let limit: Int
+    let done = DispatchSemaphore(value: 0)
+    var bytes: [UInt8] = []
+    var failure: String?
+    private var redirects = 0
+
+    init(limit: Int) { self.limit = limit }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
+                    newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
+        redirects += 1
+        if redirects > 5 { failure = "more than 5 redirects" }
+        completionHandler(redirects > 5 ? nil : request)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,
+                    completionHandler: @escaping (URLSession.ResponseDisposition) -> Void) {
+        if let http = response as? HTTPURLResponse, !(200..<300).contains(http.statusCode) {
+            failure = "HTTP status \(http.statusCode)"
+            return completionHandler(.cancel)
+        }
+        if response.expectedContentLength > limit {
+            failure = "the image is \(response.expectedContentLength) bytes, over the \(limit)-byte limit"
+            return completionHandler(.cancel)
+        }
+        completionHandler(.allow)
+    }
+
+    func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive data: Data) {
+        bytes += data
+        if bytes.count > limit {
+            failure = "the image is over the \(limit)-byte limit"
+            dataTask.cancel()
+        }
+    }
+
+    func urlSession(_ session: URLSession, task: URLSessionTask, didCompleteWithError error: Error?) {
+        if failure == nil, let error { failure = error.localizedDescription }
+        done.signal()
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import IdeficsCheckpoint
+import IdeficsGeneration
+import IdeficsImages
+import IdeficsModels
+import IdeficsTensors
+import IdeficsTokenizer
+
+/// A checkpoint loaded for generation: tokenizer, generation defaults, image processor and model, sharing one
+/// pool of worker threads. Loading maps the weight files; nothing is copied or converted.
+public final class Pipeline: @unchecked Sendable {
+    public let checkpoint: Checkpoint
+    public let tokenizer: Tokenizer
+    public let generationConfig: GenerationConfig
+    /// The decoder (of the Idefics2 model, or of a plain Mistral checkpoint).
+    public let decoder: Mistral
+    /// nil for text-only checkpoints.
+    public let idefics2: Idefics2?
+    public let imageProcessor: Idefics2ImageProcessor?
+    public let pool: WorkerPool
+
+    /// `pathOrID`: a checkpoint folder or a model id in the local Hugging Face cache.
+    public init(pathOrID: String, threads: Int? = nil) throws {
+        checkpoint = try Checkpoint(pathOrID: pathOrID)
+        tokenizer = try Tokenizer(directory: checkpoint.directory)
+        generationConfig = try checkpoint.jsonObject("generation_config.json") == nil ? GenerationConfig()
+            : checkpoint.decode(GenerationConfig.self, from: "generation_config.json")
+        if try checkpoint.jsonObject("config.json")?["model_type"] as? String == "idefics2" {
+            let model = try Idefics2(checkpoint: checkpoint)
+            idefics2 = model
+            decoder = model.decoder
+            imageProcessor = try Self.loadImageProcessor(checkpoint.directory)
+        } else {
+            idefics2 = nil
+            decoder = try Mistral(checkpoint: checkpoint)
+            imageProcessor = nil
+        }
+        pool = WorkerPool(threads: threads)
+    }
+
+    private static func loadImageProcessor(_ directory: URL) throws -> Idefics2ImageProcessor {
+        let file = directory.appendingPathComponent("preprocessor_config.json")
+        guard FileManager.default.fileExists(atPath: file.path) else { return Idefics2ImageProcessor() }
+        return Idefics2ImageProcessor(config: try Idefics2ImageProcessorConfig(contentsOf: file))
+    }
+
+    /// Token ids and image vectors of a raw prompt whose `<image>` placeholders take `images` in order.
+    public func prepare(prompt: String, images: [RGBImage], options: Idefics2ImageProcessorOverrides = .init())
+        throws -> PreparedPrompt {
+        guard let idefics2, let imageProcessor else {
+            guard images.isEmpty else { throw ModelError("\(checkpoint.directory.path) is a text-only model: it takes no images") }
+            return PreparedPrompt(ids: tokenizer.encode(prompt), imageRows: [])
+        }
+        let split = options.doImageSplitting ?? imageProcessor.config.doImageSplitting
+        let text = try Idefics2Prompt.expand(prompt, imageCount: images.count,
+                                             imageSequenceLength: idefics2.imageSequenceLength, splitImages: split)
+        var rows = [Float]()
+        for image in images {
+            for part in try imageProcessor.process(image, overrides: options) {
+                let pixels = PixelImage(height: part.height, width: part.width, values: part.values)
+                rows += try idefics2.imageFeatures(pixels, pool: pool)
+            }
+        }
+        return PreparedPrompt(ids: tokenizer.encode(text), imageRows: rows)
+    }
+
+    /// Generates after a prepared prompt. `onToken` sees each token with its text (special tokens have none);
+    /// returning false stops early.
+    public func generate(_ prepared: PreparedPrompt, request: GenerationRequest = .init(),
+                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
+        let parameters = try GenerationParameters(request: request, config: generationConfig,
+                                                  defaultSeed: UInt64.random(in: 0...UInt64.max))
+        var session = DecoderSession(decoder: decoder, pool: pool, imageTokenId: idefics2?.config.imageTokenId,
+                                     imageRows: prepared.imageRows)
+        return try Generator.generate(model: &session, prompt: prepared.ids, parameters: parameters,
+                                      text: StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true),
+                                      onToken: onToken)
+    }
+
+    /// Generates for several prepared prompts together (one batched model call per step); each row's tokens are
+    /// what it would get alone. `onToken` gets (row, token); returning false stops that row.
+    public func generate(batch: [PreparedPrompt], request: GenerationRequest = .init(),
+                         onToken: (Int, GeneratedToken) -> Bool = { _, _ in true }) throws -> [GenerationOutput] {
+        let seed = UInt64.random(in: 0...UInt64.max)
+        let parameters = try GenerationParameters(request: request, config: generationConfig, defaultSeed: seed)
+        var sessions = batch.map {
+            DecoderSession(decoder: decoder, pool: pool, imageTokenId: idefics2?.config.imageTokenId, imageRows: $0.imageRows)
+        }
+        return try Generator.generate(batch: &sessions, prompts: batch.map(\.ids),
+                                      parameters: Array(repeating: parameters, count: batch.count),
+                                      text: batch.map { _ in StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true) },
+                                      onToken: onToken)
+    }
+
+    /// Generates after a raw prompt (BOS is added as the tokenizer's template says).
+    public func generate(prompt: String, images: [RGBImage] = [], request: GenerationRequest = .init(),
+                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
+        try generate(prepare(prompt: prompt, images: images), request: request, onToken: onToken)
+    }
+}
+
+/// A prompt ready for the decoder: token ids, and the image vectors its `<image>` tokens take in order.
+public struct PreparedPrompt: Sendable, Equatable {
+    public var ids: [Int]
+    public var imageRows: [Float]
+
+    public init(ids: [Int], imageRows: [Float] = []) {
+        self.ids = ids
+        self.imageRows = imageRows
+    }
+}

@@ -1,0 +1,265 @@
+import Foundation
+
+/// Idefics2's image processor settings (`preprocessor_config.json`, or the `image_processor` section of
+/// `processor_config.json`); defaults are `Idefics2ImageProcessorPil`'s.
+public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
+    /// Recorded for completeness: `RGBImage` inputs are always RGB already (see `ImageDecoder.loadRGB`).
+    public var doConvertRGB = true
+    public var doResize = true
+    /// `size.shortest_edge` / `size.longest_edge`, used unless the file gives a fixed `height`/`width`.
+    public var shortestEdge = 378
+    public var longestEdge = 980
+    public var fixedSize: ImageSize?
+    public var doRescale = true
+    public var rescaleFactor = 1.0 / 255.0
+    public var doNormalize = true
+    public var imageMean: [Double] = [0.5, 0.5, 0.5]
+    public var imageStd: [Double] = [0.5, 0.5, 0.5]
+    public var doPad = true
+    public var doImageSplitting = false
+
+    public init() {}
+
+    /// Parses the JSON of `preprocessor_config.json` or `processor_config.json`; unknown keys are ignored.
+    /// (Decodable rather than JSONSerialization: the latter misreads 0.00392156862745098 by one ulp.)
+    public init(json: Data, source: String = "preprocessor_config.json") throws {
+        let file: ConfigFile
+        do {
+            file = try JSONDecoder().decode(ConfigFile.self, from: json)
+        } catch {
+            throw ImageError(source: source, kind: .corrupt, detail: "invalid image processor configuration: \(error)")
+        }
+        let fields = file.imageProcessor ?? file.fields
+        doConvertRGB = fields.do_convert_rgb ?? doConvertRGB
+        doResize = fields.do_resize ?? doResize
+        doRescale = fields.do_rescale ?? doRescale
+        rescaleFactor = fields.rescale_factor ?? rescaleFactor
+        doNormalize = fields.do_normalize ?? doNormalize
+        imageMean = fields.image_mean?.values ?? imageMean
+        imageStd = fields.image_std?.values ?? imageStd
+        doPad = fields.do_pad ?? doPad
+        doImageSplitting = fields.do_image_splitting ?? doImageSplitting
+        // PILImageResampling.BILINEAR == 2 is the only filter Idefics2 configurations use.
+        if let resample = fields.resample, resample != 2 {
+            throw ImageError(source: source, kind: .unsupported, detail: "only resample=2 (BILINEAR) is supported")
+        }
+        if let size = fields.size {
+            if let shortest = size.shortest_edge, let longest = size.longest_edge {
+                (shortestEdge, longestEdge, fixedSize) = (shortest, longest, nil)
+            } else if let height = size.height, let width = size.width {
+                fixedSize = ImageSize(height: height, width: width)
+            } else {
+                throw ImageError(source: source, kind: .corrupt,
+                                 detail: "size must contain shortest_edge and longest_edge, or height and width")
+            }
+        }
+        guard imageMean.count == 3, imageStd.count == 3 else {
+            throw ImageError(source: source, kind: .corrupt, detail: "image_mean and image_std must have 3 values")
+        }
+    }
+
+    public init(contentsOf url: URL) throws {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw ImageError(source: url.path, kind: .unreadable, detail: "cannot read file")
+        }
+        try self.init(json: data, source: url.path)
+    }
+
+}
+
+public struct ImageSize: Sendable, Equatable {
+    public var height: Int
+    public var width: Int
+
+    public init(height: Int, width: Int) {
+        self.height = height
+        self.width = width
+    }
+}
+
+/// The JSON fields, named as in the file; `processor_config.json` nests them under "image_processor".
+private struct ConfigFile: Decodable {
+    struct Size: Decodable {
+        var shortest_edge: Int?, longest_edge: Int?, height: Int?, width: Int?
+    }
+
+    /// `image_mean` / `image_std`: a list, or one number for all channels.
+    struct Channels: Decodable {
+        var values: [Double]
+
+        init(from decoder: Decoder) throws {
+            let container = try decoder.singleValueContainer()
+            if let single = try? container.decode(Double.self) {
+                values = [single, single, single]
+            } else {
+                values = try container.decode([Double].self)
+            }
+        }
+    }
+
+    struct Fields: Decodable {
+        var do_convert_rgb: Bool?, do_resize: Bool?, do_rescale: Bool?, do_normalize: Bool?, do_pad: Bool?
+        var do_image_splitting: Bool?
+        var rescale_factor: Double?
+        var image_mean: Channels?, image_std: Channels?
+        var resample: Int?
+        var size: Size?
+    }
+
+    var fields: Fields
+    var imageProcessor: Fields?
+
+    private enum Keys: String, CodingKey { case image_processor }
+
+    init(from decoder: Decoder) throws {
+        fields = try Fields(from: decoder)
+        imageProcessor = try decoder.container(keyedBy: Keys.self).decodeIfPresent(Fields.self, forKey: .image_processor)
+    }
+}
+
+/// Per-call overrides, as the processor's `__call__` kwargs.
+public struct Idefics2ImageProcessorOverrides: Sendable, Equatable {
+    public var doImageSplitting: Bool?
+    public var longestEdge: Int?
+    public var shortestEdge: Int?
+
+    public init(doImageSplitting: Bool? = nil, longestEdge: Int? = nil, shortestEdge: Int? = nil) {
+        self.doImageSplitting = doImageSplitting
+        self.longestEdge = longestEdge
+        self.shortestEdge = shortestEdge
+    }
+}
+
+/// One processed image at its own size: float32 `[3, height, width]` (C order), what the vision encoder consumes.
+public struct ProcessedImage: Sendable, Equatable {
+    public var height: Int
+    public var width: Int
+    public var values: [Float]
+}
+
+/// The padded batch transformers returns: `pixelValues` `[batch, maxImages, 3, height, width]`,
+/// `pixelAttentionMask` `[batch, maxImages, height, width]` (1 on real pixels; transformers' dtype is int64).
+/// Samples with fewer images are padded with all-zero images whose mask is all zero.
+public struct ProcessedBatch: Sendable, Equatable {
+    public var batchSize: Int
+    public var maxImages: Int
+    public var height: Int
+    public var width: Int
+    public var pixelValues: [Float]
+    public var pixelAttentionMask: [UInt8]
+    /// The unpadded images of each sample, in order (the valid top-left rectangle of each padded slot).
+    public var images: [[ProcessedImage]]
+}
+
+public struct Idefics2ImageProcessor: Sendable {
+    public var config: Idefics2ImageProcessorConfig
+
+    public init(config: Idefics2ImageProcessorConfig = Idefics2ImageProcessorConfig()) {
+        self.config = config
+    }
+
+    /// `get_resize_output_image_size`: Python floats and `int()` truncation; the short side is then raised to
+    /// `shortest_edge` independently, so the aspect ratio may change.
+    public static func resizedSize(height: Int, width: Int, shortestEdge: Int, longestEdge: Int) -> ImageSize {
+        var h = height, w = width
+        let aspect = Double(width) / Double(height)
+        if w >= h && w > longestEdge {
+            w = longestEdge
+            h = Int(Double(w) / aspect)
+        } else if h > w && h > longestEdge {
+            h = longestEdge
+            w = Int(Double(h) * aspect)
+        }
+        return ImageSize(height: max(h, shortestEdge), width: max(w, shortestEdge))
+    }
+
+    /// The images one input becomes: with splitting, the four quadrants (split at `h // 2`, `w // 2`, on the
+    /// original) then the whole image; each resized on its own.
+    public func process(_ image: RGBImage, overrides: Idefics2ImageProcessorOverrides = .init()) throws
+        -> [ProcessedImage] {
+        let split = overrides.doImageSplitting ?? config.doImageSplitting
+        var parts = [image]
+        if split {
+            let midH = image.height / 2, midW = image.width / 2
+            guard midH > 0 && midW > 0 else {
+                throw ImageError(source: "image processor", kind: .invalidDimensions,
+                                 detail: "a \(image.width)x\(image.height) image is too small to split")
+            }
+            parts = [image.cropped(x: 0, y: 0, width: midW, height: midH),
+                     image.cropped(x: midW, y: 0, width: image.width - midW, height: midH),
+                     image.cropped(x: 0, y: midH, width: midW, height: image.height - midH),
+                     image.cropped(x: midW, y: midH, width: image.width - midW, height: image.height - midH),
+                     image]
+        }
+        let tables = channelTables()
+        return parts.map { part in
+            var resized = part
+            if config.doResize {
+                let size = config.fixedSize ?? Self.resizedSize(
+                    height: part.height, width: part.width,
+                    shortestEdge: overrides.shortestEdge ?? config.shortestEdge,
+                    longestEdge: overrides.longestEdge ?? config.longestEdge)
+                resized = PillowResize.bilinear(part, width: size.width, height: size.height)
+            }
+            return toFloat(resized, tables)
+        }
+    }
+
+    /// Processes a batch (a list of images per sample) and pads it as transformers does.
+    public func batch(_ samples: [[RGBImage]], overrides: Idefics2ImageProcessorOverrides = .init()) throws
+        -> ProcessedBatch {
+        let images = try samples.map { try $0.flatMap { try process($0, overrides: overrides) } }
+        let all = images.joined()
+        let height = all.map(\.height).max() ?? 0, width = all.map(\.width).max() ?? 0
+        let maxImages = images.map(\.count).max() ?? 0
+        let plane = height * width
+        var values = [Float](repeating: 0, count: samples.count * maxImages * 3 * plane)
+        var mask = [UInt8](repeating: 0, count: samples.count * maxImages * plane)
+        for (b, sampleImages) in images.enumerated() {
+            for (i, image) in sampleImages.enumerated() {
+                let slot = b * maxImages + i
+                for c in 0..<3 {
+                    for y in 0..<image.height {
+                        let src = (c * image.height + y) * image.width
+                        let dst = ((slot * 3 + c) * height + y) * width
+                        values.replaceSubrange(dst..<(dst + image.width),
+                                               with: image.values[src..<(src + image.width)])
+                    }
+                }
+                for y in 0..<image.height {
+                    let row = slot * plane + y * width
+                    for x in 0..<image.width { mask[row + x] = 1 }
+                }
+            }
+        }
+        return ProcessedBatch(batchSize: samples.count, maxImages: maxImages, height: height, width: width,
+                              pixelValues: values, pixelAttentionMask: mask, images: images)
+    }
+
+    /// Per channel, the float32 value of each uint8 level: `rescale` multiplies in float64 and casts to float32,
+    /// `normalize` subtracts and divides in float32 (numpy's promotion with float32 mean/std arrays).
+    private func channelTables() -> [[Float]] {
+        (0..<3).map { c in
+            (0..<256).map { level in
+                var x = config.doRescale ? Float(Double(level) * config.rescaleFactor) : Float(level)
+                if config.doNormalize { x = (x - Float(config.imageMean[c])) / Float(config.imageStd[c]) }
+                return x
+            }
+        }
+    }
+
+    private func toFloat(_ image: RGBImage, _ tables: [[Float]]) -> ProcessedImage {
+        let plane = image.width * image.height
+        var values = [Float](repeating: 0, count: 3 * plane)
+        image.pixels.withUnsafeBufferPointer { src in
+            values.withUnsafeMutableBufferPointer { dst in
+                for c in 0..<3 {
+                    tables[c].withUnsafeBufferPointer { table in
+                        for i in 0..<plane { dst[c * plane + i] = table[Int(src[3 * i + c])] }
+                    }
+                }
+            }
+        }
+        return ProcessedImage(height: image.height, width: image.width, values: values)
+    }
+}

@@ -1,0 +1,39 @@
+import IdeficsCheckpoint
+import IdeficsTensors
+
+/// Idefics2: SigLIP vision tower -> SwiGLU projection + Perceiver resampler -> Mistral decoder, where each
+/// `<image>` token's embedding is replaced, in order, by one resampled image vector.
+public struct Idefics2: Sendable {
+    public let config: Idefics2Config
+    public let vision: SigLIPVision
+    public let connector: Perceiver
+    public let decoder: Mistral
+
+    public init(checkpoint: Checkpoint) throws {
+        let config = try Idefics2Config(checkpoint: checkpoint)
+        self.config = config
+        vision = try SigLIPVision(config: config.vision, checkpoint: checkpoint, prefix: "model.vision_model.")
+        connector = try Perceiver(config: config.perceiver, visionHidden: config.vision.hiddenSize,
+                                  textIntermediate: config.text.intermediateSize, checkpoint: checkpoint,
+                                  prefix: "model.connector.")
+        decoder = try Mistral(config: config.text, checkpoint: checkpoint, prefix: "model.text_model.")
+    }
+
+    /// Image tokens each image becomes in the prompt.
+    public var imageSequenceLength: Int { config.perceiver.latentCount }
+
+    /// The `imageSequenceLength` vectors that stand for one image, [latents, textHidden].
+    public func imageFeatures(_ image: PixelImage, pool: WorkerPool) throws -> [Float] {
+        let (rows, columns) = vision.patchGrid(height: image.height, width: image.width)
+        guard rows > 0, columns > 0 else {
+            throw ModelError("an image of \(image.width)x\(image.height) pixels has no whole "
+                             + "\(config.vision.patchSize)x\(config.vision.patchSize) patch")
+        }
+        return connector.resample(vision.encode(image, pool: pool), patches: rows * columns, pool: pool)
+    }
+}
+
+public struct ModelError: Error, Equatable, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

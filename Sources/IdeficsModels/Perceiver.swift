@@ -1,0 +1,86 @@
+import IdeficsCheckpoint
+import IdeficsTensors
+
+/// Idefics2's connector: a SwiGLU projection from vision width to text width, then a Perceiver resampler whose
+/// learned latents attend (grouped-query heads, no positions, no mask) to the concatenation of the projected
+/// patches and themselves, giving `latentCount` vectors per image.
+public struct Perceiver: Sendable {
+    struct SwiGLU: Sendable {
+        let gate, up, down: Linear
+
+        init(checkpoint: Checkpoint, prefix: String, input: Int, intermediate: Int, output: Int) throws {
+            gate = Linear(weight: try checkpoint.tensor(prefix + "gate_proj.weight", shape: [intermediate, input]))
+            up = Linear(weight: try checkpoint.tensor(prefix + "up_proj.weight", shape: [intermediate, input]))
+            down = Linear(weight: try checkpoint.tensor(prefix + "down_proj.weight", shape: [output, intermediate]))
+        }
+
+        func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
+            down(Ops.siluMultiply(gate(x, tokens: tokens, pool: pool), up(x, tokens: tokens, pool: pool)),
+                 tokens: tokens, pool: pool)
+        }
+    }
+
+    struct Layer: Sendable {
+        let latentsNorm, contextNorm: [Float]
+        let query, key, value, output: Linear
+        let postAttentionNorm: [Float]
+        let mlp: SwiGLU
+    }
+
+    public let config: PerceiverConfig
+    let projection: SwiGLU
+    let latents: [Float]
+    let layers: [Layer]
+    let finalNorm: [Float]
+
+    /// `visionHidden` and `textIntermediate` size the modality projection, as transformers does.
+    public init(config: PerceiverConfig, visionHidden: Int, textIntermediate: Int, checkpoint: Checkpoint,
+                prefix: String) throws {
+        let hidden = config.hiddenSize
+        let (qWidth, kvWidth) = (config.headCount * config.headDim, config.keyValueHeadCount * config.headDim)
+        func linear(_ name: String, _ out: Int, _ input: Int) throws -> Linear {
+            Linear(weight: try checkpoint.tensor(name + ".weight", shape: [out, input]))
+        }
+        self.config = config
+        projection = try SwiGLU(checkpoint: checkpoint, prefix: prefix + "modality_projection.", input: visionHidden,
+                                intermediate: textIntermediate, output: hidden)
+        let resampler = prefix + "perceiver_resampler."
+        latents = try checkpoint.tensor(resampler + "latents", shape: [config.latentCount, hidden]).floats()
+        layers = try (0..<config.depth).map { index in
+            let p = "\(resampler)layers.\(index)."
+            return Layer(latentsNorm: try checkpoint.floats(p + "input_latents_norm.weight", count: hidden),
+                         contextNorm: try checkpoint.floats(p + "input_context_norm.weight", count: hidden),
+                         query: try linear(p + "self_attn.q_proj", qWidth, hidden),
+                         key: try linear(p + "self_attn.k_proj", kvWidth, hidden),
+                         value: try linear(p + "self_attn.v_proj", kvWidth, hidden),
+                         output: try linear(p + "self_attn.o_proj", hidden, qWidth),
+                         postAttentionNorm: try checkpoint.floats(p + "post_attention_layernorm.weight", count: hidden),
+                         mlp: try SwiGLU(checkpoint: checkpoint, prefix: p + "mlp.", input: hidden,
+                                         intermediate: 4 * hidden, output: hidden))
+        }
+        finalNorm = try checkpoint.floats(resampler + "norm.weight", count: hidden)
+    }
+
+    /// Vision hidden states [patches, visionHidden] -> [latentCount, hidden].
+    public func resample(_ visionStates: [Float], patches: Int, pool: WorkerPool) -> [Float] {
+        let context = projection(visionStates, tokens: patches, pool: pool)
+        let eps = config.rmsNormEps
+        let shape = AttentionShape(headCount: config.headCount, keyValueHeadCount: config.keyValueHeadCount,
+                                   headDim: config.headDim)
+        let slots = patches + config.latentCount
+        var x = latents
+        for layer in layers {
+            let normedLatents = Ops.rmsNorm(x, weight: layer.latentsNorm, eps: eps)
+            let keysAndValuesInput = Ops.rmsNorm(context, weight: layer.contextNorm, eps: eps) + normedLatents
+            let attended = attend(queries: layer.query(normedLatents, tokens: config.latentCount, pool: pool),
+                                  keys: layer.key(keysAndValuesInput, tokens: slots, pool: pool),
+                                  values: layer.value(keysAndValuesInput, tokens: slots, pool: pool),
+                                  shape: shape, queryCount: config.latentCount, allowedSlots: { _ in 0..<slots },
+                                  pool: pool)
+            Ops.add(&x, layer.output(attended, tokens: config.latentCount, pool: pool))
+            let normed = Ops.rmsNorm(x, weight: layer.postAttentionNorm, eps: eps)
+            Ops.add(&x, layer.mlp(normed, tokens: config.latentCount, pool: pool))
+        }
+        return Ops.rmsNorm(x, weight: finalNorm, eps: eps)
+    }
+}

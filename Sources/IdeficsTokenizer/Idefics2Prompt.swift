@@ -1,0 +1,30 @@
+/// Idefics2's prompt expansion, as the original processor (transformers 4.40-4.4x) does it: every `<image>` becomes
+/// `<fake_token_around_image>` + N `<image>` + `<fake_token_around_image>` (that block five times for a split image:
+/// four crops and the whole), and doubled fake tokens collapse, so adjacent images share one.
+/// transformers 5 also inserts a space after each image block; the models were not trained with it.
+public enum Idefics2Prompt {
+    public static let imageToken = "<image>"
+    public static let fakeToken = "<fake_token_around_image>"
+
+    public struct CountMismatch: Error, Equatable, CustomStringConvertible {
+        public let placeholders: Int
+        public let images: Int
+        public var description: String {
+            "the prompt has \(placeholders) <image> placeholder\(placeholders == 1 ? "" : "s") but "
+                + "\(images) image\(images == 1 ? " was" : "s were") given"
+        }
+    }
+
+    /// Number of `<image>` placeholders in a prompt before expansion.
+    public static func placeholderCount(_ text: String) -> Int {
+        text.components(separatedBy: imageToken).count - 1
+    }
+
+    public static func expand(_ text: String, imageCount: Int, imageSequenceLength: Int, splitImages: Bool) throws -> String {
+        let placeholders = placeholderCount(text)
+        guard placeholders == imageCount else { throw CountMismatch(placeholders: placeholders, images: imageCount) }
+        let block = fakeToken + String(repeating: imageToken, count: imageSequenceLength) + fakeToken
+        return text.replacingOccurrences(of: imageToken, with: String(repeating: block, count: splitImages ? 5 : 1))
+            .replacingOccurrences(of: fakeToken + fakeToken, with: fakeToken)
+    }
+}
