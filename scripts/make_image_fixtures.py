@@ -275,6 +275,112 @@ def pnm_bmp_cases():
     add_decode_case("rgba32.bmp", bmp(rgba, 32, masks=(0xFF0000, 0xFF00, 0xFF, 0xFF000000)), "BMP 32-bit BGRA")
 
 
+def encode_jpeg(planes, factors, ids=(1, 2, 3, 4), jfif=True, adobe=None, quality_step=6):
+    """Minimal baseline JPEG writer for sampling layouts Pillow cannot produce (4:4:0, 4:1:1, mixed, YCCK).
+    planes: full-size uint8 arrays (already in the stored color space). Fixed-length Huffman codes keep it short:
+    12 DC symbols of 4 bits, all 162 AC symbols of 8 bits."""
+    h_max, v_max = max(f[0] for f in factors), max(f[1] for f in factors)
+    height, width = planes[0].shape
+    mcus_x, mcus_y = -(-width // (8 * h_max)), -(-height // (8 * v_max))
+    ac_symbols = [0x00, 0xF0] + [r << 4 | s for r in range(16) for s in range(1, 11)]
+    dc_code = {s: (s, 4) for s in range(12)}
+    ac_code = {s: (i, 8) for i, s in enumerate(ac_symbols)}
+    basis = np.array([[np.cos((2 * x + 1) * u * np.pi / 16) * (np.sqrt(0.5) if u == 0 else 1) / 2 for x in range(8)]
+                      for u in range(8)])
+    quant = np.full((8, 8), quality_step)
+    zigzag = [0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,
+              7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31,
+              39, 46, 53, 60, 61, 54, 47, 55, 62, 63]
+    stored = []
+    for plane, (h, v) in zip(planes, factors):
+        ch, cw = -(-height * v // v_max), -(-width * h // h_max)
+        small = plane.astype(np.float64)[np.ix_(np.arange(ch) * height // ch, np.arange(cw) * width // cw)]
+        full = np.pad(small, ((0, mcus_y * v * 8 - ch), (0, mcus_x * h * 8 - cw)), mode="edge")
+        stored.append(full - 128)
+    bits = []
+
+    def put(value, length):
+        bits.extend((value >> (length - 1 - i)) & 1 for i in range(length))
+
+    def magnitude(value):
+        size = int(abs(value)).bit_length()
+        return size, (value if value >= 0 else value + (1 << size) - 1)
+
+    predictions = [0] * len(planes)
+    for my in range(mcus_y):
+        for mx in range(mcus_x):
+            for c, (h, v) in enumerate(factors):
+                for by in range(v):
+                    for bx in range(h):
+                        y0, x0 = (my * v + by) * 8, (mx * h + bx) * 8
+                        block = stored[c][y0:y0 + 8, x0:x0 + 8]
+                        coefficients = np.round(basis @ block @ basis.T / quant).astype(int).reshape(-1)
+                        zz = [int(coefficients[i]) for i in zigzag]
+                        size, value = magnitude(zz[0] - predictions[c])
+                        predictions[c] = zz[0]
+                        put(*dc_code[size])
+                        put(value, size)
+                        run = 0
+                        last = max([i for i in range(1, 64) if zz[i] != 0], default=0)
+                        for k in range(1, last + 1):
+                            if zz[k] == 0:
+                                run += 1
+                                continue
+                            while run > 15:
+                                put(*ac_code[0xF0])
+                                run -= 16
+                            size, value = magnitude(zz[k])
+                            put(*ac_code[run << 4 | size])
+                            put(value, size)
+                            run = 0
+                        if last < 63:
+                            put(*ac_code[0x00])
+    bits.extend([1] * (-len(bits) % 8))
+    data = bytearray()
+    for i in range(0, len(bits), 8):
+        byte = int("".join(map(str, bits[i:i + 8])), 2)
+        data += bytes([byte, 0]) if byte == 0xFF else bytes([byte])
+
+    def segment(marker, payload):
+        return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+    out_bytes = b"\xff\xd8"
+    if jfif:
+        out_bytes += segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+    if adobe is not None:
+        out_bytes += segment(0xEE, b"Adobe" + struct.pack(">HHHB", 100, 0, 0, adobe))
+    out_bytes += segment(0xDB, b"\x00" + bytes(quant.reshape(-1)[zigzag].astype(np.uint8)))
+    frame = struct.pack(">BHHB", 8, height, width, len(planes))
+    for c, (h, v) in enumerate(factors):
+        frame += bytes([ids[c], h << 4 | v, 0])
+    out_bytes += segment(0xC0, frame)
+    out_bytes += segment(0xC4, b"\x00" + bytes([0, 0, 0, 12] + [0] * 12) + bytes(range(12)))
+    out_bytes += segment(0xC4, b"\x10" + bytes([0] * 7 + [162] + [0] * 8) + bytes(ac_symbols))
+    scan = bytes([len(planes)]) + b"".join(bytes([ids[c], 0x00]) for c in range(len(planes))) + b"\x00\x3f\x00"
+    return out_bytes + segment(0xDA, scan) + bytes(data) + b"\xff\xd9"
+
+
+def jpeg_layout_cases():
+    """Sampling layouts and color spaces written by encode_jpeg, decoded by Pillow for reference."""
+    ycc = np.array(photo("chelsea.png", box=(60, 40, 105, 77)).convert("YCbCr"))  # 45x37
+    y, cb, cr = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    layouts = {"440": [(1, 2), (1, 1), (1, 1)], "411": [(4, 1), (1, 1), (1, 1)], "mixed": [(2, 2), (2, 1), (1, 1)],
+               "h1v2_chroma": [(2, 2), (2, 1), (2, 1)], "420_4x2": [(4, 2), (1, 1), (1, 1)]}
+    for name, factors in layouts.items():
+        add_decode_case(f"layout_{name}.jpg", encode_jpeg([y, cb, cr], factors), f"sampling {factors}")
+    rgb = np.array(photo("chelsea.png", box=(60, 40, 105, 77)))
+    planes = [rgb[..., 0], rgb[..., 1], rgb[..., 2]]
+    add_decode_case("layout_adobe_rgb.jpg", encode_jpeg(planes, [(1, 1)] * 3, jfif=False, adobe=0),
+                    "Adobe transform 0: stored RGB")
+    add_decode_case("layout_ids_rgb.jpg", encode_jpeg(planes, [(1, 1)] * 3, ids=(82, 71, 66), jfif=False),
+                    "component ids R, G, B: stored RGB")
+    k = (255 - rgb.max(axis=-1)).astype(np.uint8)
+    add_decode_case("layout_ycck.jpg", encode_jpeg([255 - y, cb, cr, 255 - k], [(2, 2), (1, 1), (1, 1), (2, 2)],
+                                                   jfif=False, adobe=2), "Adobe YCCK")
+    with open(out("inputs/layout_fractional.jpg"), "wb") as f:
+        f.write(encode_jpeg([y, cb, cr], [(3, 1), (2, 1), (1, 1)]))  # libjpeg: fractional sampling unsupported
+
+
 def jpeg_cases():
     """JPEGs written by Pillow (libjpeg-turbo) in each mode it can produce, plus two scikit-image originals."""
     def encode(im, **options):
@@ -413,6 +519,7 @@ if __name__ == "__main__":
     png_cases()
     pnm_bmp_cases()
     jpeg_cases()
+    jpeg_layout_cases()
     resize_cases()
     processor_cases()
     with open(out("manifest.json"), "w") as f:

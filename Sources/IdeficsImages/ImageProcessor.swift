@@ -215,20 +215,24 @@ public struct Idefics2ImageProcessor: Sendable {
         let plane = height * width
         var values = [Float](repeating: 0, count: samples.count * maxImages * 3 * plane)
         var mask = [UInt8](repeating: 0, count: samples.count * maxImages * plane)
-        for (b, sampleImages) in images.enumerated() {
-            for (i, image) in sampleImages.enumerated() {
-                let slot = b * maxImages + i
-                for c in 0..<3 {
-                    for y in 0..<image.height {
-                        let src = (c * image.height + y) * image.width
-                        let dst = ((slot * 3 + c) * height + y) * width
-                        values.replaceSubrange(dst..<(dst + image.width),
-                                               with: image.values[src..<(src + image.width)])
+        values.withUnsafeMutableBufferPointer { dst in
+            mask.withUnsafeMutableBufferPointer { maskOut in
+                for (b, sampleImages) in images.enumerated() {
+                    for (i, image) in sampleImages.enumerated() {
+                        let slot = b * maxImages + i
+                        image.values.withUnsafeBufferPointer { src in
+                            for c in 0..<3 {
+                                for y in 0..<image.height {
+                                    (dst.baseAddress! + ((slot * 3 + c) * height + y) * width)
+                                        .update(from: src.baseAddress! + (c * image.height + y) * image.width,
+                                                count: image.width)
+                                }
+                            }
+                        }
+                        for y in 0..<image.height {
+                            (maskOut.baseAddress! + slot * plane + y * width).update(repeating: 1, count: image.width)
+                        }
                     }
-                }
-                for y in 0..<image.height {
-                    let row = slot * plane + y * width
-                    for x in 0..<image.width { mask[row + x] = 1 }
                 }
             }
         }

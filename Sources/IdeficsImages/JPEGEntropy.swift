@@ -219,7 +219,7 @@ extension JPEGBitReader {
                 }
                 if newValue != 0 {
                     guard k <= end else { throw DecodeFailure(.corrupt, "JPEG coefficient index out of range") }
-                    block[jpegNaturalOrder[k]] = Int16(newValue)
+                    block[jpegNaturalOrder[k]] = Int16(truncatingIfNeeded: newValue)
                 }
                 k += 1
             }

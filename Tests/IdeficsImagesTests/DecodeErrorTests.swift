@@ -92,6 +92,9 @@ final class DecodeErrorTests: XCTestCase {
             assertError(other, .unsupported,
                         "test.png: lossless, hierarchical and arithmetic-coded JPEG are not supported")
         }
+        // Pillow (libjpeg) cannot decode fractional sampling factors either.
+        assertError(try ImageFixtures.bytes("inputs/layout_fractional.jpg"), .unsupported,
+                    "test.png: JPEG with fractional chroma sampling is not supported")
         var huge = jpeg
         huge.replaceSubrange((sof + 5)..<(sof + 9), with: [0xFF, 0xFF, 0xFF, 0xFF])
         assertError(huge, .tooManyPixels, "test.png: image size 65535x65535 exceeds the limit of 100000000 pixels")

@@ -1,0 +1,108 @@
+import Foundation
+
+/// A Hugging Face chat template, parsed once and rendered like transformers' `apply_chat_template(tokenize=False)`
+/// (jinja2 sandbox with `trim_blocks`, `lstrip_blocks`, loop controls and transformers' globals and `tojson`).
+public struct ChatTemplate: Sendable {
+    /// The names transformers passes as variables from the tokenizer's special tokens map.
+    public static let specialTokenNames = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
+                                           "mask_token"]
+
+    public let source: String
+    /// Variables such as `bos_token` and `eos_token`, passed to every render.
+    public var specialTokens: [String: String]
+    private let program: Program
+
+    /// The parsed template; immutable after parsing, so it can be shared across threads.
+    private final class Program: @unchecked Sendable {
+        let nodes: [Node]
+        init(_ nodes: [Node]) { self.nodes = nodes }
+    }
+
+    public init(source: String, specialTokens: [String: String] = [:]) throws {
+        self.source = source
+        self.specialTokens = specialTokens
+        program = Program(try Parser.parse(source))
+    }
+
+    /// Renders a conversation. Variables: `messages`, `tools` and `documents` (none), `add_generation_prompt`,
+    /// the special tokens, then `extraContext`, which overrides any of them.
+    public func render(messages: [ChatMessage], addGenerationPrompt: Bool,
+                       extraContext: [String: TemplateValue] = [:]) throws -> String {
+        var context: [String: Value] = [
+            "messages": .list(messages.map { Value($0.templateValue) }),
+            "tools": .none,
+            "documents": .none,
+            "add_generation_prompt": .bool(addGenerationPrompt),
+        ]
+        for (name, token) in specialTokens { context[name] = .string(token) }
+        for (name, value) in extraContext { context[name] = Value(value) }
+        return try Interpreter(context: context).render(program.nodes)
+    }
+
+    /// The template of a checkpoint folder: `chat_template.jinja`, else `chat_template.json`, else the
+    /// `chat_template` of `tokenizer_config.json` (a string, or a list of `{name, template}` whose "default" is
+    /// used). Special tokens come from `tokenizer_config.json`, overridden by `special_tokens_map.json` when the
+    /// config has no `added_tokens_decoder` (transformers' legacy rule). nil when the folder has no template.
+    public static func load(directory: URL) throws -> ChatTemplate? {
+        let config = try readJSONObject(directory.appendingPathComponent("tokenizer_config.json"))
+        let specialTokens = try loadSpecialTokens(directory: directory, config: config)
+        let jinjaFile = directory.appendingPathComponent("chat_template.jinja")
+        if FileManager.default.fileExists(atPath: jinjaFile.path) {
+            do {
+                return try ChatTemplate(source: String(contentsOf: jinjaFile, encoding: .utf8), specialTokens: specialTokens)
+            } catch let error as TemplateError {
+                throw error
+            } catch {
+                throw TemplateError.load(file: jinjaFile.lastPathComponent, reason: error.localizedDescription)
+            }
+        }
+        let jsonFile = directory.appendingPathComponent("chat_template.json")
+        if let object = try readJSONObject(jsonFile) {
+            guard let source = object["chat_template"] as? String else {
+                throw TemplateError.load(file: jsonFile.lastPathComponent, reason: "\"chat_template\" is not a string")
+            }
+            return try ChatTemplate(source: source, specialTokens: specialTokens)
+        }
+        guard let config, let template = config["chat_template"], !(template is NSNull) else { return nil }
+        if let source = template as? String { return try ChatTemplate(source: source, specialTokens: specialTokens) }
+        let named = (template as? [[String: Any]])?.first { $0["name"] as? String == "default" }
+        guard let source = named?["template"] as? String else {
+            throw TemplateError.load(file: "tokenizer_config.json",
+                                     reason: "\"chat_template\" is neither a string nor a list with a \"default\" template")
+        }
+        return try ChatTemplate(source: source, specialTokens: specialTokens)
+    }
+
+    private static func loadSpecialTokens(directory: URL, config: [String: Any]?) throws -> [String: String] {
+        var tokens: [String: String] = [:]
+        func merge(_ object: [String: Any]?) {
+            for name in specialTokenNames {
+                if let token = object?[name] as? String {
+                    tokens[name] = token
+                } else if let token = (object?[name] as? [String: Any])?["content"] as? String {
+                    tokens[name] = token
+                }
+            }
+        }
+        merge(config)
+        if config?["added_tokens_decoder"] == nil {
+            merge(try readJSONObject(directory.appendingPathComponent("special_tokens_map.json")))
+        }
+        return tokens
+    }
+
+    /// The top-level object of a JSON file, or nil if the file does not exist.
+    private static func readJSONObject(_ url: URL) throws -> [String: Any]? {
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        do {
+            guard let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] else {
+                throw TemplateError.load(file: url.lastPathComponent, reason: "top level is not a JSON object")
+            }
+            return object
+        } catch let error as TemplateError {
+            throw error
+        } catch {
+            throw TemplateError.load(file: url.lastPathComponent, reason: error.localizedDescription)
+        }
+    }
+}
