@@ -15,6 +15,7 @@ public struct DecoderSession: NextTokenModel {
     private let pool: WorkerPool
     private let imageTokenId: Int?
     private var cachedImageTokens = 0
+    public private(set) var reusedPromptTokens = 0
 
     public init(decoder: Mistral, pool: WorkerPool, imageTokenId: Int? = nil, imageRows: [Float] = []) {
         self.decoder = decoder
@@ -67,6 +68,7 @@ public struct DecoderSession: NextTokenModel {
     mutating func reusePrefix(of prompt: [Int]) -> [Int] {
         var common = zip(tokens, prompt).prefix { $0 == $1 }.count
         if common == prompt.count { common -= 1 }
+        reusedPromptTokens = common
         cache.truncate(to: common)
         tokens.removeLast(tokens.count - common)
         cachedImageTokens = imageTokenId.map { id in tokens.lazy.filter { $0 == id }.count } ?? 0

@@ -9,10 +9,13 @@ public protocol NextTokenModel {
     mutating func logits(after tokens: [Int]) throws -> [Float]
     /// Starts a generation: runs the whole prompt (a model with a cache may reuse the prefix it already holds).
     mutating func prefill(_ prompt: [Int]) throws -> [Float]
+    /// How many tokens of the last prefilled prompt came from the cache instead of being computed.
+    var reusedPromptTokens: Int { get }
 }
 
 extension NextTokenModel {
     public mutating func prefill(_ prompt: [Int]) throws -> [Float] { try logits(after: prompt) }
+    public var reusedPromptTokens: Int { 0 }
 }
 
 /// Turns generated ids into text piece by piece (a streaming detokenizer).
@@ -35,9 +38,14 @@ public struct GenerationTimings: Sendable, Equatable {
     public var prefillSeconds: Double = 0
     public var decodeSeconds: Double = 0
     public var promptTokens = 0
+    /// Prompt tokens whose keys and values were already cached (a chat's earlier turns); not computed again.
+    public var reusedPromptTokens = 0
     public var generatedTokens = 0
 
-    public var prefillTokensPerSecond: Double { prefillSeconds > 0 ? Double(promptTokens) / prefillSeconds : 0 }
+    /// Computed prompt tokens per second of prefill.
+    public var prefillTokensPerSecond: Double {
+        prefillSeconds > 0 ? Double(promptTokens - reusedPromptTokens) / prefillSeconds : 0
+    }
     /// Tokens after the first, which prefill produced, per second of decoding.
     public var decodeTokensPerSecond: Double {
         decodeSeconds > 0 ? Double(max(0, generatedTokens - 1)) / decodeSeconds : 0
@@ -122,6 +130,7 @@ public enum Generator {
         let clock = ContinuousClock()
         var start = clock.now
         var logits = try model.prefill(prompt)
+        state.output.timings.reusedPromptTokens = model.reusedPromptTokens
         let prefillSeconds = seconds(clock.now - start)
         start = clock.now
         while state.finish == nil {
@@ -147,6 +156,7 @@ public enum Generator {
         let clock = ContinuousClock()
         var start = clock.now
         var logits = try DecoderSession.prefill(&sessions, prompts: prompts)
+        for row in states.indices { states[row].output.timings.reusedPromptTokens = sessions[row].reusedPromptTokens }
         let prefillSeconds = seconds(clock.now - start)
         start = clock.now
         var active = Array(prompts.indices)
