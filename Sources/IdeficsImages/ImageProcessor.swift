@@ -15,6 +15,8 @@ public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
     public var doNormalize = true
     public var imageMean: [Double] = [0.5, 0.5, 0.5]
     public var imageStd: [Double] = [0.5, 0.5, 0.5]
+    /// Recorded for completeness: `batch` always pads (as transformers with do_pad); `process` gives the unpadded
+    /// images.
     public var doPad = true
     public var doImageSplitting = false
 

@@ -18,7 +18,7 @@ enum JPEGDecoder {
     }
 
     static func decode(_ bytes: [UInt8], limits: ImageLimits) throws -> DecodedImage {
-        var state = try JPEGState(bytes: bytes, limits: limits)
+        var state = JPEGState(bytes: bytes, limits: limits)
         try state.run()
         return try state.output()
     }
@@ -39,7 +39,7 @@ private struct JPEGState {
     var orientation = 1
     var scans = 0
 
-    init(bytes: [UInt8], limits: ImageLimits) throws {
+    init(bytes: [UInt8], limits: ImageLimits) {
         self.bytes = bytes
         self.limits = limits
     }

@@ -132,23 +132,27 @@ enum PNGDecoder {
             try out.withUnsafeMutableBufferPointer { dst in
                 for y in 0..<rows {
                     let filter = src[start + y * (rowBytes + 1)]
-                    let s = start + y * (rowBytes + 1) + 1, d = y * rowBytes, up = d - rowBytes
-                    for i in 0..<rowBytes {
-                        let a = i >= bpp ? Int(dst[d + i - bpp]) : 0
-                        let b = y > 0 ? Int(dst[up + i]) : 0
-                        let predictor: Int
-                        switch filter {
-                        case 0: predictor = 0
-                        case 1: predictor = a
-                        case 2: predictor = b
-                        case 3: predictor = (a + b) >> 1
-                        case 4:
-                            let c = i >= bpp && y > 0 ? Int(dst[up + i - bpp]) : 0
-                            let p = a + b - c, pa = abs(p - a), pb = abs(p - b), pc = abs(p - c)
-                            predictor = pa <= pb && pa <= pc ? a : (pb <= pc ? b : c)
-                        default: throw DecodeFailure(.corrupt, "invalid PNG filter type \(filter)")
+                    let s = src.baseAddress! + start + y * (rowBytes + 1) + 1, d = dst.baseAddress! + y * rowBytes
+                    // The row above is zeros for a pass's first row; one switch per row keeps the loops tight.
+                    let up: UnsafePointer<UInt8>? = y > 0 ? UnsafePointer(d - rowBytes) : nil
+                    switch (filter, up) {
+                    case (0, _), (2, nil): d.update(from: s, count: rowBytes)
+                    case (1, _), (4, nil):  // Paeth with no row above reduces to Sub
+                        for i in 0..<rowBytes { d[i] = s[i] &+ (i >= bpp ? d[i - bpp] : 0) }
+                    case (2, let b?): for i in 0..<rowBytes { d[i] = s[i] &+ b[i] }
+                    case (3, let b):
+                        for i in 0..<rowBytes {
+                            let a = i >= bpp ? Int(d[i - bpp]) : 0
+                            d[i] = s[i] &+ UInt8((a + Int(b?[i] ?? 0)) >> 1)
                         }
-                        dst[d + i] = src[s + i] &+ UInt8(truncatingIfNeeded: predictor)
+                    case (4, let b?):
+                        for i in 0..<rowBytes {
+                            let a = i >= bpp ? Int(d[i - bpp]) : 0, c = i >= bpp ? Int(b[i - bpp]) : 0
+                            let above = Int(b[i])
+                            let p = a + above - c, pa = abs(p - a), pb = abs(p - above), pc = abs(p - c)
+                            d[i] = s[i] &+ UInt8(pa <= pb && pa <= pc ? a : (pb <= pc ? above : c))
+                        }
+                    default: throw DecodeFailure(.corrupt, "invalid PNG filter type \(filter)")
                     }
                 }
             }
@@ -161,6 +165,10 @@ enum PNGDecoder {
                                 into samples: inout [UInt8]) {
         let (x0, y0, dx, dy) = pass
         let channels = header.channels, depth = header.bitDepth, rowBytes = header.rowBytes(size.0)
+        if depth == 8 && dx == 1 && dy == 1 {  // not interlaced: the rows already are the sample layout
+            samples.replaceSubrange(0..<rows.count, with: rows)
+            return
+        }
         let isGray = header.colorType == 0
         // Gray is scaled to 0...255 the way Pillow's "1", "L;2" and "L;4" raw modes do; palette indices are not.
         let scale = isGray ? [1: 255, 2: 85, 4: 17, 8: 1][depth] ?? 1 : 1
