@@ -31,7 +31,7 @@ public final class Pipeline: @unchecked Sendable {
             let model = try Idefics2(checkpoint: checkpoint)
             idefics2 = model
             decoder = model.decoder
-            imageProcessor = try Self.loadImageProcessor(checkpoint.directory)
+            imageProcessor = try Idefics2ImageProcessor(checkpointDirectory: checkpoint.directory)
         } else {
             idefics2 = nil
             decoder = try Mistral(checkpoint: checkpoint)
@@ -39,12 +39,6 @@ public final class Pipeline: @unchecked Sendable {
         }
         chatTemplate = try ChatTemplate.load(directory: checkpoint.directory)
         pool = WorkerPool(threads: threads)
-    }
-
-    private static func loadImageProcessor(_ directory: URL) throws -> Idefics2ImageProcessor {
-        let file = directory.appendingPathComponent("preprocessor_config.json")
-        guard FileManager.default.fileExists(atPath: file.path) else { return Idefics2ImageProcessor() }
-        return Idefics2ImageProcessor(config: try Idefics2ImageProcessorConfig(contentsOf: file))
     }
 
     /// Token ids and image vectors of a raw prompt whose `<image>` placeholders take `images` in order.

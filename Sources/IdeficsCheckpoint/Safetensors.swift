@@ -55,7 +55,11 @@ public struct SafetensorsFile: Sendable {
             }
             entries[name] = try Self.parseEntry(name: name, value, dataSize: dataSize, invalid: invalid)
         }
-        let ordered = entries.sorted { $0.value.byteRange.lowerBound < $1.value.byteRange.lowerBound }
+        // Ties put empty tensors first: one at another tensor's start offset does not overlap it.
+        let ordered = entries.sorted {
+            ($0.value.byteRange.lowerBound, $0.value.byteRange.upperBound)
+                < ($1.value.byteRange.lowerBound, $1.value.byteRange.upperBound)
+        }
         for (previous, next) in zip(ordered, ordered.dropFirst())
         where next.value.byteRange.lowerBound < previous.value.byteRange.upperBound {
             throw invalid("tensors \(previous.key) and \(next.key) overlap")

@@ -1,5 +1,5 @@
 /// Minimal SHA-256 (FIPS 180-4) so float outputs can be compared bit-exactly with hashes made by numpy.
-enum SHA256 {
+public enum SHA256 {
     private static let k: [UInt32] = [
         0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
         0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
@@ -11,13 +11,13 @@ enum SHA256 {
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ]
 
-    static func hex(_ message: [UInt8]) -> String { message.withUnsafeBytes { hex(raw: $0) } }
+    public static func hex(_ message: [UInt8]) -> String { message.withUnsafeBytes { hex(raw: $0) } }
 
     /// Hash of float32 values as little-endian bytes, C order (numpy `astype('<f4').tobytes()`); this machine's
     /// memory order is little-endian already.
-    static func hex(floats: [Float]) -> String { floats.withUnsafeBytes { hex(raw: $0) } }
+    public static func hex(floats: [Float]) -> String { floats.withUnsafeBytes { hex(raw: $0) } }
 
-    static func hex(raw message: UnsafeRawBufferPointer) -> String {
+    public static func hex(raw message: UnsafeRawBufferPointer) -> String {
         var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab,
                            0x5be0cd19]
         // Whole blocks straight from the message; the tail plus padding in a small copy.

@@ -1,0 +1,87 @@
+import Foundation
+import IdeficsTensors
+
+/// Builds a `.safetensors` file the way the safetensors library writes one: tensors ordered by descending
+/// element size then name (so every tensor stays aligned), laid out back to back, and the JSON header padded
+/// with spaces so the data starts on an 8-byte boundary.
+public struct SafetensorsWriter: Sendable {
+    public enum Failure: Error, Equatable, CustomStringConvertible {
+        case duplicateTensor(name: String)
+        case byteCountMismatch(name: String, shape: [Int], dtype: DType, bytes: Int)
+        case unwritable(path: String, reason: String)
+
+        public var description: String {
+            switch self {
+            case .duplicateTensor(let name): "tensor \(name) is added twice"
+            case .byteCountMismatch(let name, let shape, let dtype, let bytes):
+                "tensor \(name) with shape \(shape) of \(dtype.rawValue) cannot hold \(bytes) bytes"
+            case .unwritable(let path, let reason): "\(path): cannot be written: \(reason)"
+            }
+        }
+    }
+
+    private struct Tensor: Sendable {
+        var name: String
+        var dtype: DType
+        var shape: [Int]
+        var bytes: Data
+    }
+
+    private var tensors: [Tensor] = []
+    /// Written as the header's `__metadata__` object when not empty.
+    public var metadata: [String: String]
+
+    public init(metadata: [String: String] = [:]) {
+        self.metadata = metadata
+    }
+
+    /// Adds a tensor from its raw little-endian bytes.
+    public mutating func add(_ name: String, dtype: DType, shape: [Int], bytes: Data) throws {
+        guard !tensors.contains(where: { $0.name == name }) else { throw Failure.duplicateTensor(name: name) }
+        let (count, overflow) = shape.reduce((dtype.byteSize, false)) { partial, dim in
+            let (product, overflow) = partial.0.multipliedReportingOverflow(by: dim)
+            return (product, partial.1 || overflow || dim < 0)
+        }
+        guard !overflow, count == bytes.count else {
+            throw Failure.byteCountMismatch(name: name, shape: shape, dtype: dtype, bytes: bytes.count)
+        }
+        tensors.append(Tensor(name: name, dtype: dtype, shape: shape, bytes: bytes))
+    }
+
+    /// Float32 values in host byte order, which is little-endian on every platform this package builds for.
+    public mutating func add(_ name: String, shape: [Int], floats: [Float]) throws {
+        try add(name, dtype: .f32, shape: shape, bytes: floats.withUnsafeBufferPointer { Data(buffer: $0) })
+    }
+
+    public mutating func add(_ name: String, shape: [Int], uint8s: [UInt8]) throws {
+        try add(name, dtype: .u8, shape: shape, bytes: Data(uint8s))
+    }
+
+    /// The whole file.
+    public func data() throws -> Data {
+        let ordered = tensors.sorted { ($0.dtype.byteSize, $1.name) > ($1.dtype.byteSize, $0.name) }
+        var header: [String: Any] = metadata.isEmpty ? [:] : ["__metadata__": metadata]
+        var offset = 0
+        for tensor in ordered {
+            header[tensor.name] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape,
+                                   "data_offsets": [offset, offset + tensor.bytes.count]] as [String: Any]
+            offset += tensor.bytes.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
+        json.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - json.count % 8) % 8))
+        var file = Data(capacity: 8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(json)
+        for tensor in ordered { file.append(tensor.bytes) }
+        return file
+    }
+
+    public func write(to path: String) throws {
+        let file = try data()
+        do {
+            try file.write(to: URL(fileURLWithPath: path), options: .atomic)
+        } catch {
+            throw Failure.unwritable(path: path, reason: error.localizedDescription)
+        }
+    }
+}
