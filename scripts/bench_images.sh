@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 image="${1:-/tmp/idefics_bench_4032x3024.jpg}"
-python=.venv/bin/python
+python="${PYTHON:-.venv/bin/python}"
 
 [[ -f "$image" ]] || "$python" - "$image" <<'PY'
 import sys
