@@ -7,8 +7,8 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure load, prefill and decode speed on a checkpoint (greedy, end-of-sequence ignored).")
 
-    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
-    var model: String
+    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache (default: the demo model).")
+    var model: String?
 
     @Option(help: "Prompt length in tokens.")
     var promptTokens = 128
@@ -24,7 +24,7 @@ struct BenchCommand: ParsableCommand {
 
     func run() throws {
         let loadStart = ContinuousClock.now
-        let generator = try Pipeline(pathOrID: model, threads: threads)
+        let generator = try Pipeline(pathOrID: DemoModel.resolve(model), threads: threads)
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
         let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: promptTokens / 5 + 2)
         let prompt = Array(generator.tokenizer.encode(text).prefix(promptTokens))
@@ -43,7 +43,7 @@ struct BenchCommand: ParsableCommand {
         let t = best!
         let weightsGB = Double(generator.checkpoint.weightBytes) / 1e9
         print(String(format: "model=%@ weights=%.2fGB threads=%d load=%.2fs prompt=%d prefill=%.1f tok/s new=%d decode=%.2f tok/s",
-                     model, weightsGB, generator.pool.threadCount, loadSeconds, t.promptTokens, t.prefillTokensPerSecond,
+                     generator.checkpoint.directory.lastPathComponent, weightsGB, generator.pool.threadCount, loadSeconds, t.promptTokens, t.prefillTokensPerSecond,
                      t.generatedTokens, t.decodeTokensPerSecond))
     }
 }

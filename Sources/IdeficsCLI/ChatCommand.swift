@@ -9,8 +9,8 @@ struct ChatCommand: ParsableCommand {
         discussion: "Type a message and press return. Commands: /image PATH_OR_URL attaches an image to your next "
             + "message, /reset starts over, /quit leaves.")
 
-    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
-    var model: String
+    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache (default: the demo model).")
+    var model: String?
 
     @Option(help: "A system message that opens the conversation.")
     var system: String?
@@ -25,7 +25,7 @@ struct ChatCommand: ParsableCommand {
     var threads: Int?
 
     func run() throws {
-        let pipeline = try Terminal.reportingLoad(of: model) { try Pipeline(pathOrID: model, threads: threads) }
+        let pipeline = try Terminal.reportingLoad(of: DemoModel.resolve(model)) { try Pipeline(pathOrID: $0, threads: threads) }
         let conversation = Conversation(pipeline: pipeline, system: system,
                                         options: .init(doImageSplitting: noImageSplitting ? false : nil))
         var pending: [Message.Content] = []

@@ -9,8 +9,8 @@ struct GenerateCommand: ParsableCommand {
         discussion: "Without sampling flags the checkpoint's generation_config.json decides (greedy for Idefics2). "
             + "Any of --temperature, --top-k, --top-p, --typical-p or --seed turns sampling on.")
 
-    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
-    var model: String
+    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache (default: the demo model).")
+    var model: String?
 
     @Option(help: "The prompt: raw text whose <image> placeholders take the --image files in order, or with --chat the user's message.")
     var prompt: String
@@ -68,7 +68,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         let loadStart = ContinuousClock.now
-        let generator = try Terminal.reportingLoad(of: model) { try Pipeline(pathOrID: model, threads: threads) }
+        let generator = try Terminal.reportingLoad(of: DemoModel.resolve(model)) { try Pipeline(pathOrID: $0, threads: threads) }
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
         let request = GenerationRequest(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                         typicalP: typicalP, repetitionPenalty: repetitionPenalty, seed: seed,

@@ -5,5 +5,5 @@ struct IdeficsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "idefics",
         abstract: "Run Idefics2 checkpoints on images and text, with transformers' exact outputs.",
-        subcommands: [GenerateCommand.self, ChatCommand.self, TokenizeCommand.self, BenchCommand.self])
+        subcommands: [GenerateCommand.self, ChatCommand.self, EvalCommand.self, TokenizeCommand.self, BenchCommand.self])
 }
