@@ -30,6 +30,9 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Split images into four crops plus the whole.")
     var imageSplitting = false
 
+    @Option(help: "Refuse images with more pixels than this (checked before decoding).")
+    var maxImagePixels = ImageLimits().maxPixels
+
     @Option(help: "Resize so that the longest image side is at most this many pixels.")
     var longestEdge: Int?
 
@@ -76,7 +79,8 @@ struct GenerateCommand: ParsableCommand {
         let overrides = Idefics2ImageProcessorOverrides(
             doImageSplitting: noImageSplitting ? false : imageSplitting ? true : nil,
             longestEdge: longestEdge, shortestEdge: shortestEdge)
-        let pictures = try images.map { try ImageInput.load($0) }
+        let loading = ImageLoadOptions(limits: ImageLimits(maxPixels: maxImagePixels))
+        let pictures = try images.map { try ImageInput.load($0, options: loading) }
         let text: String
         if chat {
             let turn = Message(role: "user", content: pictures.map { .image($0) } + [.text(prompt)])
