@@ -7,8 +7,7 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Measure load, prefill and decode speed on a checkpoint (greedy, end-of-sequence ignored).")
 
-    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache (default: the demo model).")
-    var model: String?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "Prompt length in tokens.")
     var promptTokens = 128
@@ -16,15 +15,13 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Tokens to generate.")
     var newTokens = 32
 
-    @Option(help: "Worker threads (default: one per processor).")
-    var threads: Int?
 
     @Option(help: "Repetitions; the best run is reported.")
     var runs = 1
 
     func run() throws {
         let loadStart = ContinuousClock.now
-        let generator = try Pipeline(pathOrID: DemoModel.resolve(model), threads: threads)
+        let generator = try modelOptions.load()
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
         let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: promptTokens / 5 + 2)
         let prompt = Array(generator.tokenizer.encode(text).prefix(promptTokens))

@@ -10,8 +10,7 @@ struct EvalCommand: ParsableCommand {
             + "answer counts when the stripped text equals `answer`. Image paths are taken as given, else relative "
             + "to the data file's folder, else to the folder two levels above it (the repository for the demo set).")
 
-    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache (default: the demo model).")
-    var model: String?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "The evaluation set (JSON Lines).")
     var data: String
@@ -31,11 +30,9 @@ struct EvalCommand: ParsableCommand {
     @Flag(help: "Print the report as JSON.")
     var json = false
 
-    @Option(help: "Worker threads (default: one per processor).")
-    var threads: Int?
 
     func run() throws {
-        let pipeline = try Terminal.reportingLoad(of: DemoModel.resolve(model)) { try Pipeline(pathOrID: $0, threads: threads) }
+        let pipeline = try modelOptions.load()
         var items = try EvaluationItem.load(data)
         if let limit { items = Array(items.prefix(limit)) }
         let progress = ProgressBar(total: items.count)

@@ -9,8 +9,7 @@ struct GenerateCommand: ParsableCommand {
         discussion: "Without sampling flags the checkpoint's generation_config.json decides (greedy for Idefics2). "
             + "Any of --temperature, --top-k, --top-p, --typical-p or --seed turns sampling on.")
 
-    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache (default: the demo model).")
-    var model: String?
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "The prompt: raw text whose <image> placeholders take the --image files in order, or with --chat the user's message.")
     var prompt: String
@@ -66,12 +65,10 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print one JSON object with ids, text, finish reason and timings instead of streaming text.")
     var json = false
 
-    @Option(help: "Worker threads (default: one per processor).")
-    var threads: Int?
 
     func run() throws {
         let loadStart = ContinuousClock.now
-        let generator = try Terminal.reportingLoad(of: DemoModel.resolve(model)) { try Pipeline(pathOrID: $0, threads: threads) }
+        let generator = try modelOptions.load()
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
         let request = GenerationRequest(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                         typicalP: typicalP, repetitionPenalty: repetitionPenalty, seed: seed,
