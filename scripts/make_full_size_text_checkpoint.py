@@ -200,7 +200,7 @@ def write_configs(out, layers):
            "do_rescale": True, "do_resize": True, "image_mean": [0.5, 0.5, 0.5],
            "image_processor_type": "Idefics2ImageProcessor", "image_std": [0.5, 0.5, 0.5],
            "processor_class": "Idefics2Processor", "resample": 2, "rescale_factor": 0.00392156862745098,
-           "size": {"longest_edge": VISION["image_size"], "shortest_edge": 28}}
+           "size": {"longest_edge": VISION["image_size"], "shortest_edge": 378 if VISION["image_size"] >= 378 else 28}}
     proc = {"image_seq_len": PERCEIVER["resampler_n_latents"], "processor_class": "Idefics2Processor"}
     for fn, obj in [("config.json", config), ("generation_config.json", gen), ("preprocessor_config.json", pre),
                     ("processor_config.json", proc)]:
@@ -217,7 +217,15 @@ def main():
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--tokenizer-dir", default=os.path.join(REPO, "Tests", "Fixtures", "tokenizer"))
+    ap.add_argument("--full-vision", action="store_true",
+                    help="idefics2-8b's vision tower (SigLIP-so400m: 27 layers, 1152 wide, 980 px) and perceiver "
+                         "(3 layers, 16x96 heads, 64 latents) instead of tiny ones: about 16 GB, for image benchmarks")
     args = ap.parse_args()
+    if args.full_vision:
+        VISION.update(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
+                      image_size=980, patch_size=14)
+        PERCEIVER.update(resampler_n_latents=64, resampler_depth=3, resampler_n_heads=16, resampler_head_dim=96,
+                         num_key_value_heads=4)
 
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)

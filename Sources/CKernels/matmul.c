@@ -1,4 +1,5 @@
 #include "CKernels.h"
+#include <stdlib.h>
 #include <string.h>
 
 // 16 float lanes: one zmm register with AVX-512, two ymm with AVX2. Lane-wise code only, so clang maps it well.
@@ -99,8 +100,74 @@ static void tiles(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_
     }
 }
 
+// Many tokens: a block of weight rows is converted once to float32 (row-major, cache-resident), then every group of
+// up to PANEL_TOKENS tokens runs over it with PANEL_ROWS x PANEL_TOKENS accumulators: per 16 k, 8 weight and 3 token
+// loads feed 24 FMAs, and each weight element is converted once instead of once per token group (2x on prefill).
+#define PANEL_ROWS 8
+#define PANEL_TOKENS 3
+
+static inline __attribute__((always_inline)) void panel_tile(const float *X, ptrdiff_t ldx, const float *P,
+                                                             ptrdiff_t K, int nr, const int NT, float *Y, ptrdiff_t ldy) {
+    v16f acc[PANEL_ROWS][PANEL_TOKENS] = {{{0}}};
+    ptrdiff_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        v16f x[PANEL_TOKENS];
+        for (int t = 0; t < NT; t++) memcpy(&x[t], X + t * ldx + k, sizeof(v16f));
+        for (int r = 0; r < PANEL_ROWS; r++) {
+            v16f w;
+            memcpy(&w, P + r * K + k, sizeof w);
+            for (int t = 0; t < NT; t++) acc[r][t] += w * x[t];
+        }
+    }
+    for (int r = 0; r < nr; r++) {
+        for (int t = 0; t < NT; t++) {
+            float sum = hsum(acc[r][t]);
+            for (ptrdiff_t j = k; j < K; j++) sum += P[r * K + j] * X[t * ldx + j];
+            Y[t * ldy + r] = sum;
+        }
+    }
+}
+
+static void panel_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype type, ptrdiff_t K,
+                       ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy, float *P, ptrdiff_t block) {
+    for (ptrdiff_t rb = r0; rb < r1; rb += block) {
+        ptrdiff_t rows = r1 - rb < block ? r1 - rb : block;
+        for (ptrdiff_t r = 0; r < block; r++) {
+            if (r < rows) {
+                ck_to_f32((const char *)W + (size_t)(rb + r) * ldw * esize(type), type, K, P + r * K);
+            } else {
+                memset(P + r * K, 0, (size_t)K * sizeof(float));
+            }
+        }
+        for (ptrdiff_t t = 0; t < T; t += PANEL_TOKENS) {
+            ptrdiff_t nt = T - t < PANEL_TOKENS ? T - t : PANEL_TOKENS;
+            for (ptrdiff_t r = 0; r < rows; r += PANEL_ROWS) {
+                int nr = rows - r < PANEL_ROWS ? (int)(rows - r) : PANEL_ROWS;
+                const float *x = X + t * ldx;
+                float *y = Y + t * ldy + rb + r;
+                switch (nt) {
+                case 1: panel_tile(x, ldx, P + r * K, K, nr, 1, y, ldy); break;
+                case 2: panel_tile(x, ldx, P + r * K, K, nr, 2, y, ldy); break;
+                default: panel_tile(x, ldx, P + r * K, K, nr, 3, y, ldy); break;
+                }
+            }
+        }
+    }
+}
+
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
                     ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
+    if (T >= 4) {
+        // Keep the float32 block within about 512 KiB of L2, in whole register tiles.
+        ptrdiff_t block = (512 * 1024 / ((ptrdiff_t)sizeof(float) * K)) / PANEL_ROWS * PANEL_ROWS;
+        if (block < PANEL_ROWS) block = PANEL_ROWS;
+        float *P = aligned_alloc(64, ((size_t)block * K * sizeof(float) + 63) / 64 * 64);
+        if (P) {
+            panel_rows(X, T, ldx, W, wtype, K, ldw, row_begin, row_end, Y, ldy, P, block);
+            free(P);
+            return;
+        }
+    }
     for (ptrdiff_t r = row_begin; r < row_end; r += ROW_BLOCK) {
         ptrdiff_t end = r + ROW_BLOCK < row_end ? r + ROW_BLOCK : row_end;
         tiles(X, T, ldx, W, wtype, K, ldw, r, end, Y, ldy);

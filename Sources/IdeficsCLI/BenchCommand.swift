@@ -5,45 +5,51 @@ import Idefics
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure load, prefill and decode speed on a checkpoint (greedy, end-of-sequence ignored).")
+        abstract: "Measure load, image encoding, prefill and decode speed (greedy, end-of-sequence ignored).")
 
-    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Prompt length in tokens.")
+    @Option(help: "Text tokens in the prompt (after the images).")
     var promptTokens = 128
 
     @Option(help: "Tokens to generate.")
     var newTokens = 32
 
-    @Option(help: "Worker threads (default: one per processor).")
-    var threads: Int?
+    @Option(name: .customLong("image"), help: "Images placed before the text (repeatable).")
+    var images: [String] = []
+
+    @Flag(help: "Split images into four crops plus the whole.")
+    var imageSplitting = false
 
     @Option(help: "Repetitions; the best run is reported.")
     var runs = 1
 
     func run() throws {
-        let loadStart = ContinuousClock.now
-        let generator = try Pipeline(pathOrID: model, threads: threads)
-        let loadSeconds = (ContinuousClock.now - loadStart).seconds
+        let clock = ContinuousClock()
+        let loadStart = clock.now
+        let pipeline = try modelOptions.load()
+        let loadSeconds = (clock.now - loadStart).seconds
         let text = String(repeating: "The quick brown fox jumps over the lazy dog. ", count: promptTokens / 5 + 2)
-        let prompt = Array(generator.tokenizer.encode(text).prefix(promptTokens))
-        let parameters = try GenerationParameters(request: .init(maxNewTokens: newTokens, doSample: false,
-                                                                 eosTokenIds: []))
-        var best: GenerationTimings?
+        let words = pipeline.tokenizer.decode(Array(pipeline.tokenizer.encode(text, addSpecialTokens: false).prefix(promptTokens)))
+        let pictures = try images.map { try ImageInput.load($0) }
+        let options = Idefics2ImageProcessorOverrides(doImageSplitting: imageSplitting)
+        let request = GenerationRequest(maxNewTokens: newTokens, doSample: false, badWordsIds: [], eosTokenIds: [])
+        var best: (image: Double, timings: GenerationTimings)?
         for _ in 0..<max(1, runs) {
-            var session = DecoderSession(decoder: generator.decoder, pool: generator.pool)
-            struct Silent: IncrementalTextDecoder {
-                mutating func append(_ id: Int) -> String { "" }
-                mutating func flush() -> String { "" }
+            let imageStart = clock.now
+            let prepared = try pipeline.prepare(prompt: String(repeating: "<image>", count: pictures.count) + words,
+                                                images: pictures, options: options)
+            let imageSeconds = (clock.now - imageStart).seconds
+            let timings = try pipeline.generate(prepared, request: request).timings
+            if best == nil || timings.decodeTokensPerSecond > best!.timings.decodeTokensPerSecond {
+                best = (imageSeconds, timings)
             }
-            let timings = try Generator.generate(model: &session, prompt: prompt, parameters: parameters, text: Silent()).timings
-            if best == nil || timings.decodeTokensPerSecond > best!.decodeTokensPerSecond { best = timings }
         }
-        let t = best!
-        let weightsGB = Double(generator.checkpoint.weightBytes) / 1e9
-        print(String(format: "model=%@ weights=%.2fGB threads=%d load=%.2fs prompt=%d prefill=%.1f tok/s new=%d decode=%.2f tok/s",
-                     model, weightsGB, generator.pool.threadCount, loadSeconds, t.promptTokens, t.prefillTokensPerSecond,
-                     t.generatedTokens, t.decodeTokensPerSecond))
+        let (imageSeconds, t) = best!
+        print(String(format: "model=%@ weights=%.2fGB threads=%d load=%.2fs images=%d image_encode=%.2fs prompt=%d "
+                     + "prefill=%.1f tok/s new=%d decode=%.2f tok/s",
+                     pipeline.checkpoint.directory.lastPathComponent, Double(pipeline.checkpoint.weightBytes) / 1e9,
+                     pipeline.pool.threadCount, loadSeconds, pictures.count, imageSeconds, t.promptTokens,
+                     t.prefillTokensPerSecond, t.generatedTokens, t.decodeTokensPerSecond))
     }
 }

@@ -9,8 +9,7 @@ struct ChatCommand: ParsableCommand {
         discussion: "Type a message and press return. Commands: /image PATH_OR_URL attaches an image to your next "
             + "message, /reset starts over, /quit leaves.")
 
-    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "A system message that opens the conversation.")
     var system: String?
@@ -21,11 +20,9 @@ struct ChatCommand: ParsableCommand {
     @Flag(help: "Do not split images into four crops plus the whole.")
     var noImageSplitting = false
 
-    @Option(help: "Worker threads (default: one per processor).")
-    var threads: Int?
 
     func run() throws {
-        let pipeline = try Terminal.reportingLoad(of: model) { try Pipeline(pathOrID: model, threads: threads) }
+        let pipeline = try modelOptions.load()
         let conversation = Conversation(pipeline: pipeline, system: system,
                                         options: .init(doImageSplitting: noImageSplitting ? false : nil))
         var pending: [Message.Content] = []

@@ -9,8 +9,7 @@ struct GenerateCommand: ParsableCommand {
         discussion: "Without sampling flags the checkpoint's generation_config.json decides (greedy for Idefics2). "
             + "Any of --temperature, --top-k, --top-p, --typical-p or --seed turns sampling on.")
 
-    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
-    var model: String
+    @OptionGroup var modelOptions: ModelOptions
 
     @Option(help: "The prompt: raw text whose <image> placeholders take the --image files in order, or with --chat the user's message.")
     var prompt: String
@@ -29,6 +28,9 @@ struct GenerateCommand: ParsableCommand {
 
     @Flag(help: "Split images into four crops plus the whole.")
     var imageSplitting = false
+
+    @Option(help: "Refuse images with more pixels than this (checked before decoding).")
+    var maxImagePixels = ImageLimits().maxPixels
 
     @Option(help: "Resize so that the longest image side is at most this many pixels.")
     var longestEdge: Int?
@@ -63,12 +65,10 @@ struct GenerateCommand: ParsableCommand {
     @Flag(help: "Print one JSON object with ids, text, finish reason and timings instead of streaming text.")
     var json = false
 
-    @Option(help: "Worker threads (default: one per processor).")
-    var threads: Int?
 
     func run() throws {
         let loadStart = ContinuousClock.now
-        let generator = try Terminal.reportingLoad(of: model) { try Pipeline(pathOrID: model, threads: threads) }
+        let generator = try modelOptions.load()
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
         let request = GenerationRequest(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                         typicalP: typicalP, repetitionPenalty: repetitionPenalty, seed: seed,
@@ -76,7 +76,8 @@ struct GenerateCommand: ParsableCommand {
         let overrides = Idefics2ImageProcessorOverrides(
             doImageSplitting: noImageSplitting ? false : imageSplitting ? true : nil,
             longestEdge: longestEdge, shortestEdge: shortestEdge)
-        let pictures = try images.map { try ImageInput.load($0) }
+        let loading = ImageLoadOptions(limits: ImageLimits(maxPixels: maxImagePixels))
+        let pictures = try images.map { try ImageInput.load($0, options: loading) }
         let text: String
         if chat {
             let turn = Message(role: "user", content: pictures.map { .image($0) } + [.text(prompt)])

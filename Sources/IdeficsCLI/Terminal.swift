@@ -21,11 +21,11 @@ enum Terminal {
 
     static var stderrIsTerminal: Bool { isatty(STDERR_FILENO) != 0 }
 
-    static func reportingLoad<T>(of model: String, _ load: () throws -> T) rethrows -> T {
-        guard stderrIsTerminal else { return try load() }
+    static func reportingLoad<T>(of model: String, _ load: (String) throws -> T) rethrows -> T {
+        guard stderrIsTerminal else { return try load(model) }
         FileHandle.standardError.write(Data("Loading \(model)…".utf8))
         let start = ContinuousClock.now
-        let value = try load()
+        let value = try load(model)
         FileHandle.standardError.write(Data(String(format: " done in %.2f s\n", (ContinuousClock.now - start).seconds).utf8))
         return value
     }

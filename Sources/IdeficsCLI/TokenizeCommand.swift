@@ -6,8 +6,8 @@ struct TokenizeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tokenize", abstract: "Print the token ids of a text, as the checkpoint's tokenizer.json gives them.")
 
-    @Option(help: "Checkpoint folder (or model id in the local Hugging Face cache) holding tokenizer.json.")
-    var model: String
+    @Option(help: "Checkpoint folder (or model id in the local Hugging Face cache) holding tokenizer.json (default: the demo model).")
+    var model: String?
 
     @Option(help: "The text to tokenize.")
     var text: String
@@ -19,7 +19,7 @@ struct TokenizeCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let checkpointDirectory = try Checkpoint.resolveDirectory(model)
+        let checkpointDirectory = try Checkpoint.resolveDirectory(DemoModel.resolve(model))
         let tokenizer = try Tokenizer(directory: checkpointDirectory)
         try Terminal.printJSON(["ids": tokenizer.encode(text, addSpecialTokens: !noSpecialTokens)])
     }

@@ -30,11 +30,15 @@ func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionSh
                             operands.attendEach(items, queryCount: queryCount, allowedSlots: allowedSlots)
                         }
                     } else {
+                        let valuesT = operands.transposedValues()
                         let blocks = (queryCount + queryBlock - 1) / queryBlock
-                        pool.run(tasks: shape.headCount * blocks) { task in
-                            let (head, block) = (task / blocks, task % blocks)
-                            let queries = block * queryBlock..<min(queryCount, (block + 1) * queryBlock)
-                            operands.attendBlock(head: head, queries: queries, allowedSlots: allowedSlots)
+                        valuesT.withUnsafeBufferPointer { vt in
+                            pool.run(tasks: shape.headCount * blocks) { task in
+                                let (head, block) = (task / blocks, task % blocks)
+                                let queries = block * queryBlock..<min(queryCount, (block + 1) * queryBlock)
+                                operands.attendBlock(head: head, queries: queries, valuesT: vt.baseAddress!,
+                                                     allowedSlots: allowedSlots)
+                            }
                         }
                     }
                 }
@@ -75,18 +79,23 @@ private struct AttentionOperands {
         }
     }
 
+    /// The values of each key-value head transposed, [kvHeads][dim][slots], so that weighting them is a matrix
+    /// product; made once per call and shared by every query block.
+    func transposedValues() -> [Float] {
+        var out = [Float](repeating: 0, count: kvWidth * slotCount)
+        for slot in 0..<slotCount {
+            for column in 0..<kvWidth { out[column * slotCount + slot] = v[slot * kvWidth + column] }
+        }
+        return out
+    }
+
     /// A block of queries of one head as two matrix products over the union of their slots, with the slots a row
     /// may not see masked before the softmax (prefill, vision, perceiver).
-    func attendBlock(head: Int, queries: Range<Int>, allowedSlots: (Int) -> Range<Int>) {
+    func attendBlock(head: Int, queries: Range<Int>, valuesT: UnsafePointer<Float>, allowedSlots: (Int) -> Range<Int>) {
         let lower = queries.map { allowedSlots($0).lowerBound }.min()!
         let upper = queries.map { allowedSlots($0).upperBound }.max()!
         let width = upper - lower
         let rows = queries.count
-        var valuesT = [Float](repeating: 0, count: dim * width)
-        for slot in 0..<width {
-            let source = v + (lower + slot) * kvWidth + kvOffset(head)
-            for d in 0..<dim { valuesT[d * width + slot] = source[d] }
-        }
         var scores = [Float](repeating: 0, count: rows * width)
         scores.withUnsafeMutableBufferPointer { s in
             Vector.matmul(q + queries.lowerBound * qWidth + head * dim, rows: rows, ldx: qWidth,
@@ -100,10 +109,9 @@ private struct AttentionOperands {
                 }
                 Ops.softmax(line, count: width)
             }
-            valuesT.withUnsafeBufferPointer { vt in
-                Vector.matmul(s.baseAddress!, rows: rows, ldx: width, vt.baseAddress!, wRows: dim, ldw: width,
-                              depth: width, into: out + queries.lowerBound * qWidth + head * dim, ldy: qWidth)
-            }
+            Vector.matmul(s.baseAddress!, rows: rows, ldx: width, valuesT + kvOffset(head) * slotCount + lower,
+                          wRows: dim, ldw: slotCount, depth: width, into: out + queries.lowerBound * qWidth + head * dim,
+                          ldy: qWidth)
         }
     }
 }

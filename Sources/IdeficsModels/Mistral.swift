@@ -8,7 +8,7 @@ public struct Mistral: Sendable {
         let inputNorm: [Float]
         let query, key, value, output: Linear
         let postAttentionNorm: [Float]
-        let gate, up, down: Linear
+        let mlp: SwiGLU
     }
 
     /// Which rows of the final hidden states become logits.
@@ -28,23 +28,19 @@ public struct Mistral: Sendable {
     public init(config: MistralConfig, checkpoint: Checkpoint, prefix: String, lmHeadName: String = "lm_head.weight") throws {
         let (hidden, vocab) = (config.hiddenSize, config.vocabSize)
         let qWidth = config.headCount * config.headDim, kvWidth = config.keyValueHeadCount * config.headDim
-        func linear(_ name: String, _ out: Int, _ input: Int) throws -> Linear {
-            Linear(weight: try checkpoint.tensor(name + ".weight", shape: [out, input]))
-        }
         self.config = config
         embedding = try checkpoint.tensor(prefix + "embed_tokens.weight", shape: [vocab, hidden])
         layers = try (0..<config.layerCount).map { index in
             let p = "\(prefix)layers.\(index)."
             return Layer(
                 inputNorm: try checkpoint.floats(p + "input_layernorm.weight", count: hidden),
-                query: try linear(p + "self_attn.q_proj", qWidth, hidden),
-                key: try linear(p + "self_attn.k_proj", kvWidth, hidden),
-                value: try linear(p + "self_attn.v_proj", kvWidth, hidden),
-                output: try linear(p + "self_attn.o_proj", hidden, qWidth),
+                query: try checkpoint.linear(p + "self_attn.q_proj", out: qWidth, input: hidden),
+                key: try checkpoint.linear(p + "self_attn.k_proj", out: kvWidth, input: hidden),
+                value: try checkpoint.linear(p + "self_attn.v_proj", out: kvWidth, input: hidden),
+                output: try checkpoint.linear(p + "self_attn.o_proj", out: hidden, input: qWidth),
                 postAttentionNorm: try checkpoint.floats(p + "post_attention_layernorm.weight", count: hidden),
-                gate: try linear(p + "mlp.gate_proj", config.intermediateSize, hidden),
-                up: try linear(p + "mlp.up_proj", config.intermediateSize, hidden),
-                down: try linear(p + "mlp.down_proj", hidden, config.intermediateSize))
+                mlp: try SwiGLU(checkpoint: checkpoint, prefix: p + "mlp.", input: hidden,
+                                intermediate: config.intermediateSize, output: hidden))
         }
         finalNorm = try checkpoint.floats(prefix + "norm.weight", count: hidden)
         head = Linear(weight: try checkpoint.tensor(lmHeadName, shape: [vocab, hidden]))
@@ -133,9 +129,7 @@ public struct Mistral: Sendable {
             }
             Ops.add(&x, layer.output(attended, tokens: tokens, pool: pool))
             let normed2 = Ops.rmsNorm(x, weight: layer.postAttentionNorm, eps: config.rmsNormEps)
-            let activated = Ops.siluMultiply(layer.gate(normed2, tokens: tokens, pool: pool),
-                                             layer.up(normed2, tokens: tokens, pool: pool))
-            Ops.add(&x, layer.down(activated, tokens: tokens, pool: pool))
+            Ops.add(&x, layer.mlp(normed2, tokens: tokens, pool: pool))
         }
         for (row, count) in counts.enumerated() { caches[row].advance(by: count) }
         let selectedRows: [Range<Int>]

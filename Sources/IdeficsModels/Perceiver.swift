@@ -5,21 +5,6 @@ import IdeficsTensors
 /// learned latents attend (grouped-query heads, no positions, no mask) to the concatenation of the projected
 /// patches and themselves, giving `latentCount` vectors per image.
 public struct Perceiver: Sendable {
-    struct SwiGLU: Sendable {
-        let gate, up, down: Linear
-
-        init(checkpoint: Checkpoint, prefix: String, input: Int, intermediate: Int, output: Int) throws {
-            gate = Linear(weight: try checkpoint.tensor(prefix + "gate_proj.weight", shape: [intermediate, input]))
-            up = Linear(weight: try checkpoint.tensor(prefix + "up_proj.weight", shape: [intermediate, input]))
-            down = Linear(weight: try checkpoint.tensor(prefix + "down_proj.weight", shape: [output, intermediate]))
-        }
-
-        func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
-            down(Ops.siluMultiply(gate(x, tokens: tokens, pool: pool), up(x, tokens: tokens, pool: pool)),
-                 tokens: tokens, pool: pool)
-        }
-    }
-
     struct Layer: Sendable {
         let latentsNorm, contextNorm: [Float]
         let query, key, value, output: Linear
@@ -38,9 +23,6 @@ public struct Perceiver: Sendable {
                 prefix: String) throws {
         let hidden = config.hiddenSize
         let (qWidth, kvWidth) = (config.headCount * config.headDim, config.keyValueHeadCount * config.headDim)
-        func linear(_ name: String, _ out: Int, _ input: Int) throws -> Linear {
-            Linear(weight: try checkpoint.tensor(name + ".weight", shape: [out, input]))
-        }
         self.config = config
         projection = try SwiGLU(checkpoint: checkpoint, prefix: prefix + "modality_projection.", input: visionHidden,
                                 intermediate: textIntermediate, output: hidden)
@@ -50,10 +32,10 @@ public struct Perceiver: Sendable {
             let p = "\(resampler)layers.\(index)."
             return Layer(latentsNorm: try checkpoint.floats(p + "input_latents_norm.weight", count: hidden),
                          contextNorm: try checkpoint.floats(p + "input_context_norm.weight", count: hidden),
-                         query: try linear(p + "self_attn.q_proj", qWidth, hidden),
-                         key: try linear(p + "self_attn.k_proj", kvWidth, hidden),
-                         value: try linear(p + "self_attn.v_proj", kvWidth, hidden),
-                         output: try linear(p + "self_attn.o_proj", hidden, qWidth),
+                         query: try checkpoint.linear(p + "self_attn.q_proj", out: qWidth, input: hidden),
+                         key: try checkpoint.linear(p + "self_attn.k_proj", out: kvWidth, input: hidden),
+                         value: try checkpoint.linear(p + "self_attn.v_proj", out: kvWidth, input: hidden),
+                         output: try checkpoint.linear(p + "self_attn.o_proj", out: hidden, input: qWidth),
                          postAttentionNorm: try checkpoint.floats(p + "post_attention_layernorm.weight", count: hidden),
                          mlp: try SwiGLU(checkpoint: checkpoint, prefix: p + "mlp.", input: hidden,
                                          intermediate: 4 * hidden, output: hidden))

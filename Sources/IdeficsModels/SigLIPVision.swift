@@ -20,10 +20,6 @@ public struct SigLIPVision: Sendable {
 
     public init(config: VisionConfig, checkpoint: Checkpoint, prefix: String) throws {
         let (hidden, patch) = (config.hiddenSize, config.patchSize)
-        func linear(_ name: String, _ out: Int, _ input: Int) throws -> Linear {
-            Linear(weight: try checkpoint.tensor(name + ".weight", shape: [out, input]),
-                   bias: try checkpoint.floats(name + ".bias", count: out))
-        }
         self.config = config
         let kernel = try checkpoint.tensor(prefix + "embeddings.patch_embedding.weight",
                                            shape: [hidden, config.channelCount, patch, patch])
@@ -35,14 +31,14 @@ public struct SigLIPVision: Sendable {
             let p = "\(prefix)encoder.layers.\(index)."
             return Layer(norm1Weight: try checkpoint.floats(p + "layer_norm1.weight", count: hidden),
                          norm1Bias: try checkpoint.floats(p + "layer_norm1.bias", count: hidden),
-                         query: try linear(p + "self_attn.q_proj", hidden, hidden),
-                         key: try linear(p + "self_attn.k_proj", hidden, hidden),
-                         value: try linear(p + "self_attn.v_proj", hidden, hidden),
-                         output: try linear(p + "self_attn.out_proj", hidden, hidden),
+                         query: try checkpoint.linear(p + "self_attn.q_proj", out: hidden, input: hidden, bias: true),
+                         key: try checkpoint.linear(p + "self_attn.k_proj", out: hidden, input: hidden, bias: true),
+                         value: try checkpoint.linear(p + "self_attn.v_proj", out: hidden, input: hidden, bias: true),
+                         output: try checkpoint.linear(p + "self_attn.out_proj", out: hidden, input: hidden, bias: true),
                          norm2Weight: try checkpoint.floats(p + "layer_norm2.weight", count: hidden),
                          norm2Bias: try checkpoint.floats(p + "layer_norm2.bias", count: hidden),
-                         fc1: try linear(p + "mlp.fc1", config.intermediateSize, hidden),
-                         fc2: try linear(p + "mlp.fc2", hidden, config.intermediateSize))
+                         fc1: try checkpoint.linear(p + "mlp.fc1", out: config.intermediateSize, input: hidden, bias: true),
+                         fc2: try checkpoint.linear(p + "mlp.fc2", out: hidden, input: config.intermediateSize, bias: true))
         }
         postNormWeight = try checkpoint.floats(prefix + "post_layernorm.weight", count: hidden)
         postNormBias = try checkpoint.floats(prefix + "post_layernorm.bias", count: hidden)

@@ -64,6 +64,13 @@ final class CheckpointTests: XCTestCase {
                        "\(directory.path)/model.safetensors: tensor w: shape [2, 3] disagrees with config.json, which implies [3, 2]")
     }
 
+    func testIntegerTensorWhereWeightsBelongIsRefused() throws {
+        let header = #"{"w":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}}"#
+        let directory = try folder(files: ["model.safetensors": SafetensorsWriter.file(header: header, payload: Data([1, 2]))])
+        XCTAssertEqual(message { try Checkpoint(directory: directory).tensor("w", shape: [2]) },
+                       "\(directory.path)/model.safetensors: tensor w: dtype I8 is not F32, F16 or BF16")
+    }
+
     func testConfigErrorsNameFileAndField() throws {
         let directory = try folder(files: [
             "model.safetensors": SafetensorsWriter.file([]),

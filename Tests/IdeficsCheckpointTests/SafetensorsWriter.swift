@@ -1,4 +1,5 @@
 import Foundation
+import XCTest
 
 /// Writes safetensors files byte by byte, including deliberately broken ones.
 struct SafetensorsWriter {
@@ -44,9 +45,12 @@ struct SafetensorsWriter {
     }
 }
 
-/// A fresh temporary folder per test.
-func temporaryDirectory() throws -> URL {
-    let url = FileManager.default.temporaryDirectory.appendingPathComponent("idefics-tests-\(UUID().uuidString)")
-    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-    return url
+extension XCTestCase {
+    /// A fresh temporary folder, removed when the test ends.
+    func temporaryDirectory() throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("idefics-tests-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
+        return url
+    }
 }

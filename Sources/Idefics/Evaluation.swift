@@ -1,0 +1,110 @@
+import Foundation
+import IdeficsGeneration
+import IdeficsModels
+
+/// Exact-match evaluation on {image, question, answer, type} items: each item is one chat turn (the image, then the
+/// question), answered greedily; an answer counts when its stripped text equals `answer`.
+public enum Evaluation {
+    public static func run(_ items: [EvaluationItem], pipeline: Pipeline, batchSize: Int = 8, maxNewTokens: Int = 20,
+                           progress: (Int) -> Void = { _ in }) throws -> [EvaluationResult] {
+        var results: [EvaluationResult] = []
+        for start in stride(from: 0, to: items.count, by: max(1, batchSize)) {
+            let chunk = Array(items[start..<min(items.count, start + max(1, batchSize))])
+            let prepared = try chunk.map { item in
+                let (text, images) = try pipeline.render([.user(.image(try ImageInput.load(item.imagePath)), .text(item.question))])
+                return try pipeline.prepare(prompt: text, images: images)
+            }
+            let answers = try pipeline.generate(batch: prepared, request: GenerationRequest(maxNewTokens: maxNewTokens, doSample: false))
+            results += zip(chunk, answers).map { EvaluationResult(item: $0, output: $1) }
+            progress(results.count)
+        }
+        return results
+    }
+}
+
+public struct EvaluationItem: Decodable, Sendable {
+    public let image: String
+    public let question: String
+    public let answer: String
+    public let type: String
+    public var imagePath: String = ""
+
+    enum CodingKeys: String, CodingKey { case image, question, answer, type }
+
+    public static func load(_ path: String) throws -> [EvaluationItem] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
+        return try text.split(separator: "\n").enumerated().map { index, line in
+            var item: EvaluationItem
+            do {
+                item = try JSONDecoder().decode(EvaluationItem.self, from: Data(line.utf8))
+            } catch {
+                throw ModelError("\(path):\(index + 1): not an {image, question, answer, type} object")
+            }
+            let candidates = [item.image, folder.appendingPathComponent(item.image).path,
+                              folder.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(item.image).path]
+            item.imagePath = candidates.first { FileManager.default.fileExists(atPath: $0) } ?? item.image
+            return item
+        }
+    }
+}
+
+public struct EvaluationResult: Encodable, Sendable {
+    public let image: String
+    public let question: String
+    public let answer: String
+    public let type: String
+    public let prediction: String
+    public let generatedTokenIds: [Int]
+    public let correct: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case image, question, answer, type, prediction, correct, generatedTokenIds = "generated_token_ids"
+    }
+
+    init(item: EvaluationItem, output: GenerationOutput) {
+        image = item.image
+        question = item.question
+        answer = item.answer
+        type = item.type
+        prediction = output.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        generatedTokenIds = output.generatedTokenIds
+        correct = prediction == item.answer
+    }
+}
+
+public struct EvaluationReport: Encodable, Sendable {
+    public struct Score: Encodable, Sendable {
+        public let correct: Int
+        public let total: Int
+        public var accuracy: Double { total > 0 ? Double(correct) / Double(total) : 0 }
+
+        enum CodingKeys: String, CodingKey { case correct, total, accuracy }
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(correct, forKey: .correct)
+            try c.encode(total, forKey: .total)
+            try c.encode(accuracy, forKey: .accuracy)
+        }
+    }
+
+    public let overall: Score
+    public let perType: [String: Score]
+
+    enum CodingKeys: String, CodingKey { case overall, perType = "per_type" }
+
+    public init(_ results: [EvaluationResult]) {
+        func score(_ rows: [EvaluationResult]) -> Score { Score(correct: rows.filter(\.correct).count, total: rows.count) }
+        overall = score(results)
+        perType = Dictionary(grouping: results, by: \.type).mapValues(score)
+    }
+
+    public var table: String {
+        func line(_ name: String, _ s: Score) -> String {
+            name.padding(toLength: 14, withPad: " ", startingAt: 0)
+                + String(format: "%6.1f%%  (%d/%d)\n", 100 * s.accuracy, s.correct, s.total)
+        }
+        return perType.keys.sorted().map { line($0, perType[$0]!) }.joined() + line("overall", overall)
+    }
+}
+

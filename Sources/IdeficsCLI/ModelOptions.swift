@@ -1,0 +1,16 @@
+import ArgumentParser
+import Idefics
+
+/// The options every command that runs a model shares.
+struct ModelOptions: ParsableArguments {
+    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache (default: the demo model).")
+    var model: String?
+
+    @Option(help: "Worker threads (default: one per processor).")
+    var threads: Int?
+
+    /// Loads the model, showing progress when stderr is a terminal.
+    func load() throws -> Pipeline {
+        try Terminal.reportingLoad(of: DemoModel.resolve(model)) { try Pipeline(pathOrID: $0, threads: threads) }
+    }
+}

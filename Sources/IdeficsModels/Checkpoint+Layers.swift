@@ -1,0 +1,27 @@
+import IdeficsCheckpoint
+import IdeficsTensors
+
+extension Checkpoint {
+    /// The `<name>.weight` matrix [out, input] (and `<name>.bias` when `bias`), checked against the config's shape.
+    func linear(_ name: String, out: Int, input: Int, bias: Bool = false) throws -> Linear {
+        Linear(weight: try tensor(name + ".weight", shape: [out, input]),
+               bias: bias ? try floats(name + ".bias", count: out) : nil)
+    }
+}
+
+/// The gated MLP of Mistral, the perceiver and the modality projection: down(silu(gate(x)) * up(x)).
+struct SwiGLU: Sendable {
+    let gate, up, down: Linear
+
+    /// Weights `<prefix>gate_proj`, `<prefix>up_proj` and `<prefix>down_proj`.
+    init(checkpoint: Checkpoint, prefix: String, input: Int, intermediate: Int, output: Int) throws {
+        gate = try checkpoint.linear(prefix + "gate_proj", out: intermediate, input: input)
+        up = try checkpoint.linear(prefix + "up_proj", out: intermediate, input: input)
+        down = try checkpoint.linear(prefix + "down_proj", out: output, input: intermediate)
+    }
+
+    func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
+        down(Ops.siluMultiply(gate(x, tokens: tokens, pool: pool), up(x, tokens: tokens, pool: pool)),
+             tokens: tokens, pool: pool)
+    }
+}
