@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in Fuzz/ (fuzzer + address sanitizers, release) and runs one or all of them.
 # Usage: scripts/fuzz.sh [png|jpeg|pnm|bmp|process|all] [seconds per target]   (default: all, 600)
-# Corpora grow in Fuzz/corpus/<target>, seeded from Tests/Fixtures/images/inputs; crashes, hangs and OOMs are
-# written to Fuzz/artifacts/<target>/. Extra arguments after the seconds go to libFuzzer.
+# Corpora grow in Fuzz/corpus/<target>, seeded from Tests/Fixtures/images/inputs and Fuzz/seeds/<target>;
+# crashes, hangs and OOMs are written to Fuzz/artifacts/<target>/. Extra arguments after the seconds go to libFuzzer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which="${1:-all}"
@@ -31,6 +31,8 @@ for target in "${targets[@]}"; do
     mkdir -p "$corpus" "$artifacts"
     # Seeds are copied (not passed as a second directory) so the corpus stays one self-contained folder.
     find "$inputs" -maxdepth 1 -type f -name "${seeds[$target]}" -exec cp -n {} "$corpus/" \;
+    # Fuzz/seeds/<target> holds inputs in a harness's own format (PNG: raw scanlines wrapped with valid checksums).
+    [[ -d Fuzz/seeds/$target ]] && cp -n Fuzz/seeds/$target/* "$corpus/"
     echo "== $target: ${seconds}s, corpus $(ls "$corpus" | wc -l) files"
     "$bin/${products[$target]}" "$corpus" -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 \
         -artifact_prefix="$artifacts/" -print_final_stats=1 "$@" || failed+=("$target")
