@@ -165,12 +165,13 @@ def _render(rng, size, objs):
     return img
 
 
-def _scene(rng, size, scale, objs):
+def _scene(rng, size, scale, objs, boost=1.0):
     while True:
         for o in objs:
-            o["r"] = rng.uniform(8.0, 13.0) if len(objs) <= 3 else rng.uniform(7.0, 11.0)
+            o["r"] = (rng.uniform(8.0, 13.0) if len(objs) <= 3 else rng.uniform(7.0, 11.0)) * boost
         if _place(rng, objs, size, scale):
             return objs
+        boost = max(1.0, boost * 0.9)
 
 
 def _a(name):
@@ -200,8 +201,15 @@ def _draw_text(img, rng, text, scale):
                     d.rectangle([x, y, x + px - 1, y + px - 1], fill=color)
 
 
-def make_item(seed, qtype=None):
-    """Returns dict(image=PIL.Image, question, answer, type, seed)."""
+def _meta(objs, size):
+    return [(o["color"], o["shape"], o["cx"] / size[0], o["cy"] / size[1]) for o in objs]
+
+
+def make_item(seed, qtype=None, boost=1.0):
+    """Returns dict(image=PIL.Image, question, answer, type, seed, text, objects): `text` is the rendered string of
+    an OCR image (else ""), `objects` the shapes as (colour, shape, centre x / width, centre y / height); the
+    training script uses both for its auxiliary loss. `boost` > 1 enlarges the shapes (training curriculum only:
+    the first steps see big shapes, so the image signal is strong before the model has learnt where to look)."""
     rng = random.Random(seed)
     if qtype is None:
         qtype = rng.choices(TYPES, TYPE_WEIGHTS)[0]
@@ -213,7 +221,7 @@ def make_item(seed, qtype=None):
         text = rng.choice(WORDS) if rng.random() < 0.6 else str(rng.randint(0, 99))
         _draw_text(img, rng, text, scale)
         q = rng.choice(["What does the text say?", "What is written in the image?", "What does it say?"])
-        return dict(image=img, question=q, answer=text, type=qtype, seed=seed)
+        return dict(image=img, question=q, answer=text, type=qtype, seed=seed, text=text, objects=[])
 
     if qtype in ("shape", "color", "description"):
         n = rng.choice([1, 1, 2, 3]) if qtype != "description" else rng.choice([1, 2, 2, 3])
@@ -226,7 +234,7 @@ def make_item(seed, qtype=None):
         else:
             combos = rng.sample([(c, s) for c in COLOR_NAMES for s in SHAPES], n)
             colors, shapes = [c for c, _ in combos], [s for _, s in combos]
-        objs = _scene(rng, size, scale, [dict(shape=s, color=c) for s, c in zip(shapes, colors)])
+        objs = _scene(rng, size, scale, [dict(shape=s, color=c) for s, c in zip(shapes, colors)], boost)
         if qtype == "description":
             # Horizontal order must be unambiguous: re-place until centres are >= 10 px apart in x.
             while len(objs) > 1 and min(abs(a["cx"] - b["cx"]) for i, a in enumerate(objs)
@@ -245,7 +253,7 @@ def make_item(seed, qtype=None):
             body = parts[0] if n == 1 else (" and ".join(parts) if n == 2 else f"{parts[0]}, {parts[1]} and {parts[2]}")
             q = "Describe the image in one sentence."
             a = body[0].upper() + body[1:] + "."
-        return dict(image=img, question=q, answer=a, type=qtype, seed=seed)
+        return dict(image=img, question=q, answer=a, type=qtype, seed=seed, text="", objects=_meta(objs, size))
 
     if qtype == "count":
         mode = rng.choices(["cs", "s", "c", "all"], [0.5, 0.2, 0.15, 0.15])[0]
@@ -275,9 +283,9 @@ def make_item(seed, qtype=None):
             rng.shuffle(objs)
             q = {"cs": f"How many {tc} {PLURAL[ts]} are there?", "s": f"How many {PLURAL[ts]} are there?",
                  "c": f"How many {tc} shapes are there?"}[mode]
-        objs = _scene(rng, size, scale, objs)
+        objs = _scene(rng, size, scale, objs, boost)
         img = _render(rng, size, objs)
-        return dict(image=img, question=q, answer=str(k), type=qtype, seed=seed)
+        return dict(image=img, question=q, answer=str(k), type=qtype, seed=seed, text="", objects=_meta(objs, size))
 
     if qtype == "position":
         (c1, s1), (c2, s2) = rng.sample([(c, s) for c in COLOR_NAMES for s in SHAPES], 2)
@@ -291,7 +299,7 @@ def make_item(seed, qtype=None):
                     break
             others.append(dict(shape=s, color=c))
         while True:
-            objs = _scene(rng, size, scale, [dict(shape=s1, color=c1), dict(shape=s2, color=c2)] + others)
+            objs = _scene(rng, size, scale, [dict(shape=s1, color=c1), dict(shape=s2, color=c2)] + others, boost)
             a, b = objs[0], objs[1]
             axis = "cx" if horizontal else "cy"
             if abs(a[axis] - b[axis]) >= 14 * scale:
@@ -303,7 +311,7 @@ def make_item(seed, qtype=None):
         else:
             q = f"Is the {c1} {s1} above or below the {c2} {s2}?"
             ans = "above" if a["cy"] < b["cy"] else "below"
-        return dict(image=img, question=q, answer=ans, type=qtype, seed=seed)
+        return dict(image=img, question=q, answer=ans, type=qtype, seed=seed, text="", objects=_meta(objs, size))
 
     raise ValueError(qtype)
 

@@ -97,18 +97,73 @@ class DemoModel:
                     min_margin=min(margins), num_prompt_tokens=input_ids.shape[1])
 
 
+EXAMPLES = [
+    # file, type, predicate on the item (seeds from EXAMPLE_SEED_BASE, the first item that satisfies it)
+    ("shapes-1.png", "count", lambda it: it["question"] == "How many red circles are there?" and it["answer"] == "3"
+     and it["image"].size == (112, 112)),
+    ("shapes-2.png", "position", lambda it: it["image"].size == (112, 112) and "left or right" in it["question"]),
+    ("shapes-3.png", "description", lambda it: it["image"].size == (112, 112) and it["answer"].count(" a") == 2),
+    ("shapes-4.png", "color", lambda it: it["image"].size == (224, 224) and it["question"] != "What color is the shape?"),
+    ("text-1.png", "ocr", lambda it: it["image"].size == (112, 112) and it["answer"].isalpha()),
+    ("text-2.png", "ocr", lambda it: it["image"].size == (224, 224) and it["answer"].isdigit()
+     and len(it["answer"]) == 2),
+]
+EXAMPLE_SEED_BASE = 2_000_000_000
+
+
+def make_examples(model_dir, out_dir):
+    """Example images for the README: the first generated item (seeds from EXAMPLE_SEED_BASE, never used in training
+    or eval) that matches each row of EXAMPLES and that the model answers correctly."""
+    m = DemoModel(model_dir)
+    os.makedirs(out_dir, exist_ok=True)
+    rows = []
+    seed = EXAMPLE_SEED_BASE
+    for name, qtype, pred in EXAMPLES:
+        skipped = 0
+        while True:
+            seed += 1
+            it = demo_data.make_item(seed, qtype=qtype)
+            if not pred(it):
+                continue
+            res = m.answer(it["image"], it["question"])
+            if res["prediction"] == it["answer"]:
+                break
+            skipped += 1
+        it["image"].save(os.path.join(out_dir, name), optimize=True)
+        rows.append((name, it, res, skipped))
+        print(name, it["question"], it["answer"], res["tokens"], f"(skipped {skipped} the model got wrong)")
+    with open(os.path.join(out_dir, "README.md"), "w") as f:
+        f.write("# Example images for the demo model\n\n"
+                "Procedural images from `scripts/demo_data.py` (seeds never used for training or evaluation) with the "
+                "questions the demo model `Models/idefics2-demo` answers. Try:\n\n"
+                "```sh\nswift run -c release idefics generate --chat --image Examples/shapes-1.png "
+                "--prompt \"How many red circles are there?\"\n```\n\n"
+                "| image | size | question | answer | greedy tokens (PyTorch) |\n|---|---|---|---|---|\n")
+        for name, it, res, skipped in rows:
+            w, h = it["image"].size
+            f.write(f"| `{name}` | {w}x{h} | {it['question']} | {it['answer']} | `{res['tokens']}` |\n")
+        f.write("\nThe 224x224 images are resized to 112x112 by the image processor (Pillow bilinear), like any "
+                "larger image. Each image is the first generated item of its kind (from seed "
+                f"{EXAMPLE_SEED_BASE + 1} up) that the model answers correctly; "
+                f"{sum(r[3] for r in rows)} matching items were skipped because the model answered them wrongly.\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
+    ap.add_argument("--make-examples", default=None, help="output folder, e.g. Examples")
     ap.add_argument("--model", default=os.path.join(ROOT, "Models/idefics2-demo"))
     ap.add_argument("--data", default=None, help="default: MODEL/eval.jsonl")
     ap.add_argument("--out", default=None, help="default: MODEL/eval_pytorch.json")
     ap.add_argument("--make-set", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args()
+    torch.set_num_threads(1)
     if args.make_set:
         make_set(args.model, args.make_set)
         return
-    torch.set_num_threads(2)
+    if args.make_examples:
+        make_examples(args.model, args.make_examples)
+        return
     data = args.data or os.path.join(args.model, "eval.jsonl")
     out_path = args.out or os.path.join(args.model, "eval_pytorch.json")
     with open(data) as f:
