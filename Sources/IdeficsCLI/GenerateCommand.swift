@@ -20,23 +20,7 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "With --chat: a system message before the user turn.")
     var system: String?
 
-    @Option(name: .customLong("image"), help: "An image: file path, http(s) URL or data URI (repeatable, in order).")
-    var images: [String] = []
-
-    @Flag(help: "Do not split images into four crops plus the whole (overrides preprocessor_config.json).")
-    var noImageSplitting = false
-
-    @Flag(help: "Split images into four crops plus the whole.")
-    var imageSplitting = false
-
-    @Option(help: "Refuse images with more pixels than this (checked before decoding).")
-    var maxImagePixels = ImageLimits().maxPixels
-
-    @Option(help: "Resize so that the longest image side is at most this many pixels.")
-    var longestEdge: Int?
-
-    @Option(help: "Resize so that each image side is at least this many pixels.")
-    var shortestEdge: Int?
+    @OptionGroup var imageOptions: ImageOptions
 
     @Option(help: "Maximum number of tokens to generate (default: generation_config.json, else 512).")
     var maxNewTokens: Int?
@@ -73,11 +57,7 @@ struct GenerateCommand: ParsableCommand {
         let request = GenerationRequest(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
                                         typicalP: typicalP, repetitionPenalty: repetitionPenalty, seed: seed,
                                         stopStrings: stopStrings)
-        let overrides = Idefics2ImageProcessorOverrides(
-            doImageSplitting: noImageSplitting ? false : imageSplitting ? true : nil,
-            longestEdge: longestEdge, shortestEdge: shortestEdge)
-        let loading = ImageLoadOptions(limits: ImageLimits(maxPixels: maxImagePixels))
-        let pictures = try images.map { try ImageInput.load($0, options: loading) }
+        let pictures = try imageOptions.load()
         let text: String
         if chat {
             let turn = Message(role: "user", content: pictures.map { .image($0) } + [.text(prompt)])
@@ -86,7 +66,7 @@ struct GenerateCommand: ParsableCommand {
             guard system == nil else { throw ValidationError("--system needs --chat") }
             text = prompt
         }
-        let prepared = try generator.prepare(prompt: text, images: pictures, options: overrides)
+        let prepared = try generator.prepare(prompt: text, images: pictures, options: imageOptions.overrides)
         var streamed = ""
         let output = try generator.generate(prepared, request: request) { token in
             if !json {
