@@ -5,7 +5,7 @@ seed (Python's `random.Random(seed)` and Pillow's aliased ImageDraw primitives; 
 drawn with the 5x7 bitmap font below). Seeds used by the training script are below EVAL_SEED_BASE; the held-out
 evaluation set uses seeds from EVAL_SEED_BASE up.
 
-Scenes: 1-7 coloured shapes (circle, square, triangle, star; red, green, blue, yellow, purple, orange) on a
+Scenes: 1-6 coloured shapes (1-2 for shape, colour and description questions, exactly 2 for position questions) (circle, square, triangle, star; red, green, blue, yellow, purple, orange) on a
 pale background (solid, two-colour gradient or soft stripes), or a short word / number drawn in a dark colour.
 Canvas: 112x112 mostly; also 224x224 and 140x140 (the processor resizes them to 112x112) and 112x84 / 84x112.
 
@@ -14,12 +14,14 @@ space it generates after "Assistant:"):
   shape        "What shape is this?" / "What shape is the red one?"                 -> "circle"
   color        "What color is the shape?" / "What color is the square?"             -> "red"
   count        "How many red circles are there?" / "How many stars are there?" /
-               "How many blue shapes are there?" / "How many shapes are there?"     -> "0" .. "7"
+               "How many blue shapes are there?" / "How many shapes are there?"     -> "0" .. "5"
   position     "Is the red circle left or right of the blue square?"                -> "left" / "right"
                "Is the red circle above or below the blue square?"                  -> "above" / "below"
   ocr          "What does the text say?" / "What is written in the image?"          -> "CAT" / "42"
   description  "Describe the image in one sentence."                                -> "A red circle and a blue
-               square." (objects listed left to right)
+               square." (one or two objects, listed left to right)
+Each item also carries a label map (which object or character covers each pixel) for the training script's
+per-patch auxiliary loss.
 
 Usage: python scripts/demo_data.py OUT_DIR [N] [FIRST_SEED]   writes N example PNGs + items.jsonl (to look at).
 """
@@ -72,6 +74,8 @@ FONT = {
     "6": [0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E], "7": [0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
     "8": [0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E], "9": [0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C],
 }
+
+OCR_QUESTIONS = ["What does the text say?", "What is written in the image?", "What does it say?"]
 
 CANVASES = [((112, 112), 0.62), ((224, 224), 0.14), ((140, 140), 0.12), ((112, 84), 0.06), ((84, 112), 0.06)]
 
@@ -157,21 +161,24 @@ def _place(rng, objs, size, scale, min_gap=3):
 
 
 def _render(rng, size, objs):
+    """The image and its label map ("L": 0 background, k + 1 where object k is drawn)."""
     img = _background(rng, size)
-    d = ImageDraw.Draw(img)
-    for o in objs:
+    labels = Image.new("L", size, 0)
+    d, dl = ImageDraw.Draw(img), ImageDraw.Draw(labels)
+    for k, o in enumerate(objs):
         color = _jitter(rng, COLORS[o["color"]], 12)
-        _draw_shape(d, o["shape"], o["cx"], o["cy"], o["rr"], color, rng.uniform(-0.25, 0.25))
-    return img
+        rot = rng.uniform(-0.25, 0.25)
+        _draw_shape(d, o["shape"], o["cx"], o["cy"], o["rr"], color, rot)
+        _draw_shape(dl, o["shape"], o["cx"], o["cy"], o["rr"], k + 1, rot)
+    return img, labels
 
 
-def _scene(rng, size, scale, objs, boost=1.0):
+def _scene(rng, size, scale, objs):
     while True:
         for o in objs:
-            o["r"] = (rng.uniform(8.0, 13.0) if len(objs) <= 3 else rng.uniform(7.0, 11.0)) * boost
+            o["r"] = rng.uniform(8.0, 13.0) if len(objs) <= 3 else rng.uniform(7.0, 11.0)
         if _place(rng, objs, size, scale):
             return objs
-        boost = max(1.0, boost * 0.9)
 
 
 def _a(name):
@@ -179,9 +186,9 @@ def _a(name):
 
 
 def _draw_text(img, rng, text, scale):
+    """Draws text; returns its label map ("L": 0 background, i + 1 on the pixels of character i)."""
     w, h = img.size
-    px = rng.choice([2, 3]) if len(text) <= 3 else 2
-    px = math.ceil(px * scale)
+    px = math.ceil(3 * scale)
     tw, th = len(text) * 6 * px - px, 7 * px
     if tw + 4 > w:
         px = max(1, (w - 4) // (len(text) * 6))
@@ -190,7 +197,8 @@ def _draw_text(img, rng, text, scale):
     y0 = rng.randint(2, h - th - 2)
     dark = rng.choice([(20, 20, 20), (40, 40, 110), (110, 30, 30), (30, 80, 30)])
     color = _jitter(rng, dark, 15)
-    d = ImageDraw.Draw(img)
+    labels = Image.new("L", img.size, 0)
+    d, dl = ImageDraw.Draw(img), ImageDraw.Draw(labels)
     for i, ch in enumerate(text):
         rows = FONT[ch]
         for ry, bits in enumerate(rows):
@@ -199,17 +207,19 @@ def _draw_text(img, rng, text, scale):
                     x = x0 + (i * 6 + rx) * px
                     y = y0 + ry * px
                     d.rectangle([x, y, x + px - 1, y + px - 1], fill=color)
+                    dl.rectangle([x, y, x + px - 1, y + px - 1], fill=i + 1)
+    return labels
 
 
 def _meta(objs, size):
     return [(o["color"], o["shape"], o["cx"] / size[0], o["cy"] / size[1]) for o in objs]
 
 
-def make_item(seed, qtype=None, boost=1.0):
+def make_item(seed, qtype=None):
     """Returns dict(image=PIL.Image, question, answer, type, seed, text, objects): `text` is the rendered string of
-    an OCR image (else ""), `objects` the shapes as (colour, shape, centre x / width, centre y / height); the
-    training script uses both for its auxiliary loss. `boost` > 1 enlarges the shapes (training curriculum only:
-    the first steps see big shapes, so the image signal is strong before the model has learnt where to look)."""
+    an OCR image (else ""), `objects` the shapes as (colour, shape, centre x / width, centre y / height), `labels`
+    an "L" image of the canvas size: 0 background, k + 1 on the pixels of object k (or of character k of `text`);
+    the training script uses these for its auxiliary loss."""
     rng = random.Random(seed)
     if qtype is None:
         qtype = rng.choices(TYPES, TYPE_WEIGHTS)[0]
@@ -219,12 +229,12 @@ def make_item(seed, qtype=None, boost=1.0):
     if qtype == "ocr":
         img = _background(rng, size)
         text = rng.choice(WORDS) if rng.random() < 0.6 else str(rng.randint(0, 99))
-        _draw_text(img, rng, text, scale)
-        q = rng.choice(["What does the text say?", "What is written in the image?", "What does it say?"])
-        return dict(image=img, question=q, answer=text, type=qtype, seed=seed, text=text, objects=[])
+        labels = _draw_text(img, rng, text, scale)
+        q = rng.choice(OCR_QUESTIONS)
+        return dict(image=img, question=q, answer=text, type=qtype, seed=seed, text=text, objects=[], labels=labels)
 
     if qtype in ("shape", "color", "description"):
-        n = rng.choice([1, 1, 2, 3]) if qtype != "description" else rng.choice([1, 2, 2, 3])
+        n = rng.choice([1, 2])
         if qtype == "shape":
             shapes = [rng.choice(SHAPES) for _ in range(n)]
             colors = rng.sample(COLOR_NAMES, n)
@@ -234,13 +244,13 @@ def make_item(seed, qtype=None, boost=1.0):
         else:
             combos = rng.sample([(c, s) for c in COLOR_NAMES for s in SHAPES], n)
             colors, shapes = [c for c, _ in combos], [s for _, s in combos]
-        objs = _scene(rng, size, scale, [dict(shape=s, color=c) for s, c in zip(shapes, colors)], boost)
+        objs = _scene(rng, size, scale, [dict(shape=s, color=c) for s, c in zip(shapes, colors)])
         if qtype == "description":
             # Horizontal order must be unambiguous: re-place until centres are >= 10 px apart in x.
             while len(objs) > 1 and min(abs(a["cx"] - b["cx"]) for i, a in enumerate(objs)
                                         for b in objs[i + 1:]) < 10 * scale:
                 objs = _scene(rng, size, scale, objs)
-        img = _render(rng, size, objs)
+        img, labels = _render(rng, size, objs)
         t = objs[rng.randrange(n)]
         if qtype == "shape":
             q = "What shape is this?" if n == 1 else f"What shape is the {t['color']} one?"
@@ -250,21 +260,22 @@ def make_item(seed, qtype=None, boost=1.0):
             a = t["color"]
         else:
             parts = [f"{_a(o['color'])} {o['color']} {o['shape']}" for o in sorted(objs, key=lambda o: o["cx"])]
-            body = parts[0] if n == 1 else (" and ".join(parts) if n == 2 else f"{parts[0]}, {parts[1]} and {parts[2]}")
+            body = " and ".join(parts)
             q = "Describe the image in one sentence."
             a = body[0].upper() + body[1:] + "."
-        return dict(image=img, question=q, answer=a, type=qtype, seed=seed, text="", objects=_meta(objs, size))
+        return dict(image=img, question=q, answer=a, type=qtype, seed=seed, text="", objects=_meta(objs, size),
+                    labels=labels)
 
     if qtype == "count":
-        mode = rng.choices(["cs", "s", "c", "all"], [0.5, 0.2, 0.15, 0.15])[0]
+        mode = rng.choices(["cs", "s", "c", "all"], [0.4, 0.2, 0.2, 0.2])[0]
         tc, ts = rng.choice(COLOR_NAMES), rng.choice(SHAPES)
         if mode == "all":
-            k = rng.randint(1, 7)
+            k = rng.randint(1, 5)
             objs = [dict(shape=rng.choice(SHAPES), color=rng.choice(COLOR_NAMES)) for _ in range(k)]
             q = "How many shapes are there?"
         else:
-            k = rng.choice([0, 1, 1, 2, 2, 3, 3, 4, 5])
-            n_other = rng.randint(0 if k > 0 else 1, max(0, min(3, 7 - k)))
+            k = rng.choice([0, 1, 1, 2, 2, 3, 3, 4])
+            n_other = rng.randint(0 if k > 0 else 1, 2)
             match = lambda c, s: (mode == "cs" and c == tc and s == ts) or (mode == "s" and s == ts) or \
                 (mode == "c" and c == tc)
             objs = [dict(shape=ts, color=tc if mode != "s" else rng.choice(COLOR_NAMES)) for _ in range(k)]
@@ -283,37 +294,77 @@ def make_item(seed, qtype=None, boost=1.0):
             rng.shuffle(objs)
             q = {"cs": f"How many {tc} {PLURAL[ts]} are there?", "s": f"How many {PLURAL[ts]} are there?",
                  "c": f"How many {tc} shapes are there?"}[mode]
-        objs = _scene(rng, size, scale, objs, boost)
-        img = _render(rng, size, objs)
-        return dict(image=img, question=q, answer=str(k), type=qtype, seed=seed, text="", objects=_meta(objs, size))
+        objs = _scene(rng, size, scale, objs)
+        img, labels = _render(rng, size, objs)
+        return dict(image=img, question=q, answer=str(k), type=qtype, seed=seed, text="", objects=_meta(objs, size),
+                    labels=labels)
 
     if qtype == "position":
         (c1, s1), (c2, s2) = rng.sample([(c, s) for c in COLOR_NAMES for s in SHAPES], 2)
         horizontal = rng.random() < 0.5
-        extra = rng.choice([0, 0, 1, 2])
-        others = []
-        for _ in range(extra):
-            while True:
-                c, s = rng.choice(COLOR_NAMES), rng.choice(SHAPES)
-                if (c, s) not in ((c1, s1), (c2, s2)):
-                    break
-            others.append(dict(shape=s, color=c))
         while True:
-            objs = _scene(rng, size, scale, [dict(shape=s1, color=c1), dict(shape=s2, color=c2)] + others, boost)
+            objs = _scene(rng, size, scale, [dict(shape=s1, color=c1), dict(shape=s2, color=c2)])
             a, b = objs[0], objs[1]
             axis = "cx" if horizontal else "cy"
             if abs(a[axis] - b[axis]) >= 14 * scale:
                 break
-        img = _render(rng, size, objs)
+        img, labels = _render(rng, size, objs)
         if horizontal:
             q = f"Is the {c1} {s1} left or right of the {c2} {s2}?"
             ans = "left" if a["cx"] < b["cx"] else "right"
         else:
             q = f"Is the {c1} {s1} above or below the {c2} {s2}?"
             ans = "above" if a["cy"] < b["cy"] else "below"
-        return dict(image=img, question=q, answer=ans, type=qtype, seed=seed, text="", objects=_meta(objs, size))
+        return dict(image=img, question=q, answer=ans, type=qtype, seed=seed, text="", objects=_meta(objs, size),
+                    labels=labels)
 
     raise ValueError(qtype)
+
+
+def scene_questions(item):
+    """Every question the generator asks about scenes like this item's, answerable from its scene, with its answer:
+    [(question, answer, type)]. The training script asks several of them per image (one vision pass, several
+    answers to learn from)."""
+    if item["type"] == "ocr":
+        return [(q, item["answer"], "ocr") for q in OCR_QUESTIONS]
+    w, h = item["image"].size
+    scale = min(w, h) / 112 if min(w, h) >= 112 else 1.0
+    objs = [dict(color=c, shape=s, x=x * w, y=y * h) for c, s, x, y in item["objects"]]
+    n = len(objs)
+    count = lambda f: str(sum(1 for o in objs if f(o)))
+    out = [("How many shapes are there?", str(n), "count")] if n <= 5 else []
+    for c in COLOR_NAMES:
+        out.append((f"How many {c} shapes are there?", count(lambda o: o["color"] == c), "count"))
+        for s in SHAPES:
+            out.append((f"How many {c} {PLURAL[s]} are there?",
+                        count(lambda o: o["color"] == c and o["shape"] == s), "count"))
+    for s in SHAPES:
+        out.append((f"How many {PLURAL[s]} are there?", count(lambda o: o["shape"] == s), "count"))
+    unique = lambda key, v: sum(1 for o in objs if o[key] == v) == 1
+    for o in objs:
+        if n == 1:
+            out += [("What shape is this?", o["shape"], "shape"), ("What color is the shape?", o["color"], "color")]
+            continue
+        if unique("color", o["color"]):
+            out.append((f"What shape is the {o['color']} one?", o["shape"], "shape"))
+        if unique("shape", o["shape"]):
+            out.append((f"What color is the {o['shape']}?", o["color"], "color"))
+    kinds = [o for o in objs if sum(1 for p in objs if (p["color"], p["shape"]) == (o["color"], o["shape"])) == 1]
+    for a in kinds:
+        for b in kinds:
+            if a is b:
+                continue
+            names = f"the {a['color']} {a['shape']}", f"the {b['color']} {b['shape']}"
+            if abs(a["x"] - b["x"]) >= 14 * scale:
+                out.append((f"Is {names[0]} left or right of {names[1]}?", "left" if a["x"] < b["x"] else "right",
+                            "position"))
+            if abs(a["y"] - b["y"]) >= 14 * scale:
+                out.append((f"Is {names[0]} above or below {names[1]}?", "above" if a["y"] < b["y"] else "below",
+                            "position"))
+    if n == 1 or (n == 2 and len(kinds) == 2 and abs(objs[0]["x"] - objs[1]["x"]) >= 10 * scale):
+        body = " and ".join(f"{_a(o['color'])} {o['color']} {o['shape']}" for o in sorted(objs, key=lambda o: o["x"]))
+        out.append(("Describe the image in one sentence.", body[0].upper() + body[1:] + ".", "description"))
+    return out
 
 
 def main():

@@ -12,8 +12,10 @@ Rules (the Swift `idefics eval` must apply the same):
            correct iff prediction == answer (case-sensitive).
 
 Usage:
-  .venv/bin/python scripts/eval_demo_model.py --make-set 300      # writes Models/idefics2-demo/eval/ + eval.jsonl
-  .venv/bin/python scripts/eval_demo_model.py                     # writes Models/idefics2-demo/eval_pytorch.json
+  .venv/bin/python scripts/eval_demo_model.py --make-set 300      # writes Models/idefics2-demo-eval/images/ + eval.jsonl
+  .venv/bin/python scripts/eval_demo_model.py                     # writes Models/idefics2-demo-eval/eval_pytorch.json
+  .venv/bin/python scripts/eval_demo_model.py --make-examples Examples
+The set lives beside the checkpoint, not in it, so the checkpoint folder stays under 25 MB.
 """
 import argparse
 import json
@@ -36,9 +38,9 @@ from train_demo_model import chat_prompt, expand_image_tokens  # noqa: E402
 MAX_NEW_TOKENS = 20
 
 
-def make_set(model_dir, n):
+def make_set(set_dir, n):
     """n held-out items, types in rotation, seeds EVAL_SEED_BASE + i (training uses seeds below EVAL_SEED_BASE)."""
-    img_dir = os.path.join(model_dir, "eval")
+    img_dir = os.path.join(set_dir, "images")
     os.makedirs(img_dir, exist_ok=True)
     rows = []
     for i in range(n):
@@ -48,10 +50,10 @@ def make_set(model_dir, n):
         it["image"].save(path, optimize=True)
         rows.append(dict(image=os.path.relpath(path, ROOT), question=it["question"], answer=it["answer"],
                          type=it["type"], seed=seed))
-    with open(os.path.join(model_dir, "eval.jsonl"), "w") as f:
+    with open(os.path.join(set_dir, "eval.jsonl"), "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-    print(f"wrote {n} items to {model_dir}/eval.jsonl")
+    print(f"wrote {n} items to {set_dir}/eval.jsonl")
 
 
 class DemoModel:
@@ -152,20 +154,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--make-examples", default=None, help="output folder, e.g. Examples")
     ap.add_argument("--model", default=os.path.join(ROOT, "Models/idefics2-demo"))
-    ap.add_argument("--data", default=None, help="default: MODEL/eval.jsonl")
-    ap.add_argument("--out", default=None, help="default: MODEL/eval_pytorch.json")
+    ap.add_argument("--set-dir", default=os.path.join(ROOT, "Models/idefics2-demo-eval"))
+    ap.add_argument("--data", default=None, help="default: SET_DIR/eval.jsonl")
+    ap.add_argument("--out", default=None, help="default: SET_DIR/eval_pytorch.json")
     ap.add_argument("--make-set", type=int, default=0)
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.make_set:
-        make_set(args.model, args.make_set)
+        make_set(args.set_dir, args.make_set)
         return
     if args.make_examples:
         make_examples(args.model, args.make_examples)
         return
-    data = args.data or os.path.join(args.model, "eval.jsonl")
-    out_path = args.out or os.path.join(args.model, "eval_pytorch.json")
+    data = args.data or os.path.join(args.set_dir, "eval.jsonl")
+    out_path = args.out or os.path.join(args.set_dir, "eval_pytorch.json")
     with open(data) as f:
         rows = [json.loads(line) for line in f]
     if args.limit:

@@ -48,9 +48,10 @@ def build_tokenizer() -> Tokenizer:
     return tok
 
 
-def write_tokenizer_files(out_dir: str) -> None:
+def write_tokenizer_files(out_dir: str, pretty: bool = True) -> None:
+    """pretty=False writes tokenizer.json without indentation (1.4 MB instead of 3.5 MB; same content)."""
     os.makedirs(out_dir, exist_ok=True)
-    build_tokenizer().save(os.path.join(out_dir, "tokenizer.json"))
+    build_tokenizer().save(os.path.join(out_dir, "tokenizer.json"), pretty=pretty)
     added = {
         str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False, "single_word": False,
                  "special": True}
