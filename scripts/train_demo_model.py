@@ -66,6 +66,7 @@ from transformers import GenerationConfig, Idefics2Config, Idefics2ForConditiona
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo_data  # noqa: E402
+from make_model_fixtures import write_processor_files  # noqa: E402
 from make_tokenizer import write_tokenizer_files  # noqa: E402
 
 VOCAB = 32003
@@ -100,21 +101,7 @@ RECIPE = dict(
     eval_items=192,
 )
 
-PREPROCESSOR = {
-    "do_convert_rgb": True,
-    "do_image_splitting": False,
-    "do_normalize": True,
-    "do_pad": True,
-    "do_rescale": True,
-    "do_resize": True,
-    "image_mean": [0.5, 0.5, 0.5],
-    "image_processor_type": "Idefics2ImageProcessor",
-    "image_std": [0.5, 0.5, 0.5],
-    "processor_class": "Idefics2Processor",
-    "resample": 2,
-    "rescale_factor": 0.00392156862745098,
-    "size": {"longest_edge": CONFIG["image"]["longest_edge"], "shortest_edge": CONFIG["image"]["shortest_edge"]},
-}
+RESCALE = 0.00392156862745098  # the processor's rescale_factor (1/255 as transformers writes it)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -190,7 +177,7 @@ def preprocess(img: Image.Image) -> np.ndarray:
     nh, nw = resize_size(h, w, CONFIG["image"]["longest_edge"], CONFIG["image"]["shortest_edge"])
     if (nh, nw) != (h, w):
         img = img.resize((nw, nh), Image.BILINEAR)
-    x = (np.asarray(img).astype(np.float64) * PREPROCESSOR["rescale_factor"]).astype(np.float32)
+    x = (np.asarray(img).astype(np.float64) * RESCALE).astype(np.float32)
     x = (x - np.float32(0.5)) / np.float32(0.5)
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
@@ -472,13 +459,7 @@ def write_checkpoint(model, out_dir, dtype=torch.float16):
         if os.path.exists(os.path.join(out_dir, f)):
             os.remove(os.path.join(out_dir, f))
     write_tokenizer_files(out_dir, compact=True)  # keeps the folder under 25 MB
-    with open(os.path.join(out_dir, "preprocessor_config.json"), "w") as f:
-        json.dump(PREPROCESSOR, f, indent=2)
-        f.write("\n")
-    with open(os.path.join(out_dir, "processor_config.json"), "w") as f:
-        json.dump({"image_seq_len": CONFIG["perceiver"]["resampler_n_latents"], "processor_class": "Idefics2Processor"},
-                  f, indent=2)
-        f.write("\n")
+    write_processor_files(out_dir, CONFIG)
     m = Idefics2ForConditionalGeneration(model.config)
     m.load_state_dict(model.state_dict())
     m = m.to(dtype)
