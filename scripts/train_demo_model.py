@@ -68,7 +68,7 @@ from transformers import GenerationConfig, Idefics2Config, Idefics2ForConditiona
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import demo_data  # noqa: E402
-from make_model_fixtures import write_processor_files  # noqa: E402
+from make_model_fixtures import build_config as build_fixture_config, write_processor_files  # noqa: E402
 from make_tokenizer import write_tokenizer_files  # noqa: E402
 
 VOCAB = 32003
@@ -110,21 +110,7 @@ RESCALE = 0.00392156862745098  # the processor's rescale_factor (1/255 as transf
 # Config, prompt, tokens, images
 # ---------------------------------------------------------------------------------------------------------------
 def build_config() -> Idefics2Config:
-    t = dict(CONFIG["text"])
-    rope_theta = t.pop("rope_theta")
-    text_config = dict(
-        model_type="mistral", vocab_size=VOCAB, hidden_act="silu", pad_token_id=0, bos_token_id=1, eos_token_id=2,
-        tie_word_embeddings=False, rope_parameters={"rope_type": "default", "rope_theta": rope_theta},
-        initializer_range=0.02, attention_dropout=0.0, **t,
-    )
-    vision_config = dict(num_channels=3, hidden_act="gelu_pytorch_tanh", attention_dropout=0.0,
-                         initializer_range=0.02, **CONFIG["vision"])
-    perceiver_config = dict(hidden_act="silu", attention_dropout=0.0, **CONFIG["perceiver"])
-    config = Idefics2Config(text_config=text_config, vision_config=vision_config, perceiver_config=perceiver_config,
-                            image_token_id=32001, tie_word_embeddings=False, use_cache=True)
-    assert config.perceiver_config.hidden_size == config.text_config.hidden_size
-    assert config.perceiver_config.rms_norm_eps == CONFIG["perceiver"]["rms_norm_eps"]
-    return config
+    return build_fixture_config(CONFIG)
 
 
 def chat_prompt(question: str) -> str:
