@@ -15,8 +15,9 @@ space it generates after "Assistant:"):
   color        "What color is the shape?" / "What color is the square?"             -> "red"
   count        "How many red circles are there?" / "How many stars are there?" /
                "How many blue shapes are there?" / "How many shapes are there?"     -> "0" .. "5"
-  position     "Is the red circle left or right of the blue square?"                -> "left" / "right"
-               "Is the red circle above or below the blue square?"                  -> "above" / "below"
+  position     "Is the red circle on the left or the right?"                        -> "left" / "right"
+               "Is the red circle at the top or the bottom?"                        -> "top" / "bottom"
+               (where the object is in the image; it is clearly in one half, and a second object is in the scene)
   ocr          "What does the text say?" / "What is written in the image?"          -> "CAT" / "42"
   description  "Describe the image in one sentence."                                -> "A red circle and a blue
                square." (one or two objects, listed left to right)
@@ -36,6 +37,7 @@ from PIL import Image, ImageDraw
 EVAL_SEED_BASE = 1_000_000_000
 TYPES = ["shape", "color", "count", "position", "ocr", "description"]
 TYPE_WEIGHTS = [1.0, 1.0, 2.0, 1.5, 1.5, 1.0]
+POSITION_MARGIN = 12  # px at 112 px: how far from the middle line an object must be to be "on the left", etc.
 
 SHAPES = ["circle", "square", "triangle", "star"]
 COLORS = {
@@ -300,25 +302,27 @@ def make_item(seed, qtype=None):
                     labels=labels)
 
     if qtype == "position":
+        # Where one object is in the image (one lookup); a second object is a distractor. The asked object's centre
+        # is clearly in one half: >= POSITION_MARGIN px (at 112 px) from the middle line.
         (c1, s1), (c2, s2) = rng.sample([(c, s) for c in COLOR_NAMES for s in SHAPES], 2)
         horizontal = rng.random() < 0.5
+        axis, extent = ("cx", size[0]) if horizontal else ("cy", size[1])
         while True:
             objs = _scene(rng, size, scale, [dict(shape=s1, color=c1), dict(shape=s2, color=c2)])
-            a, b = objs[0], objs[1]
-            axis = "cx" if horizontal else "cy"
-            if abs(a[axis] - b[axis]) >= 14 * scale:
+            if abs(objs[0][axis] - extent / 2) >= POSITION_MARGIN * scale:
                 break
         img, labels = _render(rng, size, objs)
-        if horizontal:
-            q = f"Is the {c1} {s1} left or right of the {c2} {s2}?"
-            ans = "left" if a["cx"] < b["cx"] else "right"
-        else:
-            q = f"Is the {c1} {s1} above or below the {c2} {s2}?"
-            ans = "above" if a["cy"] < b["cy"] else "below"
+        q, ans = _position_question(c1, s1, horizontal, objs[0][axis] < extent / 2)
         return dict(image=img, question=q, answer=ans, type=qtype, seed=seed, text="", objects=_meta(objs, size),
                     labels=labels)
 
     raise ValueError(qtype)
+
+
+def _position_question(color, shape, horizontal, first_half):
+    if horizontal:
+        return f"Is the {color} {shape} on the left or the right?", "left" if first_half else "right"
+    return f"Is the {color} {shape} at the top or the bottom?", "top" if first_half else "bottom"
 
 
 def scene_questions(item):
@@ -350,17 +354,10 @@ def scene_questions(item):
         if unique("shape", o["shape"]):
             out.append((f"What color is the {o['shape']}?", o["color"], "color"))
     kinds = [o for o in objs if sum(1 for p in objs if (p["color"], p["shape"]) == (o["color"], o["shape"])) == 1]
-    for a in kinds:
-        for b in kinds:
-            if a is b:
-                continue
-            names = f"the {a['color']} {a['shape']}", f"the {b['color']} {b['shape']}"
-            if abs(a["x"] - b["x"]) >= 14 * scale:
-                out.append((f"Is {names[0]} left or right of {names[1]}?", "left" if a["x"] < b["x"] else "right",
-                            "position"))
-            if abs(a["y"] - b["y"]) >= 14 * scale:
-                out.append((f"Is {names[0]} above or below {names[1]}?", "above" if a["y"] < b["y"] else "below",
-                            "position"))
+    for o in kinds:
+        for horizontal, v, extent in ((True, o["x"], w), (False, o["y"], h)):
+            if abs(v - extent / 2) >= POSITION_MARGIN * scale:
+                out.append(_position_question(o["color"], o["shape"], horizontal, v < extent / 2) + ("position",))
     if n == 1 or (n == 2 and len(kinds) == 2 and abs(objs[0]["x"] - objs[1]["x"]) >= 10 * scale):
         body = " and ".join(f"{_a(o['color'])} {o['color']} {o['shape']}" for o in sorted(objs, key=lambda o: o["x"]))
         out.append(("Describe the image in one sentence.", body[0].upper() + body[1:] + ".", "description"))

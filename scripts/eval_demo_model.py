@@ -103,7 +103,7 @@ EXAMPLES = [
     # file, type, predicate on the item (seeds from EXAMPLE_SEED_BASE, the first item that satisfies it)
     ("shapes-1.png", "count", lambda it: it["question"] == "How many red circles are there?" and it["answer"] == "3"
      and it["image"].size == (112, 112)),
-    ("shapes-2.png", "position", lambda it: it["image"].size == (112, 112) and "left or right" in it["question"]),
+    ("shapes-2.png", "position", lambda it: it["image"].size == (112, 112) and "left or the right" in it["question"]),
     ("shapes-3.png", "description", lambda it: it["image"].size == (112, 112) and it["answer"].count(" a") == 2),
     ("shapes-4.png", "color", lambda it: it["image"].size == (224, 224) and it["question"] != "What color is the shape?"),
     ("text-1.png", "ocr", lambda it: it["image"].size == (112, 112) and it["answer"].isalpha()),
