@@ -441,8 +441,8 @@ def teacher_forced_exact(model, items, tokens, out_live, lut, live_head=None, bs
 # ---------------------------------------------------------------------------------------------------------------
 def write_checkpoint(model, out_dir, dtype=torch.float16):
     os.makedirs(out_dir, exist_ok=True)
-    for f in ("model.safetensors", "model.safetensors.index.json"):
-        if os.path.exists(os.path.join(out_dir, f)):
+    for f in os.listdir(out_dir):
+        if f.startswith("model") and ".safetensors" in f:
             os.remove(os.path.join(out_dir, f))
     write_tokenizer_files(out_dir, compact=True)  # keeps the folder under 25 MB
     write_processor_files(out_dir, CONFIG)
@@ -451,7 +451,7 @@ def write_checkpoint(model, out_dir, dtype=torch.float16):
     m = m.to(dtype)
     m.generation_config = GenerationConfig(bos_token_id=1, pad_token_id=0, eos_token_id=[2, EOU_ID],
                                            bad_words_ids=[[32000], [32001]])
-    m.save_pretrained(out_dir)
+    m.save_pretrained(out_dir, max_shard_size="16MB")  # shards under 20 MB: friendlier to git hosts
 
 
 # ---------------------------------------------------------------------------------------------------------------
