@@ -5,8 +5,9 @@ seed (Python's `random.Random(seed)` and Pillow's aliased ImageDraw primitives; 
 drawn with the 5x7 bitmap font below). Seeds used by the training script are below EVAL_SEED_BASE; the held-out
 evaluation set uses seeds from EVAL_SEED_BASE up.
 
-Scenes: 1-6 coloured shapes (1-2 for shape, colour and description questions, exactly 2 for position questions) (circle, square, triangle, star; red, green, blue, yellow, purple, orange) on a
-pale background (solid, two-colour gradient or soft stripes), or a short word / number drawn in a dark colour.
+Scenes: 1-6 coloured shapes (1-2 for shape, colour and description questions, exactly 2 for position questions;
+circle, square, triangle, star; red, green, blue, yellow, purple, orange) on a pale background (solid, two-colour
+gradient or soft stripes), or a short word / number drawn in a dark colour.
 Canvas: 112x112 mostly; also 224x224 and 140x140 (the processor resizes them to 112x112) and 112x84 / 84x112.
 
 Question types and canonical answers (the answer is exactly what the model should print, without the leading
@@ -187,6 +188,17 @@ def _a(name):
     return "an" if name[0] in "aeiou" else "a"
 
 
+def _scale(size):
+    """Shape sizes and margins are in pixels at 112 px; larger canvases scale them."""
+    return min(size) / 112 if min(size) >= 112 else 1.0
+
+
+def description_answer(objs_left_to_right):
+    """The description answer: "A red circle and a blue square." for [(colour, shape), ...] in left-to-right order."""
+    body = " and ".join(f"{_a(c)} {c} {s}" for c, s in objs_left_to_right)
+    return body[0].upper() + body[1:] + "."
+
+
 def _draw_text(img, rng, text, scale):
     """Draws text; returns its label map ("L": 0 background, i + 1 on the pixels of character i)."""
     w, h = img.size
@@ -226,7 +238,7 @@ def make_item(seed, qtype=None):
     if qtype is None:
         qtype = rng.choices(TYPES, TYPE_WEIGHTS)[0]
     size = rng.choices([c for c, _ in CANVASES], [p for _, p in CANVASES])[0]
-    scale = min(size) / 112 if min(size) >= 112 else 1.0
+    scale = _scale(size)
 
     if qtype == "ocr":
         img = _background(rng, size)
@@ -261,10 +273,8 @@ def make_item(seed, qtype=None):
             q = "What color is the shape?" if n == 1 else f"What color is the {t['shape']}?"
             a = t["color"]
         else:
-            parts = [f"{_a(o['color'])} {o['color']} {o['shape']}" for o in sorted(objs, key=lambda o: o["cx"])]
-            body = " and ".join(parts)
             q = "Describe the image in one sentence."
-            a = body[0].upper() + body[1:] + "."
+            a = description_answer([(o["color"], o["shape"]) for o in sorted(objs, key=lambda o: o["cx"])])
         return dict(image=img, question=q, answer=a, type=qtype, seed=seed, text="", objects=_meta(objs, size),
                     labels=labels)
 
@@ -312,14 +322,14 @@ def make_item(seed, qtype=None):
             if abs(objs[0][axis] - extent / 2) >= POSITION_MARGIN * scale:
                 break
         img, labels = _render(rng, size, objs)
-        q, ans = _position_question(c1, s1, horizontal, objs[0][axis] < extent / 2)
+        q, ans = position_question(c1, s1, horizontal, objs[0][axis] < extent / 2)
         return dict(image=img, question=q, answer=ans, type=qtype, seed=seed, text="", objects=_meta(objs, size),
                     labels=labels)
 
     raise ValueError(qtype)
 
 
-def _position_question(color, shape, horizontal, first_half):
+def position_question(color, shape, horizontal, first_half):
     if horizontal:
         return f"Is the {color} {shape} on the left or the right?", "left" if first_half else "right"
     return f"Is the {color} {shape} at the top or the bottom?", "top" if first_half else "bottom"
@@ -332,7 +342,7 @@ def scene_questions(item):
     if item["type"] == "ocr":
         return [(q, item["answer"], "ocr") for q in OCR_QUESTIONS]
     w, h = item["image"].size
-    scale = min(w, h) / 112 if min(w, h) >= 112 else 1.0
+    scale = _scale((w, h))
     objs = [dict(color=c, shape=s, x=x * w, y=y * h) for c, s, x, y in item["objects"]]
     n = len(objs)
     count = lambda f: str(sum(1 for o in objs if f(o)))
@@ -357,10 +367,10 @@ def scene_questions(item):
     for o in kinds:
         for horizontal, v, extent in ((True, o["x"], w), (False, o["y"], h)):
             if abs(v - extent / 2) >= POSITION_MARGIN * scale:
-                out.append(_position_question(o["color"], o["shape"], horizontal, v < extent / 2) + ("position",))
+                out.append(position_question(o["color"], o["shape"], horizontal, v < extent / 2) + ("position",))
     if n == 1 or (n == 2 and len(kinds) == 2 and abs(objs[0]["x"] - objs[1]["x"]) >= 10 * scale):
-        body = " and ".join(f"{_a(o['color'])} {o['color']} {o['shape']}" for o in sorted(objs, key=lambda o: o["x"]))
-        out.append(("Describe the image in one sentence.", body[0].upper() + body[1:] + ".", "description"))
+        left_to_right = [(o["color"], o["shape"]) for o in sorted(objs, key=lambda o: o["x"])]
+        out.append(("Describe the image in one sentence.", description_answer(left_to_right), "description"))
     return out
 
 

@@ -173,23 +173,19 @@ def live_token_ids(tokens: Tokens):
     """(input_live, output_live): every token id the generator's prompts and answers can contain."""
     S, C, P = demo_data.SHAPES, demo_data.COLOR_NAMES, demo_data.PLURAL
     qs = {"What shape is this?", "What color is the shape?", "How many shapes are there?",
-          "Describe the image in one sentence.", "What does the text say?", "What is written in the image?",
-          "What does it say?"}
+          "Describe the image in one sentence.", *demo_data.OCR_QUESTIONS}
     combos = [(c, s) for c in C for s in S]
     for c, s in combos:
         qs |= {f"How many {c} {P[s]} are there?", f"How many {P[s]} are there?", f"How many {c} shapes are there?",
                f"What shape is the {c} one?", f"What color is the {s}?"}
-        qs |= {f"Is the {c} {s} on the left or the right?", f"Is the {c} {s} at the top or the bottom?"}
+        qs |= {demo_data.position_question(c, s, horizontal, True)[0] for horizontal in (True, False)}
     for sd in range(5000):  # the generator's own questions must all be in the enumerated set
         assert demo_data.make_item(sd)["question"] in qs
     answers = set(S) | set(C) | {str(i) for i in range(100)} | {"left", "right", "top", "bottom"}
     answers |= set(demo_data.WORDS)
-    objs = [f"{demo_data._a(c)} {c} {s}" for c, s in combos]
-    cap = lambda t: t[0].upper() + t[1:] + "."
-    for o1 in objs:
-        answers.add(cap(o1))
-        for o2 in objs:
-            answers.add(cap(f"{o1} and {o2}"))
+    for o1 in combos:
+        answers.add(demo_data.description_answer([o1]))
+        answers |= {demo_data.description_answer([o1, o2]) for o2 in combos}
     for sd in range(5000):
         assert demo_data.make_item(sd)["answer"] in answers
     out_ids, in_ids = {EOU_ID}, set()
