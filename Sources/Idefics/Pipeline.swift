@@ -21,13 +21,20 @@ public final class Pipeline: @unchecked Sendable {
     public let chatTemplate: ChatTemplate?
     public let pool: WorkerPool
 
-    /// `pathOrID`: a checkpoint folder or a model id in the local Hugging Face cache.
-    public init(pathOrID: String, threads: Int? = nil) throws {
-        checkpoint = try Checkpoint(pathOrID: pathOrID)
-        tokenizer = try Tokenizer(directory: checkpoint.directory)
+    /// `pathOrID`: a checkpoint folder or a model id in the local Hugging Face cache (at `revision`, a branch, tag
+    /// or commit of the cache's `refs/`). The folder's kind is checked from config.json before any weight is mapped.
+    public init(pathOrID: String, revision: String? = nil, threads: Int? = nil) throws {
+        let directory = try Checkpoint.resolveDirectory(pathOrID, revision: revision)
+        let family = try ModelFamily(directory: directory)
+        if case .idefics = family {
+            _ = try IdeficsConfig(directory: directory)
+            throw ModelFamily.ideficsV1NotImplemented(directory)
+        }
+        tokenizer = try Tokenizer(directory: directory)
+        checkpoint = try Checkpoint(directory: directory)
         generationConfig = try checkpoint.jsonObject("generation_config.json") == nil ? GenerationConfig()
             : checkpoint.decode(GenerationConfig.self, from: "generation_config.json")
-        if try checkpoint.jsonObject("config.json")?["model_type"] as? String == "idefics2" {
+        if case .idefics2 = family {
             let model = try Idefics2(checkpoint: checkpoint)
             idefics2 = model
             decoder = model.decoder
@@ -37,9 +44,14 @@ public final class Pipeline: @unchecked Sendable {
             decoder = try Mistral(checkpoint: checkpoint)
             imageProcessor = nil
         }
-        chatTemplate = try ChatTemplate.load(directory: checkpoint.directory)
+        chatTemplate = try ChatTemplate.load(directory: directory) ?? (idefics2 == nil ? nil
+            : ChatTemplate(source: Idefics2Prompt.defaultChatTemplate, specialTokens: ChatTemplate.specialTokens(directory: directory),
+                           origin: Idefics2Prompt.defaultChatTemplateOrigin))
         pool = WorkerPool(threads: threads)
     }
+
+    /// Whether the chat template is the built-in Idefics2 default because the folder has none (worth telling a user).
+    public var usesDefaultChatTemplate: Bool { chatTemplate?.origin == Idefics2Prompt.defaultChatTemplateOrigin }
 
     /// Token ids and image vectors of a raw prompt whose `<image>` placeholders take `images` in order.
     public func prepare(prompt: String, images: [RGBImage], options: Idefics2ImageProcessorOverrides = .init())
@@ -55,12 +67,23 @@ public final class Pipeline: @unchecked Sendable {
             guard imageFeatures.isEmpty else {
                 throw ModelError("\(checkpoint.directory.path) is a text-only model: it takes no images")
             }
-            return PreparedPrompt(ids: tokenizer.encode(prompt))
+            return try checked(PreparedPrompt(ids: tokenizer.encode(prompt)))
         }
         let text = try Idefics2Prompt.expand(prompt, imageCount: imageFeatures.count,
                                              imageSequenceLength: idefics2.imageSequenceLength,
                                              splitImages: options.doImageSplitting ?? imageProcessor.config.doImageSplitting)
-        return PreparedPrompt(ids: tokenizer.encode(text), imageRows: imageFeatures.flatMap { $0 })
+        return try checked(PreparedPrompt(ids: tokenizer.encode(text), imageRows: imageFeatures.flatMap { $0 }))
+    }
+
+    /// A tokenizer can know tokens the model has no embedding for (idefics2-8b-base has 32002 rows, its tokenizer
+    /// 32003 ids): such a prompt is refused with the token named instead of reaching the embedding lookup.
+    private func checked(_ prepared: PreparedPrompt) throws -> PreparedPrompt {
+        let vocabulary = decoder.config.vocabSize
+        if let id = prepared.ids.first(where: { $0 < 0 || $0 >= vocabulary }) {
+            throw ModelError("the prompt has token \(id) (\"\(tokenizer.decode([id], skipSpecialTokens: false))\"), but "
+                             + "\(checkpoint.directory.path) has embeddings for ids 0..<\(vocabulary) only")
+        }
+        return prepared
     }
 
     /// The vectors one image becomes: `imageSequenceLength` per processed image (five of them when split).

@@ -6,11 +6,21 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache (default: the demo model).")
     var model: String?
 
+    @Option(help: "Branch, tag or commit of a model id in the Hugging Face cache (default: main).")
+    var revision: String?
+
     @Option(help: "Worker threads (default: one per processor).")
     var threads: Int?
 
     /// Loads the model, showing progress when stderr is a terminal.
     func load() throws -> Pipeline {
-        try Terminal.reportingLoad(of: DemoModel.resolve(model)) { try Pipeline(pathOrID: $0, threads: threads) }
+        let pipeline = try Terminal.reportingLoad(of: DemoModel.resolve(model)) {
+            try Pipeline(pathOrID: $0, revision: revision, threads: threads)
+        }
+        if pipeline.usesDefaultChatTemplate {
+            Terminal.writeError("\(pipeline.checkpoint.directory.path) has no chat template; chat prompts use "
+                                + "\(pipeline.chatTemplate!.origin)\n")
+        }
+        return pipeline
     }
 }

@@ -9,6 +9,9 @@ struct TokenizeCommand: ParsableCommand {
     @Option(help: "Checkpoint folder (or model id in the local Hugging Face cache) holding tokenizer.json (default: the demo model).")
     var model: String?
 
+    @Option(help: "Branch, tag or commit of a model id in the Hugging Face cache (default: main).")
+    var revision: String?
+
     @Option(help: "The text to tokenize.")
     var text: String
 
@@ -19,7 +22,7 @@ struct TokenizeCommand: ParsableCommand {
     var json = false
 
     func run() throws {
-        let checkpointDirectory = try Checkpoint.resolveDirectory(DemoModel.resolve(model))
+        let checkpointDirectory = try Checkpoint.resolveDirectory(DemoModel.resolve(model), revision: revision)
         let tokenizer = try Tokenizer(directory: checkpointDirectory)
         try Terminal.printJSON(["ids": tokenizer.encode(text, addSpecialTokens: !noSpecialTokens)])
     }

@@ -9,21 +9,25 @@ public struct Checkpoint: Sendable {
     private let location: [String: Int]
 
     /// Opens a folder, or a model id from the local Hugging Face cache.
-    public init(pathOrID: String) throws {
-        try self.init(directory: Self.resolveDirectory(pathOrID))
+    public init(pathOrID: String, revision: String? = nil) throws {
+        try self.init(directory: Self.resolveDirectory(pathOrID, revision: revision))
     }
 
-    /// The folder that `pathOrID` names: an existing folder, or a model id's snapshot in the local cache.
-    public static func resolveDirectory(_ pathOrID: String) throws -> URL {
+    /// The folder that `pathOrID` names: an existing folder, or a model id's snapshot in the local cache at
+    /// `revision` (a branch, tag or commit; only for model ids).
+    public static func resolveDirectory(_ pathOrID: String, revision: String? = nil) throws -> URL {
         var isDirectory: ObjCBool = false
         if FileManager.default.fileExists(atPath: pathOrID, isDirectory: &isDirectory) {
             guard isDirectory.boolValue else {
                 throw CheckpointError.invalidConfig(path: pathOrID, reason: "is a file; pass the checkpoint folder")
             }
+            guard revision == nil else {
+                throw CheckpointError.invalidConfig(path: pathOrID, reason: "is a folder; a revision applies only to a model id")
+            }
             return URL(fileURLWithPath: pathOrID)
         }
         guard HubCache.looksLikeModelID(pathOrID) else { throw CheckpointError.notFound(path: pathOrID) }
-        return try HubCache.resolve(pathOrID)
+        return try HubCache.resolve(pathOrID, revision: revision)
     }
 
     public init(directory: URL) throws {
@@ -41,6 +45,13 @@ public struct Checkpoint: Sendable {
             names = Array(Set(map.values)).sorted()
         } else if fileManager.fileExists(atPath: directory.appendingPathComponent("model.safetensors").path) {
             names = ["model.safetensors"]
+        } else if let pickle = ["pytorch_model.bin.index.json", "pytorch_model.bin"]
+                    .first(where: { fileManager.fileExists(atPath: directory.appendingPathComponent($0).path) }) {
+            throw CheckpointError.unsupportedFormat(path: directory.appendingPathComponent(pickle).path, remedy:
+                "PyTorch pickle weights are not read (unpickling can run arbitrary code); convert the folder to "
+                + "safetensors with its transformers class, e.g. `python -c \"from transformers import "
+                + "Idefics2ForConditionalGeneration as M; M.from_pretrained('\(directory.path)')"
+                + ".save_pretrained('\(directory.path)-safetensors')\"`, and copy the tokenizer and processor files")
         } else {
             throw CheckpointError.missingFile(path: directory.appendingPathComponent("model.safetensors").path,
                                               reason: "no model.safetensors or model.safetensors.index.json in the folder")

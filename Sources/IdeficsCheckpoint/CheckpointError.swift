@@ -9,6 +9,8 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
     case missingTensor(name: String, checkpoint: String)
     case tensorMismatch(name: String, path: String, reason: String)
     case invalidConfig(path: String, reason: String)
+    case unsupportedFormat(path: String, remedy: String)
+    case invalidCache(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -24,6 +26,8 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
         case .missingTensor(let name, let checkpoint): "\(checkpoint): tensor \(name) is missing"
         case .tensorMismatch(let name, let path, let reason): "\(path): tensor \(name): \(reason)"
         case .invalidConfig(let path, let reason): "\(path): \(reason)"
+        case .unsupportedFormat(let path, let remedy): "\(path): \(remedy)"
+        case .invalidCache(let path, let reason): "Hugging Face cache: \(path): \(reason)"
         }
     }
 }

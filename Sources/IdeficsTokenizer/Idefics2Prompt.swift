@@ -6,6 +6,15 @@ public enum Idefics2Prompt {
     public static let imageToken = "<image>"
     public static let fakeToken = "<fake_token_around_image>"
 
+    /// The chat template transformers 4.40's `Idefics2Processor` used when a checkpoint had none (its
+    /// `default_chat_template`): what the published idefics2-8b folders, which ship no template, were used with.
+    public static let defaultChatTemplate = "{% for message in messages %}{{message['role'].capitalize()}}"
+        + "{% if message['content'][0]['type'] == 'image' %}{{':'}}{% else %}{{': '}}{% endif %}"
+        + "{% for line in message['content'] %}{% if line['type'] == 'text' %}{{line['text']}}"
+        + "{% elif line['type'] == 'image' %}{{ '<image>' }}{% endif %}{% endfor %}<end_of_utterance>\n{% endfor %}"
+        + "{% if add_generation_prompt %}{{ 'Assistant:' }}{% endif %}"
+    public static let defaultChatTemplateOrigin = "the Idefics2 default template (transformers 4.40's Idefics2Processor)"
+
     public struct CountMismatch: Error, Equatable, CustomStringConvertible {
         public let placeholders: Int
         public let images: Int

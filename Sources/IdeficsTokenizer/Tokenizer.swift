@@ -23,7 +23,16 @@ public struct Tokenizer: Sendable {
     /// Loads `tokenizer.json` and `tokenizer_config.json` (when present) from a model directory.
     public init(directory: URL, addBOSToken: Bool? = nil, addEOSToken: Bool? = nil) throws {
         let config = directory.appendingPathComponent("tokenizer_config.json")
-        try self.init(tokenizerFile: directory.appendingPathComponent("tokenizer.json"),
+        let file = directory.appendingPathComponent("tokenizer.json")
+        let sentencepiece = directory.appendingPathComponent("tokenizer.model")
+        if !FileManager.default.fileExists(atPath: file.path), FileManager.default.fileExists(atPath: sentencepiece.path) {
+            throw TokenizerError.unsupportedFormat(file: sentencepiece.path, remedy:
+                "a sentencepiece model without tokenizer.json is not read; write tokenizer.json next to it with "
+                + "`python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('\(directory.path)')"
+                + ".save_pretrained('\(directory.path)')\"` (transformers 5 rebuilds Llama tokenizers in the non-legacy "
+                + "way, so compare a few ids with the original tokenizer)")
+        }
+        try self.init(tokenizerFile: file,
                       configFile: FileManager.default.fileExists(atPath: config.path) ? config : nil,
                       addBOSToken: addBOSToken, addEOSToken: addEOSToken)
     }

@@ -14,6 +14,9 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
     /// A component (normalizer, pre-tokenizer, model, post-processor, decoder) of a type this engine does not
     /// implement, or an option of it that it does not implement.
     case unsupported(file: String, path: String, what: String)
+    /// The folder has a tokenizer only in a format this engine does not read (`tokenizer.model` without
+    /// `tokenizer.json`); `remedy` says how to convert it.
+    case unsupportedFormat(file: String, remedy: String)
 
     public var description: String {
         switch self {
@@ -27,6 +30,8 @@ public enum TokenizerError: Error, Equatable, CustomStringConvertible {
             return "\(file): invalid \"\(path)\": \(reason)"
         case let .unsupported(file, path, what):
             return "\(file): unsupported \(what) at \"\(path)\""
+        case let .unsupportedFormat(file, remedy):
+            return "\(file): \(remedy)"
         }
     }
 }

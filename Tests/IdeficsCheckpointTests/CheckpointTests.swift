@@ -1,5 +1,6 @@
 import Foundation
 import IdeficsCheckpoint
+import TestSupport
 import XCTest
 
 final class CheckpointTests: XCTestCase {
@@ -86,24 +87,21 @@ final class CheckpointTests: XCTestCase {
                        "\(directory.path)/absent.json: missing (required by TinyConfig)")
     }
 
-    func testHubIDResolvesFromTheLocalCacheOnly() throws {
-        let cache = try temporaryDirectory()
-        let repo = cache.appendingPathComponent("models--Org--tiny")
-        let snapshot = repo.appendingPathComponent("snapshots/abc123")
-        try FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: repo.appendingPathComponent("refs"), withIntermediateDirectories: true)
-        try Data("abc123\n".utf8).write(to: repo.appendingPathComponent("refs/main"))
-        try Data("{}".utf8).write(to: snapshot.appendingPathComponent("config.json"))
-        let environment = ["HF_HUB_CACHE": cache.path, "HOME": "/nonexistent"]
-        XCTAssertEqual(try HubCache.resolve("Org/tiny", environment: environment).path, snapshot.path)
-        XCTAssertEqual(message { try HubCache.resolve("Org/absent", environment: environment) },
-                       "model Org/absent is not in the local Hugging Face cache (searched \(cache.path)/models--Org--absent, "
-                       + "/nonexistent/.cache/huggingface/hub/models--Org--absent); download it first, e.g. "
-                       + "`huggingface-cli download Org/absent`, or pass a checkpoint folder")
-    }
-
     func testNeitherFolderNorModelID() {
         XCTAssertEqual(message { try Checkpoint(pathOrID: "/no/such/folder") },
                        "model not found: /no/such/folder is neither a checkpoint folder nor a model id in the Hugging Face cache")
+    }
+}
+
+/// Folders in formats this engine does not read say so, and how to convert them.
+final class UnsupportedFormatTests: XCTestCase {
+    func testPickleWeightsOnly() throws {
+        for name in ["pytorch_model.bin", "pytorch_model.bin.index.json"] {
+            let directory = try temporaryDirectory()
+            try Data().write(to: directory.appendingPathComponent(name))
+            let message = errorText { try Checkpoint(directory: directory) }
+            XCTAssertTrue(message.hasPrefix("\(directory.path)/\(name): PyTorch pickle weights are not read"), message)
+            XCTAssertTrue(message.contains(".save_pretrained('\(directory.path)-safetensors')"), message)
+        }
     }
 }

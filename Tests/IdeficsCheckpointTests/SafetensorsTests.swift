@@ -1,6 +1,7 @@
 import Foundation
 import IdeficsCheckpoint
 import IdeficsTensors
+import TestSupport
 import XCTest
 
 final class SafetensorsTests: XCTestCase {

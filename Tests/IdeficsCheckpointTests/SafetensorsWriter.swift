@@ -44,13 +44,3 @@ struct SafetensorsWriter {
         return file(header: header, payload: payload)
     }
 }
-
-extension XCTestCase {
-    /// A fresh temporary folder, removed when the test ends.
-    func temporaryDirectory() throws -> URL {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("idefics-tests-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        addTeardownBlock { try? FileManager.default.removeItem(at: url) }
-        return url
-    }
-}

@@ -1,6 +1,7 @@
 import Foundation
 import IdeficsCheckpoint
 import IdeficsTensors
+import TestSupport
 import XCTest
 
 /// This target's own `SafetensorsWriter` builds raw (also broken) files; these tests are about the library's.

@@ -8,6 +8,8 @@ public struct ChatTemplate: Sendable {
                                            "mask_token"]
 
     public let source: String
+    /// Where the template came from: a file name of the checkpoint folder, or a description of a built-in default.
+    public let origin: String
     /// Variables such as `bos_token` and `eos_token`, passed to every render.
     public var specialTokens: [String: String]
     private let program: Program
@@ -18,8 +20,9 @@ public struct ChatTemplate: Sendable {
         init(_ nodes: [Node]) { self.nodes = nodes }
     }
 
-    public init(source: String, specialTokens: [String: String] = [:]) throws {
+    public init(source: String, specialTokens: [String: String] = [:], origin: String = "source") throws {
         self.source = source
+        self.origin = origin
         self.specialTokens = specialTokens
         program = Program(try Parser.parse(source))
     }
@@ -39,38 +42,54 @@ public struct ChatTemplate: Sendable {
         return try Interpreter(context: context).render(program.nodes)
     }
 
-    /// The template of a checkpoint folder: `chat_template.jinja`, else `chat_template.json`, else the
-    /// `chat_template` of `tokenizer_config.json` (a string, or a list of `{name, template}` whose "default" is
-    /// used). Special tokens come from `tokenizer_config.json`, overridden by `special_tokens_map.json` when the
-    /// config has no `added_tokens_decoder` (transformers' legacy rule). nil when the folder has no template.
+    /// The template of a checkpoint folder, looked up in transformers' order: `chat_template.jinja`,
+    /// `chat_template.json`, the `chat_template` of `processor_config.json`, then that of `tokenizer_config.json` (a
+    /// string, or a list of `{name, template}` whose "default" is used). Special tokens come from
+    /// `tokenizer_config.json`, overridden by `special_tokens_map.json` when the config has no
+    /// `added_tokens_decoder` (transformers' legacy rule). nil when the folder has no template.
     public static func load(directory: URL) throws -> ChatTemplate? {
         let config = try readJSONObject(directory.appendingPathComponent("tokenizer_config.json"))
         let specialTokens = try loadSpecialTokens(directory: directory, config: config)
         let jinjaFile = directory.appendingPathComponent("chat_template.jinja")
         if FileManager.default.fileExists(atPath: jinjaFile.path) {
             do {
-                return try ChatTemplate(source: String(contentsOf: jinjaFile, encoding: .utf8), specialTokens: specialTokens)
+                return try ChatTemplate(source: String(contentsOf: jinjaFile, encoding: .utf8), specialTokens: specialTokens,
+                                        origin: jinjaFile.lastPathComponent)
             } catch let error as TemplateError {
                 throw error
             } catch {
                 throw TemplateError.load(file: jinjaFile.lastPathComponent, reason: error.localizedDescription)
             }
         }
-        let jsonFile = directory.appendingPathComponent("chat_template.json")
-        if let object = try readJSONObject(jsonFile) {
+        let jsonFile = "chat_template.json", processorFile = "processor_config.json"
+        if let object = try readJSONObject(directory.appendingPathComponent(jsonFile)) {
             guard let source = object["chat_template"] as? String else {
-                throw TemplateError.load(file: jsonFile.lastPathComponent, reason: "\"chat_template\" is not a string")
+                throw TemplateError.load(file: jsonFile, reason: "\"chat_template\" is not a string")
             }
-            return try ChatTemplate(source: source, specialTokens: specialTokens)
+            return try ChatTemplate(source: source, specialTokens: specialTokens, origin: jsonFile)
+        }
+        if let template = try readJSONObject(directory.appendingPathComponent(processorFile))?["chat_template"],
+           !(template is NSNull) {
+            guard let source = template as? String else {
+                throw TemplateError.load(file: processorFile, reason: "\"chat_template\" is not a string")
+            }
+            return try ChatTemplate(source: source, specialTokens: specialTokens, origin: processorFile)
         }
         guard let config, let template = config["chat_template"], !(template is NSNull) else { return nil }
-        if let source = template as? String { return try ChatTemplate(source: source, specialTokens: specialTokens) }
+        let origin = "tokenizer_config.json"
+        if let source = template as? String { return try ChatTemplate(source: source, specialTokens: specialTokens, origin: origin) }
         let named = (template as? [[String: Any]])?.first { $0["name"] as? String == "default" }
         guard let source = named?["template"] as? String else {
-            throw TemplateError.load(file: "tokenizer_config.json",
+            throw TemplateError.load(file: origin,
                                      reason: "\"chat_template\" is neither a string nor a list with a \"default\" template")
         }
-        return try ChatTemplate(source: source, specialTokens: specialTokens)
+        return try ChatTemplate(source: source, specialTokens: specialTokens, origin: origin)
+    }
+
+    /// The special-token variables of a folder (for a template that comes from elsewhere, such as a default).
+    public static func specialTokens(directory: URL) throws -> [String: String] {
+        try loadSpecialTokens(directory: directory,
+                              config: readJSONObject(directory.appendingPathComponent("tokenizer_config.json")))
     }
 
     private static func loadSpecialTokens(directory: URL, config: [String: Any]?) throws -> [String: String] {

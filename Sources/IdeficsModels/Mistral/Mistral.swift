@@ -24,7 +24,8 @@ public struct Mistral: Sendable {
     let rope: RotaryEmbedding
 
     /// Loads the weights named `<prefix>embed_tokens.weight`, `<prefix>layers.N...`, `<prefix>norm.weight` and
-    /// `lmHeadName`, each checked against the shape the config implies.
+    /// `lmHeadName` (the embedding matrix itself when the config ties them), each checked against the shape the
+    /// config implies.
     public init(config: MistralConfig, checkpoint: Checkpoint, prefix: String, lmHeadName: String = "lm_head.weight") throws {
         let (hidden, vocab) = (config.hiddenSize, config.vocabSize)
         let qWidth = config.headCount * config.headDim, kvWidth = config.keyValueHeadCount * config.headDim
@@ -43,7 +44,7 @@ public struct Mistral: Sendable {
                                 intermediate: config.intermediateSize, output: hidden))
         }
         finalNorm = try checkpoint.floats(prefix + "norm.weight", count: hidden)
-        head = Linear(weight: try checkpoint.tensor(lmHeadName, shape: [vocab, hidden]))
+        head = Linear(weight: config.tieWordEmbeddings ? embedding : try checkpoint.tensor(lmHeadName, shape: [vocab, hidden]))
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
     }
 

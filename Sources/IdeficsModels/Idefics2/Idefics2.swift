@@ -10,7 +10,12 @@ public struct Idefics2: Sendable {
     public let decoder: Mistral
 
     public init(checkpoint: Checkpoint) throws {
-        let config = try Idefics2Config(checkpoint: checkpoint)
+        guard case .idefics2 = try ModelFamily(directory: checkpoint.directory) else {
+            throw CheckpointError.invalidConfig(path: checkpoint.directory.appendingPathComponent("config.json").path,
+                                                reason: "model_type is not idefics2")
+        }
+        var config = try Idefics2Config(directory: checkpoint.directory)
+        config.text.tieWordEmbeddings = config.tieWordEmbeddings
         self.config = config
         vision = try SigLIPVision(config: config.vision, checkpoint: checkpoint, prefix: "model.vision_model.")
         connector = try Perceiver(config: config.perceiver, visionHidden: config.vision.hiddenSize,

@@ -1,0 +1,18 @@
+import IdeficsCheckpoint
+
+extension Mistral {
+    /// The decoder of an Idefics2 checkpoint (`text_config`, weights under `model.text_model.`) or of a plain
+    /// Mistral / Llama checkpoint (top-level config, weights under `model.`).
+    public init(checkpoint: Checkpoint) throws {
+        switch try ModelFamily(directory: checkpoint.directory) {
+        case .idefics2:
+            var config = try Idefics2Config(directory: checkpoint.directory)
+            config.text.tieWordEmbeddings = config.tieWordEmbeddings
+            try self.init(config: config.text, checkpoint: checkpoint, prefix: "model.text_model.")
+        case .decoder(let family, let object):
+            try self.init(config: MistralConfig(object, family: family), checkpoint: checkpoint, prefix: "model.")
+        case .idefics:
+            throw ModelFamily.ideficsV1NotImplemented(checkpoint.directory)
+        }
+    }
+}

@@ -1,0 +1,46 @@
+import Foundation
+import IdeficsCheckpoint
+
+/// Which model a checkpoint folder holds, from its config.json's `model_type` and `architectures`, checked before any
+/// weight is touched so that a folder we cannot run is refused with the field and the way out named.
+public enum ModelFamily {
+    /// `Idefics2ForConditionalGeneration`.
+    case idefics2
+    /// A plain decoder (`MistralForCausalLM`, `LlamaForCausalLM`) with its config object.
+    case decoder(MistralConfig.Family, ConfigObject)
+    /// Idefics v1 (`IdeficsForVisionText2Text`): the config is read, the model is not implemented yet.
+    case idefics
+
+    static let architectures = ["idefics2": "Idefics2ForConditionalGeneration", "mistral": "MistralForCausalLM",
+                                "llama": "LlamaForCausalLM", "idefics": "IdeficsForVisionText2Text"]
+
+    public init(directory: URL) throws {
+        guard let config = try ConfigObject.load(directory: directory, file: "config.json") else {
+            throw CheckpointError.missingFile(path: directory.appendingPathComponent("config.json").path,
+                                              reason: "every checkpoint folder needs one")
+        }
+        let supported = Self.architectures.keys.sorted()
+        let type = try config.choice("model_type", default: "(missing)", supported: supported, what: "this model type")
+        if let names = config.values["architectures"] as? [String], let expected = Self.architectures[type],
+           let other = names.first(where: { $0 != expected }) {
+            throw config.error("architectures", "names \(other): for model_type \(type) only \(expected) is supported")
+        }
+        if let quantization = try config.object("quantization_config") {
+            let method = try quantization.string("quant_method", default: "unknown")
+            throw config.error("quantization_config", "says the weights are quantized (quant_method \(method)); "
+                + "quantized checkpoints are not supported yet: use the unquantized checkpoint "
+                + "(for idefics2-8b-AWQ, HuggingFaceM4/idefics2-8b)")
+        }
+        switch type {
+        case "idefics2": self = .idefics2
+        case "idefics": self = .idefics
+        default: self = .decoder(MistralConfig.Family(rawValue: type)!, config)
+        }
+    }
+
+    public static func ideficsV1NotImplemented(_ directory: URL) -> CheckpointError {
+        .invalidConfig(path: directory.appendingPathComponent("config.json").path,
+                       reason: "model_type idefics (Idefics v1, IdeficsForVisionText2Text) is not supported yet; "
+                           + "Idefics2 checkpoints (HuggingFaceM4/idefics2-8b and its variants) are")
+    }
+}
