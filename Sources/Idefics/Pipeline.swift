@@ -26,7 +26,10 @@ public final class Pipeline: @unchecked Sendable {
     public init(pathOrID: String, revision: String? = nil, threads: Int? = nil) throws {
         let directory = try Checkpoint.resolveDirectory(pathOrID, revision: revision)
         let family = try ModelFamily(directory: directory)
-        if case .idefics = family {
+        switch family {  // the whole config is checked before the tokenizer and the weights are touched
+        case .idefics2: _ = try Idefics2Config(directory: directory)
+        case .decoder(let type, let object): _ = try MistralConfig(object, family: type)
+        case .idefics:
             _ = try IdeficsConfig(directory: directory)
             throw ModelFamily.ideficsV1NotImplemented(directory)
         }

@@ -22,6 +22,14 @@ public struct ConfigObject: @unchecked Sendable {
         return ConfigObject(path: url.path, values: try Checkpoint.readJSONObject(url))
     }
 
+    /// The top-level object of `directory/file`, which must exist (`user` names who needs it in the error).
+    public static func required(directory: URL, file: String = "config.json", by user: String) throws -> ConfigObject {
+        guard let object = try load(directory: directory, file: file) else {
+            throw CheckpointError.missingFile(path: directory.appendingPathComponent(file).path, reason: "required by \(user)")
+        }
+        return object
+    }
+
     public func contains(_ key: String) -> Bool { values[key] != nil }
 
     public func isNull(_ key: String) -> Bool { values[key] is NSNull }

@@ -15,10 +15,7 @@ public enum ModelFamily {
                                 "llama": "LlamaForCausalLM", "idefics": "IdeficsForVisionText2Text"]
 
     public init(directory: URL) throws {
-        guard let config = try ConfigObject.load(directory: directory, file: "config.json") else {
-            throw CheckpointError.missingFile(path: directory.appendingPathComponent("config.json").path,
-                                              reason: "every checkpoint folder needs one")
-        }
+        let config = try ConfigObject.required(directory: directory, by: "every checkpoint folder")
         let supported = Self.architectures.keys.sorted()
         let type = try config.choice("model_type", default: "(missing)", supported: supported, what: "this model type")
         if let names = config.values["architectures"] as? [String], let expected = Self.architectures[type],

@@ -25,7 +25,11 @@ public struct Tokenizer: Sendable {
         let config = directory.appendingPathComponent("tokenizer_config.json")
         let file = directory.appendingPathComponent("tokenizer.json")
         let sentencepiece = directory.appendingPathComponent("tokenizer.model")
-        if !FileManager.default.fileExists(atPath: file.path), FileManager.default.fileExists(atPath: sentencepiece.path) {
+        let hasFile = FileManager.default.fileExists(atPath: file.path)
+        if !hasFile, !FileManager.default.fileExists(atPath: sentencepiece.path) {
+            throw TokenizerError.unreadable(file: file.path, reason: "missing (the checkpoint folder has no tokenizer)")
+        }
+        if !hasFile {
             throw TokenizerError.unsupportedFormat(file: sentencepiece.path, remedy:
                 "a sentencepiece model without tokenizer.json is not read; write tokenizer.json next to it with "
                 + "`python -c \"from transformers import AutoTokenizer; AutoTokenizer.from_pretrained('\(directory.path)')"

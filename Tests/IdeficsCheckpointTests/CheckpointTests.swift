@@ -14,15 +14,6 @@ final class CheckpointTests: XCTestCase {
         return directory
     }
 
-    private func message(_ body: () throws -> Any) -> String {
-        do {
-            _ = try body()
-            return "no error"
-        } catch {
-            return "\(error)"
-        }
-    }
-
     func testShardedCheckpointFindsEachTensorInItsShard() throws {
         let index = #"{"metadata":{},"weight_map":{"a":"model-00001-of-00002.safetensors","b":"model-00002-of-00002.safetensors"}}"#
         let directory = try folder(files: [
@@ -38,7 +29,7 @@ final class CheckpointTests: XCTestCase {
     func testMissingShardNamesTheFile() throws {
         let index = #"{"weight_map":{"a":"model-00001-of-00002.safetensors"}}"#
         let directory = try folder(files: ["model.safetensors.index.json": Data(index.utf8)])
-        XCTAssertEqual(message { try Checkpoint(directory: directory) },
+        XCTAssertEqual(errorText { try Checkpoint(directory: directory) },
                        "\(directory.path)/model-00001-of-00002.safetensors: missing (No such file or directory)")
     }
 
@@ -48,27 +39,27 @@ final class CheckpointTests: XCTestCase {
             "model.safetensors.index.json": Data(index.utf8),
             "model.safetensors": SafetensorsWriter.file([.init(name: "a", shape: [1], values: [1])]),
         ])
-        XCTAssertEqual(message { try Checkpoint(directory: directory) },
+        XCTAssertEqual(errorText { try Checkpoint(directory: directory) },
                        "\(directory.path)/model.safetensors: tensor ghost is missing")
     }
 
     func testFolderWithoutWeights() throws {
         let directory = try folder(files: ["config.json": Data("{}".utf8)])
-        XCTAssertTrue(message { try Checkpoint(directory: directory) }.contains("no model.safetensors or model.safetensors.index.json"))
+        XCTAssertTrue(errorText { try Checkpoint(directory: directory) }.contains("no model.safetensors or model.safetensors.index.json"))
     }
 
     func testMissingTensorAndShapeMismatchNameTheTensor() throws {
         let directory = try folder(files: ["model.safetensors": SafetensorsWriter.file([.init(name: "w", shape: [2, 3], values: [1, 2, 3, 4, 5, 6])])])
         let checkpoint = try Checkpoint(directory: directory)
-        XCTAssertEqual(message { try checkpoint.tensor("lm_head.weight") }, "\(directory.path): tensor lm_head.weight is missing")
-        XCTAssertEqual(message { try checkpoint.tensor("w", shape: [3, 2]) },
+        XCTAssertEqual(errorText { try checkpoint.tensor("lm_head.weight") }, "\(directory.path): tensor lm_head.weight is missing")
+        XCTAssertEqual(errorText { try checkpoint.tensor("w", shape: [3, 2]) },
                        "\(directory.path)/model.safetensors: tensor w: shape [2, 3] disagrees with config.json, which implies [3, 2]")
     }
 
     func testIntegerTensorWhereWeightsBelongIsRefused() throws {
         let header = #"{"w":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}}"#
         let directory = try folder(files: ["model.safetensors": SafetensorsWriter.file(header: header, payload: Data([1, 2]))])
-        XCTAssertEqual(message { try Checkpoint(directory: directory).tensor("w", shape: [2]) },
+        XCTAssertEqual(errorText { try Checkpoint(directory: directory).tensor("w", shape: [2]) },
                        "\(directory.path)/model.safetensors: tensor w: dtype I8 is not F32, F16 or BF16")
     }
 
@@ -79,16 +70,16 @@ final class CheckpointTests: XCTestCase {
             "broken.json": Data("{oops".utf8),
         ])
         let checkpoint = try Checkpoint(directory: directory)
-        XCTAssertEqual(message { try checkpoint.decode(TinyConfig.self, from: "config.json", key: "text_config") },
+        XCTAssertEqual(errorText { try checkpoint.decode(TinyConfig.self, from: "config.json", key: "text_config") },
                        "\(directory.path)/config.json: field text_config.hidden_size is missing")
-        XCTAssertTrue(message { try checkpoint.decode(TinyConfig.self, from: "broken.json") }
+        XCTAssertTrue(errorText { try checkpoint.decode(TinyConfig.self, from: "broken.json") }
             .hasPrefix("\(directory.path)/broken.json: invalid JSON"))
-        XCTAssertEqual(message { try checkpoint.decode(TinyConfig.self, from: "absent.json") },
+        XCTAssertEqual(errorText { try checkpoint.decode(TinyConfig.self, from: "absent.json") },
                        "\(directory.path)/absent.json: missing (required by TinyConfig)")
     }
 
     func testNeitherFolderNorModelID() {
-        XCTAssertEqual(message { try Checkpoint(pathOrID: "/no/such/folder") },
+        XCTAssertEqual(errorText { try Checkpoint(pathOrID: "/no/such/folder") },
                        "model not found: /no/such/folder is neither a checkpoint folder nor a model id in the Hugging Face cache")
     }
 }

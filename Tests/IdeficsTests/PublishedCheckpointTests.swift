@@ -125,6 +125,12 @@ final class PublishedCheckpointTests: XCTestCase {
         XCTAssertEqual(errorText { try Pipeline(pathOrID: v1.path) },
                        "\(v1.path)/config.json: model_type idefics (Idefics v1, IdeficsForVisionText2Text) is not supported "
                            + "yet; Idefics2 checkpoints (HuggingFaceM4/idefics2-8b and its variants) are")
+        let rope = Fixtures.url("configs/layouts/idefics2-rope-linear")
+        XCTAssertEqual(errorText { try Pipeline(pathOrID: rope.path) }, "\(rope.path)/config.json: field "
+                           + "text_config.rope_parameters.rope_type is \"linear\": only the default rotary embedding is supported")
+        let mistral = Fixtures.url("configs/layouts/mistral-sparse")
+        XCTAssertEqual(errorText { try Pipeline(pathOrID: mistral.path) },
+                       "\(mistral.path)/tokenizer.json: cannot read file: missing (the checkpoint folder has no tokenizer)")
         let sentencepiece = try temporaryDirectory()
         try FileManager.default.copyItem(at: Fixtures.url("hub/HuggingFaceM4/idefics2-8b/config.json"),
                                          to: sentencepiece.appendingPathComponent("config.json"))

@@ -31,11 +31,7 @@ public struct IdeficsConfig: Sendable, Equatable {
     public var perceiver: Perceiver
 
     public init(directory: URL) throws {
-        guard let config = try ConfigObject.load(directory: directory, file: "config.json") else {
-            throw CheckpointError.missingFile(path: directory.appendingPathComponent("config.json").path,
-                                              reason: "required by Idefics")
-        }
-        try self.init(config)
+        try self.init(ConfigObject.required(directory: directory, by: "Idefics"))
     }
 
     public init(_ o: ConfigObject) throws {

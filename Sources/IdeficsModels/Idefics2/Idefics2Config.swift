@@ -71,11 +71,7 @@ public struct Idefics2Config: Sendable, Equatable {
 
     /// Reads `config.json` of a checkpoint folder (no weights needed).
     public init(directory: URL) throws {
-        guard let config = try ConfigObject.load(directory: directory, file: "config.json") else {
-            throw CheckpointError.missingFile(path: directory.appendingPathComponent("config.json").path,
-                                              reason: "required by Idefics2")
-        }
-        try self.init(config)
+        try self.init(ConfigObject.required(directory: directory, by: "Idefics2"))
     }
 
     public init(_ config: ConfigObject) throws {
