@@ -1,11 +1,8 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// Numeric code is compiled for the building machine's CPU: without a CPU target swiftc emits SSE only
-// and SIMD fused multiply-adds become library calls. Machines without AVX-512 get AVX2 code instead.
-let cpuSwift: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"])]
-let cpuC: [CSetting] = [.unsafeFlags(["-march=native", "-O3", "-ffp-contract=fast"])]
-
+// No compiler flags: the numeric kernels (CKernels) are compiled for several instruction sets and chosen at run
+// time, so one build runs on any CPU of its architecture and the library works as a versioned dependency.
 let package = Package(
     name: "swift-idefics",
     platforms: [.macOS(.v15)],
@@ -17,13 +14,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        .target(name: "CKernels", cSettings: cpuC),
-        .target(name: "IdeficsTensors", dependencies: ["CKernels"], swiftSettings: cpuSwift),
+        .target(name: "CKernels"),
+        .target(name: "IdeficsTensors", dependencies: ["CKernels"]),
         .target(name: "IdeficsCheckpoint", dependencies: ["IdeficsTensors"]),
         .target(name: "IdeficsTokenizer"),
-        .target(name: "IdeficsImages", swiftSettings: cpuSwift),
+        .target(name: "IdeficsImages"),
         .target(name: "IdeficsModels",
-                dependencies: ["IdeficsTensors", "IdeficsCheckpoint"], swiftSettings: cpuSwift),
+                dependencies: ["IdeficsTensors", "IdeficsCheckpoint"]),
         .target(name: "IdeficsGeneration",
                 dependencies: ["IdeficsTensors", "IdeficsCheckpoint", "IdeficsTokenizer", "IdeficsModels"]),
         .target(name: "Idefics",

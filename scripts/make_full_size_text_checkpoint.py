@@ -14,6 +14,7 @@ so each tensor is an i.i.d. sample from (a 65536-point empirical) N(0, 0.02^2). 
 
 Usage:
   python scripts/make_full_size_text_checkpoint.py [OUT_DIR] [--layers N] [--shard-gb 5] [--workers K] [--seed S]
+         [--full-vision [--vision-layers N]]
   (default OUT_DIR /work/scratch/idefics2-8b-text-random, --layers 32)
 """
 import argparse
@@ -220,12 +221,16 @@ def main():
     ap.add_argument("--full-vision", action="store_true",
                     help="idefics2-8b's vision tower (SigLIP-so400m: 27 layers, 1152 wide, 980 px) and perceiver "
                          "(3 layers, 16x96 heads, 64 latents) instead of tiny ones: about 16 GB, for image benchmarks")
+    ap.add_argument("--vision-layers", type=int, default=None,
+                    help="with --full-vision: vision layers (default 27); 4 with --layers 4 makes the reduced-depth twin")
     args = ap.parse_args()
     if args.full_vision:
         VISION.update(hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16,
                       image_size=980, patch_size=14)
         PERCEIVER.update(resampler_n_latents=64, resampler_depth=3, resampler_n_heads=16, resampler_head_dim=96,
                          num_key_value_heads=4)
+        if args.vision_layers:
+            VISION["num_hidden_layers"] = args.vision_layers
 
     t0 = time.time()
     os.makedirs(args.out, exist_ok=True)

@@ -1,78 +1,77 @@
-import Foundation
+import CKernels
 
-/// Row-wise operations on row-major float32 activations [rows, width].
+/// Row-wise operations on row-major float32 activations [rows, width], vectorized in C (CKernels).
 public enum Ops {
     /// RMSNorm as transformers computes it: x * rsqrt(mean(x²) + eps) * weight, in float32.
     public static func rmsNorm(_ x: [Float], weight: [Float], eps: Float) -> [Float] {
         let width = weight.count
-        var out = [Float](repeating: 0, count: x.count)
-        x.withUnsafeBufferPointer { xp in
-            out.withUnsafeMutableBufferPointer { op in
-                for row in 0..<(x.count / width) {
-                    let base = row * width
-                    let sumSquares = Vector.dot(xp.baseAddress! + base, xp.baseAddress! + base, count: width)
-                    let scale = 1 / (sumSquares / Float(width) + eps).squareRoot()
-                    for i in 0..<width { op[base + i] = weight[i] * (xp[base + i] * scale) }
-                }
-            }
+        return [Float](unsafeUninitializedCapacity: x.count) { out, initialized in
+            ck_rms_norm(x, weight, eps, x.count / width, width, out.baseAddress!)
+            initialized = x.count
         }
-        return out
     }
 
     /// LayerNorm with biased variance, as torch computes it.
     public static func layerNorm(_ x: [Float], weight: [Float], bias: [Float], eps: Float) -> [Float] {
         let width = weight.count
-        var out = [Float](repeating: 0, count: x.count)
-        for row in 0..<(x.count / width) {
-            let base = row * width
-            var mean: Float = 0
-            for i in 0..<width { mean += x[base + i] }
-            mean /= Float(width)
-            var variance: Float = 0
-            for i in 0..<width { let d = x[base + i] - mean; variance += d * d }
-            variance /= Float(width)
-            let scale = 1 / (variance + eps).squareRoot()
-            for i in 0..<width { out[base + i] = (x[base + i] - mean) * scale * weight[i] + bias[i] }
+        return [Float](unsafeUninitializedCapacity: x.count) { out, initialized in
+            ck_layer_norm(x, weight, bias, eps, x.count / width, width, out.baseAddress!)
+            initialized = x.count
         }
-        return out
     }
 
     /// In-place numerically stable softmax over `values[0..<count]`.
     public static func softmax(_ values: UnsafeMutablePointer<Float>, count: Int) {
-        var maximum = -Float.infinity
-        for i in 0..<count { maximum = max(maximum, values[i]) }
-        var sum: Float = 0
-        for i in 0..<count {
-            let e = expf(values[i] - maximum)
-            values[i] = e
-            sum += e
-        }
-        let inverse = 1 / sum
-        for i in 0..<count { values[i] *= inverse }
+        _ = ck_softmax(values, count)
     }
 
     /// SwiGLU's gate: silu(gate) * up, elementwise.
     public static func siluMultiply(_ gate: [Float], _ up: [Float]) -> [Float] {
-        var out = [Float](repeating: 0, count: gate.count)
-        for i in 0..<gate.count {
-            let g = gate[i]
-            out[i] = g / (1 + expf(-g)) * up[i]
+        precondition(gate.count == up.count)
+        return [Float](unsafeUninitializedCapacity: gate.count) { out, initialized in
+            ck_silu_mul(gate, up, out.baseAddress!, gate.count)
+            initialized = gate.count
         }
-        return out
     }
 
     /// GELU with the tanh approximation (`gelu_pytorch_tanh`), in place.
     public static func geluTanh(_ x: inout [Float]) {
-        let c = Float(0.7978845608028654) // sqrt(2 / pi)
-        for i in x.indices {
-            let v = x[i]
-            x[i] = 0.5 * v * (1 + tanhf(c * (v + 0.044715 * v * v * v)))
-        }
+        let count = x.count
+        x.withUnsafeMutableBufferPointer { ck_gelu_tanh($0.baseAddress!, count) }
     }
 
     /// x += y, elementwise.
     public static func add(_ x: inout [Float], _ y: [Float]) {
         precondition(x.count == y.count)
-        for i in 0..<x.count { x[i] += y[i] }
+        let count = x.count
+        x.withUnsafeMutableBufferPointer { ck_add($0.baseAddress!, y, count) }
+    }
+}
+
+/// Which kernel set runs: the widest the CPU has, or the one `IDEFICS_KERNELS` names.
+public enum KernelPath: String, CaseIterable, Sendable {
+    case portable, avx2, avx512
+
+    public static var active: KernelPath { KernelPath(ck_kernel_path_active()) }
+
+    public var isSupported: Bool { ck_kernel_path_supported(path) != 0 }
+
+    /// Why `IDEFICS_KERNELS` was not followed (an unknown name, or kernels this CPU cannot run), if it was not.
+    public static var requestProblem: String? { ck_kernel_request_problem().map { String(cString: $0) } }
+
+    init(_ path: ck_kernel_path) {
+        self = switch path {
+        case CK_PATH_AVX512: .avx512
+        case CK_PATH_AVX2: .avx2
+        default: .portable
+        }
+    }
+
+    private var path: ck_kernel_path {
+        switch self {
+        case .portable: CK_PATH_PORTABLE
+        case .avx2: CK_PATH_AVX2
+        case .avx512: CK_PATH_AVX512
+        }
     }
 }

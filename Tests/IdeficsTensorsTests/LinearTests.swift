@@ -39,7 +39,10 @@ final class LinearTests: XCTestCase {
     func testMatchesNaiveProductForEveryDTypeAndRaggedShape() {
         let pool = WorkerPool(threads: 2)
         for dtype in [DType.f32, .f16, .bf16] {
-            for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (5, 129, 64), (9, 64, 1000)] {
+            // Streaming (< 4 tokens) and packed shapes: token groups past the 12-token tile, inputs past the
+            // 256-input block, rows past the 512-row block and not a multiple of the 32-row panel.
+            for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (5, 129, 64), (9, 64, 1000), (13, 70, 300),
+                                         (25, 530, 260)] {
                 let (weight, exact) = makeWeight(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows * cols))
                 let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
                 let bias = (0..<rows).map { Float($0) / 10 }

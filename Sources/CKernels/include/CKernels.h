@@ -1,15 +1,25 @@
 #pragma once
-// Hot loops of swift-idefics, written in C so that clang vectorizes them for the building CPU (-march=native):
-// AVX-512 where present, AVX2 otherwise. Every function is single-threaded; Swift splits work across threads.
+// Hot loops of swift-idefics in C. Each is compiled for several instruction sets (AVX-512, AVX2 + FMA, portable)
+// without any compiler flag; the widest set the CPU has is chosen at the first call (dispatch.c), or the one
+// IDEFICS_KERNELS names. Every function is single-threaded; Swift splits work across threads.
 #include <stddef.h>
 #include <stdint.h>
 
 /// Element types of weight matrices, as stored in the checkpoint.
 typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2 } ck_dtype;
 
+/// The kernel sets, narrowest first.
+typedef enum { CK_PATH_PORTABLE = 0, CK_PATH_AVX2 = 1, CK_PATH_AVX512 = 2 } ck_kernel_path;
+
+ck_kernel_path ck_kernel_path_active(void);
+int ck_kernel_path_supported(ck_kernel_path path);
+const char *ck_kernel_path_name(ck_kernel_path path);
+/// Why IDEFICS_KERNELS was not followed, or NULL.
+const char *ck_kernel_request_problem(void);
+
 /// Y[t, r] = sum_k X[t, k] * W[r, k] for t < T and r in [row_begin, row_end).
 /// X is float32 [T, K] with row stride ldx; W is [rows, K] of `wtype` with row stride ldw; Y is float32 with
-/// row stride ldy.
+/// row stride ldy. Fewer than 20 tokens stream W once; more use a packed, register-tiled GEMM.
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
                     ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
 
@@ -19,6 +29,21 @@ void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst);
 float ck_dot(const float *a, const float *b, ptrdiff_t n);
 /// y += a * x
 void ck_axpy(float a, const float *x, float *y, ptrdiff_t n);
+/// y = exp(x), ~1 ulp.
+void ck_exp(const float *x, float *y, ptrdiff_t n);
+/// In-place softmax of x[0..<n] (max-subtracted); returns the maximum.
+float ck_softmax(float *x, ptrdiff_t n);
+/// out = silu(gate) * up
+void ck_silu_mul(const float *gate, const float *up, float *out, ptrdiff_t n);
+/// In place: gelu with the tanh approximation (transformers' gelu_pytorch_tanh).
+void ck_gelu_tanh(float *x, ptrdiff_t n);
+/// RMSNorm of each of `rows` rows: x * rsqrt(mean(x^2) + eps) * weight.
+void ck_rms_norm(const float *x, const float *weight, float eps, ptrdiff_t rows, ptrdiff_t width, float *out);
+/// LayerNorm of each row with biased variance.
+void ck_layer_norm(const float *x, const float *weight, const float *bias, float eps, ptrdiff_t rows, ptrdiff_t width,
+                   float *out);
+/// x += y
+void ck_add(float *x, const float *y, ptrdiff_t n);
 
 /// Tells the CPU that this thread is spinning (less power, and the sibling hyper-thread runs faster).
 static inline void ck_cpu_relax(void) {

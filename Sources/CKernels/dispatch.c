@@ -1,0 +1,131 @@
+// Picks the widest kernel set this CPU runs, once, at the first call: AVX-512, else AVX2 + FMA, else portable.
+// IDEFICS_KERNELS=avx512|avx2|portable asks for one (an unknown name, or one the CPU lacks, keeps the automatic
+// choice and is reported by ck_kernel_request_problem).
+#include "internal.h"
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const ck_table *active;
+static ck_kernel_path active_path;
+static const char *request_problem;
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+static int supported(ck_kernel_path path) {
+    switch (path) {
+    case CK_PATH_PORTABLE: return 1;
+#if defined(__x86_64__)
+    case CK_PATH_AVX2:
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case CK_PATH_AVX512:
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") && supported(CK_PATH_AVX2);
+#endif
+    default: return 0;
+    }
+}
+
+static const ck_table *table(ck_kernel_path path) {
+    switch (path) {
+#if defined(__x86_64__)
+    case CK_PATH_AVX512: return &ck_kernels_avx512;
+    case CK_PATH_AVX2: return &ck_kernels_avx2;
+#endif
+    default: return &ck_kernels_portable;
+    }
+}
+
+const char *ck_kernel_path_name(ck_kernel_path path) {
+    switch (path) {
+    case CK_PATH_AVX512: return "avx512";
+    case CK_PATH_AVX2: return "avx2";
+    default: return "portable";
+    }
+}
+
+static void choose(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+#endif
+    active_path = supported(CK_PATH_AVX512) ? CK_PATH_AVX512 : supported(CK_PATH_AVX2) ? CK_PATH_AVX2 : CK_PATH_PORTABLE;
+    const char *request = getenv("IDEFICS_KERNELS");
+    if (request && *request) {
+        int found = 0;
+        for (int p = CK_PATH_PORTABLE; p <= CK_PATH_AVX512; p++) {
+            if (strcmp(request, ck_kernel_path_name((ck_kernel_path)p)) != 0) continue;
+            found = 1;
+            if (supported((ck_kernel_path)p)) {
+                active_path = (ck_kernel_path)p;
+            } else {
+                request_problem = "IDEFICS_KERNELS names kernels this CPU cannot run";
+            }
+        }
+        if (!found) request_problem = "IDEFICS_KERNELS is not one of avx512, avx2, portable";
+    }
+    active = table(active_path);
+}
+
+static inline const ck_table *kernels(void) {
+    pthread_once(&once, choose);
+    return active;
+}
+
+ck_kernel_path ck_kernel_path_active(void) {
+    kernels();
+    return active_path;
+}
+
+int ck_kernel_path_supported(ck_kernel_path path) { return supported(path); }
+
+const char *ck_kernel_request_problem(void) {
+    kernels();
+    return request_problem;
+}
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+typedef struct { float *data; size_t floats; } scratch_buffer;
+
+static void free_scratch(void *p) {
+    scratch_buffer *s = p;
+    free(s->data);
+    free(s);
+}
+
+static void make_scratch_key(void) { pthread_key_create(&scratch_key, free_scratch); }
+
+float *ck_thread_scratch(size_t floats) {
+    pthread_once(&scratch_once, make_scratch_key);
+    scratch_buffer *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return NULL;
+        pthread_setspecific(scratch_key, s);
+    }
+    if (s->floats < floats) {
+        free(s->data);
+        s->data = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+        s->floats = s->data ? floats : 0;
+    }
+    return s->data;
+}
+
+void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
+                    ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
+    kernels()->matmul_rows(X, T, ldx, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+}
+void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst) { kernels()->to_f32(src, type, n, dst); }
+float ck_dot(const float *a, const float *b, ptrdiff_t n) { return kernels()->dot(a, b, n); }
+void ck_axpy(float a, const float *x, float *y, ptrdiff_t n) { kernels()->axpy(a, x, y, n); }
+void ck_exp(const float *x, float *y, ptrdiff_t n) { kernels()->exp(x, y, n); }
+float ck_softmax(float *x, ptrdiff_t n) { return kernels()->softmax(x, n); }
+void ck_silu_mul(const float *gate, const float *up, float *out, ptrdiff_t n) { kernels()->silu_mul(gate, up, out, n); }
+void ck_gelu_tanh(float *x, ptrdiff_t n) { kernels()->gelu_tanh(x, n); }
+void ck_rms_norm(const float *x, const float *weight, float eps, ptrdiff_t rows, ptrdiff_t width, float *out) {
+    kernels()->rms_norm(x, weight, eps, rows, width, out);
+}
+void ck_layer_norm(const float *x, const float *weight, const float *bias, float eps, ptrdiff_t rows, ptrdiff_t width,
+                   float *out) {
+    kernels()->layer_norm(x, weight, bias, eps, rows, width, out);
+}
+void ck_add(float *x, const float *y, ptrdiff_t n) { kernels()->add(x, y, n); }

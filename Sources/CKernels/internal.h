@@ -1,0 +1,31 @@
+#pragma once
+// Shared by the per-instruction-set kernel files and the dispatcher; not part of the public header.
+#include "CKernels.h"
+
+/// One instruction set's kernels; dispatch.c holds the active table.
+typedef struct {
+    void (*matmul_rows)(const float *, ptrdiff_t, ptrdiff_t, const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                        ptrdiff_t, float *, ptrdiff_t);
+    void (*to_f32)(const void *, ck_dtype, ptrdiff_t, float *);
+    float (*dot)(const float *, const float *, ptrdiff_t);
+    void (*axpy)(float, const float *, float *, ptrdiff_t);
+    void (*exp)(const float *, float *, ptrdiff_t);
+    float (*softmax)(float *, ptrdiff_t);
+    void (*silu_mul)(const float *, const float *, float *, ptrdiff_t);
+    void (*gelu_tanh)(float *, ptrdiff_t);
+    void (*rms_norm)(const float *, const float *, float, ptrdiff_t, ptrdiff_t, float *);
+    void (*layer_norm)(const float *, const float *, const float *, float, ptrdiff_t, ptrdiff_t, float *);
+    void (*add)(float *, const float *, ptrdiff_t);
+} ck_table;
+
+static inline size_t ck_element_size(ck_dtype type) { return type == CK_F32 ? 4 : 2; }
+
+/// A per-thread float buffer of at least `floats` elements, kept for the thread's life (allocated once, grown
+/// when a larger one is asked for); NULL if memory is exhausted.
+float *ck_thread_scratch(size_t floats);
+
+extern const ck_table ck_kernels_portable;
+#if defined(__x86_64__)
+extern const ck_table ck_kernels_avx2;
+extern const ck_table ck_kernels_avx512;
+#endif
