@@ -129,3 +129,20 @@ void ck_layer_norm(const float *x, const float *weight, const float *bias, float
     kernels()->layer_norm(x, weight, bias, eps, rows, width, out);
 }
 void ck_add(float *x, const float *y, ptrdiff_t n) { kernels()->add(x, y, n); }
+
+volatile float ck_probe_sink;
+
+double ck_fma_probe(long iterations) { return kernels()->fma_probe(iterations); }
+
+double ck_read_probe(const float *data, ptrdiff_t n) {
+    // Four independent sums so that the adds do not limit the read rate; vectorized by the portable build.
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (ptrdiff_t i = 0; i + 4 <= n; i += 4) {
+        s0 += data[i];
+        s1 += data[i + 1];
+        s2 += data[i + 2];
+        s3 += data[i + 3];
+    }
+    ck_probe_sink = s0 + s1 + s2 + s3;
+    return (double)n * sizeof(float);
+}

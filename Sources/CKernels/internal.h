@@ -16,7 +16,11 @@ typedef struct {
     void (*rms_norm)(const float *, const float *, float, ptrdiff_t, ptrdiff_t, float *);
     void (*layer_norm)(const float *, const float *, const float *, float, ptrdiff_t, ptrdiff_t, float *);
     void (*add)(float *, const float *, ptrdiff_t);
+    double (*fma_probe)(long);
 } ck_table;
+
+/// Written by the probes so that their loops are not optimized away.
+extern volatile float ck_probe_sink;
 
 static inline size_t ck_element_size(ck_dtype type) { return type == CK_F32 ? 4 : 2; }
 

@@ -24,6 +24,9 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Repetitions; the best run is reported.")
     var runs = 1
 
+    @Flag(help: "Skip measuring this machine's read bandwidth and FMA peak (the ratios line).")
+    var noMachineLimits = false
+
     func run() throws {
         let clock = ContinuousClock()
         let loadStart = clock.now
@@ -51,5 +54,26 @@ struct BenchCommand: ParsableCommand {
                      pipeline.checkpoint.directory.lastPathComponent, Double(pipeline.checkpoint.weightBytes) / 1e9,
                      pipeline.pool.threadCount, loadSeconds, pictures.count, imageSeconds, t.promptTokens,
                      t.prefillTokensPerSecond, t.generatedTokens, t.decodeTokensPerSecond))
+        guard !noMachineLimits else { return }
+        let limits = MachineLimits.measure(pool: pipeline.pool)
+        let figures = BenchFigures(pipeline: pipeline)
+        var patches = [Int]()
+        if let processor = pipeline.imageProcessor, let model = pipeline.idefics2 {
+            for picture in pictures {
+                for part in try processor.process(picture, overrides: options) {
+                    let grid = model.vision.patchGrid(height: part.height, width: part.width)
+                    patches.append(grid.rows * grid.columns)
+                }
+            }
+        }
+        let imageRate = imageSeconds > 0 ? figures.imageFlops(patches: patches) / imageSeconds : 0
+        let prefillRate = t.prefillSeconds > 0 ? figures.prefillFlops(tokens: t.promptTokens) / t.prefillSeconds : 0
+        let decodeRate = figures.bytesPerDecodedToken * t.decodeTokensPerSecond
+        print(String(format: "machine: read=%.1f GB/s fma_peak=%.0f GFLOP/s (%d threads, %@ kernels)",
+                     limits.readBandwidth / 1e9, limits.fmaPeak / 1e9, limits.threads, limits.kernels.rawValue))
+        print(String(format: "image_encode=%.0f GFLOP/s (%.0f%% of FMA peak, %d patches) prefill=%.0f GFLOP/s "
+                     + "(%.0f%%) decode=%.1f GB/s of weights (%.0f%% of read bandwidth)",
+                     imageRate / 1e9, 100 * imageRate / limits.fmaPeak, patches.reduce(0, +), prefillRate / 1e9,
+                     100 * prefillRate / limits.fmaPeak, decodeRate / 1e9, 100 * decodeRate / limits.readBandwidth))
     }
 }

@@ -9,13 +9,24 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Branch, tag or commit of a model id in the Hugging Face cache (default: main).")
     var revision: String?
 
-    @Option(help: "Worker threads (default: one per processor).")
+    @Option(help: "Worker threads (default and most: one per processor).")
     var threads: Int?
+
+    func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, not \(threads)") }
+    }
 
     /// Loads the model, showing progress when stderr is a terminal.
     func load() throws -> Pipeline {
         let pipeline = try Terminal.reportingLoad(of: DemoModel.resolve(model)) {
             try Pipeline(pathOrID: $0, revision: revision, threads: threads)
+        }
+        if let threads, threads > WorkerPool.processorCount {
+            Terminal.writeError("--threads \(threads) is more than the \(WorkerPool.processorCount) processors; "
+                                + "using \(WorkerPool.processorCount)\n")
+        }
+        if let problem = KernelPath.requestProblem {
+            Terminal.writeError("\(problem); using the \(KernelPath.active.rawValue) kernels\n")
         }
         if pipeline.usesDefaultChatTemplate {
             Terminal.writeError("\(pipeline.checkpoint.directory.path) has no chat template; chat prompts use "

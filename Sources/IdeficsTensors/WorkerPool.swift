@@ -9,9 +9,14 @@ public final class WorkerPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: Shared
 
-    /// `threads` counts the calling thread, which works too; nil means one per active processor.
+    /// The processors this process may use: the most threads that help (more only wait for each other: spinning
+    /// workers on a shared core turn a one-second job into minutes).
+    public static var processorCount: Int { max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
+    /// `threads` counts the calling thread, which works too; nil means one per active processor, and more than
+    /// `processorCount` is capped to it.
     public init(threads: Int? = nil) {
-        threadCount = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        threadCount = min(Self.processorCount, max(1, threads ?? Self.processorCount))
         shared = Shared()
         for _ in 1..<threadCount {
             let thread = Thread { [shared] in shared.workerLoop() }

@@ -45,6 +45,11 @@ void ck_layer_norm(const float *x, const float *weight, const float *bias, float
 /// x += y
 void ck_add(float *x, const float *y, ptrdiff_t n);
 
+/// Machine-limit probes for benchmarks (single-threaded; run one per thread for a machine figure): `iterations`
+/// rounds of independent FMAs with the active kernels, returning the flops done; a read of n floats, returning bytes.
+double ck_fma_probe(long iterations);
+double ck_read_probe(const float *data, ptrdiff_t n);
+
 /// Tells the CPU that this thread is spinning (less power, and the sibling hyper-thread runs faster).
 static inline void ck_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

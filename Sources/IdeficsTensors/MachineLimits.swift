@@ -1,0 +1,44 @@
+import CKernels
+import Foundation
+
+/// This machine's limits, measured in the same run as a benchmark so that its figures can be read as fractions of
+/// them: DRAM read bandwidth and the FMA peak of the active kernels, each with all of a pool's threads.
+public struct MachineLimits: Sendable {
+    /// Bytes per second read from memory (a buffer far larger than the caches).
+    public var readBandwidth: Double
+    /// Float32 multiply-adds counted as two flops, per second, on the kernels in use.
+    public var fmaPeak: Double
+    public var threads: Int
+    public var kernels: KernelPath
+
+    /// Best of `repeats` passes of each probe; `bytes` is the buffer read (256 MiB per thread by default).
+    public static func measure(pool: WorkerPool, bytes: Int? = nil, repeats: Int = 3) -> MachineLimits {
+        let threads = pool.threadCount
+        let floats = (bytes ?? threads << 28) / MemoryLayout<Float>.size
+        let buffer = [Float](repeating: 1, count: floats)
+        let perThread = floats / threads
+        var bandwidth = 0.0, peak = 0.0
+        buffer.withUnsafeBufferPointer { data in
+            for _ in 0..<repeats {
+                let start = ContinuousClock.now
+                pool.run(tasks: threads) { _ = ck_read_probe(data.baseAddress! + $0 * perThread, perThread) }
+                bandwidth = max(bandwidth, Double(perThread * threads * 4) / seconds(since: start))
+            }
+        }
+        for _ in 0..<repeats {
+            let iterations = 20_000_000
+            let start = ContinuousClock.now
+            pool.run(tasks: threads) { _ in _ = ck_fma_probe(iterations) }
+            let flops = Double(threads) * flopsPerIteration * Double(iterations)
+            peak = max(peak, flops / seconds(since: start))
+        }
+        return MachineLimits(readBandwidth: bandwidth, fmaPeak: peak, threads: threads, kernels: .active)
+    }
+
+    private static let flopsPerIteration = ck_fma_probe(1)
+
+    private static func seconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+    }
+}
