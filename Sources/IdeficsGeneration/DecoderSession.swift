@@ -27,6 +27,8 @@ public struct DecoderSession: NextTokenModel {
 
     public var contextLength: Int { decoder.config.maxPositionEmbeddings }
 
+    public mutating func reserve(positions: Int) { cache.reserve(rows: positions) }
+
     /// Runs `prompt`, reusing the cached tokens it starts with.
     public mutating func prefill(_ prompt: [Int]) throws -> [Float] {
         try logits(after: reusePrefix(of: prompt))

@@ -11,11 +11,14 @@ public protocol NextTokenModel {
     mutating func prefill(_ prompt: [Int]) throws -> [Float]
     /// How many tokens of the last prefilled prompt came from the cache instead of being computed.
     var reusedPromptTokens: Int { get }
+    /// Makes room for `positions` in all, so that the cache does not grow (and copy) while decoding.
+    mutating func reserve(positions: Int)
 }
 
 extension NextTokenModel {
     public mutating func prefill(_ prompt: [Int]) throws -> [Float] { try logits(after: prompt) }
     public var reusedPromptTokens: Int { 0 }
+    public mutating func reserve(positions: Int) {}
 }
 
 /// Turns generated ids into text piece by piece (a streaming detokenizer).
@@ -127,6 +130,7 @@ public enum Generator {
     ) throws -> GenerationOutput {
         var state = try SequenceState(prompt: prompt, contextLength: model.contextLength, parameters: parameters,
                                       text: decoder)
+        model.reserve(positions: prompt.count + state.limit)
         let clock = ContinuousClock()
         var start = clock.now
         var logits = try model.prefill(prompt)
@@ -153,6 +157,7 @@ public enum Generator {
             try SequenceState(prompt: prompts[$0], contextLength: sessions[$0].contextLength,
                               parameters: parameters[$0], text: text[$0])
         }
+        for row in sessions.indices { sessions[row].reserve(positions: prompts[row].count + states[row].limit) }
         let clock = ContinuousClock()
         var start = clock.now
         var logits = try DecoderSession.prefill(&sessions, prompts: prompts)

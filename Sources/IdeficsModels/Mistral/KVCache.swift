@@ -12,6 +12,15 @@ public struct KVCache: Sendable {
         self.rowWidth = rowWidth
     }
 
+    /// Allocates room for `rows` slots in every layer up front (a sequence's prompt and its new tokens), so that
+    /// decoding appends without reallocating and copying the cache.
+    public mutating func reserve(rows: Int) {
+        for layer in keys.indices {
+            keys[layer].reserveCapacity(rows * rowWidth)
+            values[layer].reserveCapacity(rows * rowWidth)
+        }
+    }
+
     mutating func append(layer: Int, keys newKeys: [Float], values newValues: [Float]) {
         keys[layer].append(contentsOf: newKeys)
         values[layer].append(contentsOf: newValues)
