@@ -25,10 +25,11 @@ public final class Pipeline: @unchecked Sendable {
     /// or commit of the cache's `refs/`). The folder's kind is checked from config.json before any weight is mapped.
     public init(pathOrID: String, revision: String? = nil, threads: Int? = nil) throws {
         let directory = try Checkpoint.resolveDirectory(pathOrID, revision: revision)
-        let family = try ModelFamily(directory: directory)
-        switch family {  // the whole config is checked before the tokenizer and the weights are touched
-        case .idefics2: _ = try Idefics2Config(directory: directory)
-        case .decoder(let type, let object): _ = try MistralConfig(object, family: type)
+        // The whole config is parsed once, before the tokenizer and the weights are touched.
+        let config: ParsedConfig
+        switch try ModelFamily(directory: directory) {
+        case .idefics2: config = .idefics2(try Idefics2Config(directory: directory))
+        case .decoder(let type, let object): config = .decoder(try MistralConfig(object, family: type))
         case .idefics:
             _ = try IdeficsConfig(directory: directory)
             throw ModelFamily.ideficsV1NotImplemented(directory)
@@ -37,14 +38,15 @@ public final class Pipeline: @unchecked Sendable {
         checkpoint = try Checkpoint(directory: directory)
         generationConfig = try checkpoint.jsonObject("generation_config.json") == nil ? GenerationConfig()
             : checkpoint.decode(GenerationConfig.self, from: "generation_config.json")
-        if case .idefics2 = family {
-            let model = try Idefics2(checkpoint: checkpoint)
+        switch config {
+        case .idefics2(let parsed):
+            let model = try Idefics2(config: parsed, checkpoint: checkpoint)
             idefics2 = model
             decoder = model.decoder
             imageProcessor = try Idefics2ImageProcessor(checkpointDirectory: checkpoint.directory)
-        } else {
+        case .decoder(let parsed):
             idefics2 = nil
-            decoder = try Mistral(checkpoint: checkpoint)
+            decoder = try Mistral(config: parsed, checkpoint: checkpoint, prefix: "model.")
             imageProcessor = nil
         }
         chatTemplate = try ChatTemplate.load(directory: directory) ?? (idefics2 == nil ? nil
@@ -140,6 +142,12 @@ public final class Pipeline: @unchecked Sendable {
                          onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
         try generate(prepare(prompt: prompt, images: images), request: request, onToken: onToken)
     }
+}
+
+/// The parsed config of a folder the pipeline runs.
+private enum ParsedConfig {
+    case idefics2(Idefics2Config)
+    case decoder(MistralConfig)
 }
 
 /// A prompt ready for the decoder: token ids, and the image vectors its `<image>` tokens take in order.

@@ -9,13 +9,17 @@ public struct Idefics2: Sendable {
     public let connector: Perceiver
     public let decoder: Mistral
 
+    /// Reads the folder's config.json (refusing quantized or non-Idefics2 folders first), then the weights.
     public init(checkpoint: Checkpoint) throws {
         guard case .idefics2 = try ModelFamily(directory: checkpoint.directory) else {
             throw CheckpointError.invalidConfig(path: checkpoint.directory.appendingPathComponent("config.json").path,
                                                 reason: "model_type is not idefics2")
         }
-        var config = try Idefics2Config(directory: checkpoint.directory)
-        config.text.tieWordEmbeddings = config.tieWordEmbeddings
+        try self.init(config: Idefics2Config(directory: checkpoint.directory), checkpoint: checkpoint)
+    }
+
+    /// The weights of `checkpoint` for an already parsed (and family-checked) config.
+    public init(config: Idefics2Config, checkpoint: Checkpoint) throws {
         self.config = config
         vision = try SigLIPVision(config: config.vision, checkpoint: checkpoint, prefix: "model.vision_model.")
         connector = try Perceiver(config: config.perceiver, visionHidden: config.vision.hiddenSize,

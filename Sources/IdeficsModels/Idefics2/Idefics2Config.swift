@@ -97,5 +97,7 @@ public struct Idefics2Config: Sendable, Equatable {
         }
         imageTokenId = try config.int("image_token_id", default: 32001)
         tieWordEmbeddings = try config.bool("tie_word_embeddings", default: false)
+        // Idefics2ForConditionalGeneration ties its head by the top-level flag; the text config's own is unused.
+        text.tieWordEmbeddings = tieWordEmbeddings
     }
 }

@@ -6,9 +6,8 @@ extension Mistral {
     public init(checkpoint: Checkpoint) throws {
         switch try ModelFamily(directory: checkpoint.directory) {
         case .idefics2:
-            var config = try Idefics2Config(directory: checkpoint.directory)
-            config.text.tieWordEmbeddings = config.tieWordEmbeddings
-            try self.init(config: config.text, checkpoint: checkpoint, prefix: "model.text_model.")
+            try self.init(config: Idefics2Config(directory: checkpoint.directory).text, checkpoint: checkpoint,
+                          prefix: "model.text_model.")
         case .decoder(let family, let object):
             try self.init(config: MistralConfig(object, family: family), checkpoint: checkpoint, prefix: "model.")
         case .idefics:
