@@ -129,6 +129,10 @@ void ck_layer_norm(const float *x, const float *weight, const float *bias, float
     kernels()->layer_norm(x, weight, bias, eps, rows, width, out);
 }
 void ck_add(float *x, const float *y, ptrdiff_t n) { kernels()->add(x, y, n); }
+int ck_attention(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv, ptrdiff_t d,
+                 float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo) {
+    return kernels()->attention(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
+}
 
 volatile float ck_probe_sink;
 

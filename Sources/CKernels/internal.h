@@ -17,6 +17,8 @@ typedef struct {
     void (*layer_norm)(const float *, const float *, const float *, float, ptrdiff_t, ptrdiff_t, float *);
     void (*add)(float *, const float *, ptrdiff_t);
     double (*fma_probe)(long);
+    int (*attention)(const float *, ptrdiff_t, ptrdiff_t, const float *, const float *, ptrdiff_t, ptrdiff_t, float,
+                     const int32_t *, const int32_t *, float *, ptrdiff_t);
 } ck_table;
 
 /// Written by the probes so that their loops are not optimized away.

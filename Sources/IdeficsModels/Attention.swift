@@ -9,9 +9,10 @@ struct AttentionShape {
     let headDim: Int
 }
 
-/// Queries per block of the many-query path: its scores ([block, slots], at most 256 x 4900 floats for one 980 px
-/// image) stay in L3, and each block amortizes packing the keys and values over 256 queries (+13% image encoding).
-private let queryBlock = 256
+/// Queries per task of the many-query path: each task packs the keys and values of its head once per tile and
+/// shares them among its queries (512: the queries' packed copy and accumulators, ~300 KB at 72 dims, stay in L2;
+/// 256 and 1024 measured no better).
+private let queryBlock = 512
 
 func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionShape, queryCount: Int,
             allowedSlots: (Int) -> Range<Int>, pool: WorkerPool) -> [Float] {
@@ -31,14 +32,17 @@ func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionSh
                             operands.attendEach(items, queryCount: queryCount, allowedSlots: allowedSlots)
                         }
                     } else {
-                        let valuesT = operands.transposedValues()
+                        let slots = (0..<queryCount).map(allowedSlots)
+                        let lower = slots.map { Int32($0.lowerBound) }, upper = slots.map { Int32($0.upperBound) }
                         let blocks = (queryCount + queryBlock - 1) / queryBlock
-                        valuesT.withUnsafeBufferPointer { vt in
-                            pool.run(tasks: shape.headCount * blocks) { task in
-                                let (head, block) = (task / blocks, task % blocks)
-                                let queries = block * queryBlock..<min(queryCount, (block + 1) * queryBlock)
-                                operands.attendBlock(head: head, queries: queries, valuesT: vt.baseAddress!,
-                                                     allowedSlots: allowedSlots)
+                        lower.withUnsafeBufferPointer { lower in
+                            upper.withUnsafeBufferPointer { upper in
+                                pool.run(tasks: shape.headCount * blocks) { task in
+                                    let (head, block) = (task / blocks, task % blocks)
+                                    let queries = block * queryBlock..<min(queryCount, (block + 1) * queryBlock)
+                                    operands.attendTiled(head: head, queries: queries, lower: lower.baseAddress!,
+                                                         upper: upper.baseAddress!)
+                                }
                             }
                         }
                     }
@@ -80,39 +84,11 @@ private struct AttentionOperands {
         }
     }
 
-    /// The values of each key-value head transposed, [kvHeads][dim][slots], so that weighting them is a matrix
-    /// product; made once per call and shared by every query block.
-    func transposedValues() -> [Float] {
-        var out = [Float](repeating: 0, count: kvWidth * slotCount)
-        for slot in 0..<slotCount {
-            for column in 0..<kvWidth { out[column * slotCount + slot] = v[slot * kvWidth + column] }
-        }
-        return out
-    }
-
-    /// A block of queries of one head as two matrix products over the union of their slots, with the slots a row
-    /// may not see masked before the softmax (prefill, vision, perceiver).
-    func attendBlock(head: Int, queries: Range<Int>, valuesT: UnsafePointer<Float>, allowedSlots: (Int) -> Range<Int>) {
-        let lower = queries.map { allowedSlots($0).lowerBound }.min()!
-        let upper = queries.map { allowedSlots($0).upperBound }.max()!
-        let width = upper - lower
-        let rows = queries.count
-        var scores = [Float](repeating: 0, count: rows * width)
-        scores.withUnsafeMutableBufferPointer { s in
-            Vector.matmul(q + queries.lowerBound * qWidth + head * dim, rows: rows, ldx: qWidth,
-                          k + lower * kvWidth + kvOffset(head), wRows: width, ldw: kvWidth, depth: dim,
-                          into: s.baseAddress!, ldy: width)
-            for (row, t) in queries.enumerated() {
-                let allowed = allowedSlots(t)
-                let line = s.baseAddress! + row * width
-                for i in 0..<width {
-                    line[i] = allowed.contains(lower + i) ? line[i] * scale : -.infinity
-                }
-                Ops.softmax(line, count: width)
-            }
-            Vector.matmul(s.baseAddress!, rows: rows, ldx: width, valuesT + kvOffset(head) * slotCount + lower,
-                          wRows: dim, ldw: slotCount, depth: width, into: out + queries.lowerBound * qWidth + head * dim,
-                          ldy: qWidth)
-        }
+    /// A block of queries of one head, tiled over the slots with an online softmax (prefill, vision, perceiver).
+    func attendTiled(head: Int, queries: Range<Int>, lower: UnsafePointer<Int32>, upper: UnsafePointer<Int32>) {
+        let first = queries.lowerBound
+        Vector.attention(q + first * qWidth + head * dim, queries: queries.count, ldq: qWidth, keys: k + kvOffset(head),
+                         values: v + kvOffset(head), ldkv: kvWidth, depth: dim, scale: scale, lower: lower + first,
+                         upper: upper + first, into: out + first * qWidth + head * dim, ldo: qWidth)
     }
 }

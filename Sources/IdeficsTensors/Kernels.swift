@@ -22,11 +22,15 @@ public enum Vector {
         ck_dot(a, b, count)
     }
 
-    /// y[t, r] = Σₖ x[t, k] · w[r, k] for t < rows, r < wRows, in float32 on the calling thread; each operand has
-    /// its own row stride.
-    public static func matmul(_ x: UnsafePointer<Float>, rows: Int, ldx: Int, _ w: UnsafePointer<Float>, wRows: Int,
-                              ldw: Int, depth: Int, into y: UnsafeMutablePointer<Float>, ldy: Int) {
-        ck_matmul_rows(x, rows, ldx, w, CK_F32, depth, ldw, 0, wRows, y, ldy)
+    /// Attention of `queries` query rows of one head, each seeing the slots [lower[i], upper[i]) of `keys` and
+    /// `values` ([slots, depth] rows with stride ldkv): out[i] = softmax(scale · q[i] · kⱼ) · vⱼ, tiled with an
+    /// online softmax on the calling thread. A row without slots gets zeros.
+    public static func attention(_ q: UnsafePointer<Float>, queries: Int, ldq: Int, keys: UnsafePointer<Float>,
+                                 values: UnsafePointer<Float>, ldkv: Int, depth: Int, scale: Float,
+                                 lower: UnsafePointer<Int32>, upper: UnsafePointer<Int32>,
+                                 into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        let done = ck_attention(q, queries, ldq, keys, values, ldkv, depth, scale, lower, upper, out, ldo)
+        precondition(done != 0, "out of memory for attention tiles of \(queries) x \(depth)")
     }
 
     /// y += a * x

@@ -45,6 +45,11 @@ void ck_layer_norm(const float *x, const float *weight, const float *bias, float
 /// x += y
 void ck_add(float *x, const float *y, ptrdiff_t n);
 
+/// Attention of m queries of one head: O[i] = softmax_j(scale * Q[i] . K[j], j in [lo[i], hi[i])) . V, with Q [m, d]
+/// (row stride ldq), K and V [slots, d] (row stride ldkv), O [m, d] (row stride ldo). Tiled with an online softmax:
+/// no score matrix beyond one tile. A query with no slot gets zeros. Returns 0 if its scratch could not be allocated.
+int ck_attention(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv, ptrdiff_t d,
+                 float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo);
 /// Machine-limit probes for benchmarks (single-threaded; run one per thread for a machine figure): `iterations`
 /// rounds of independent FMAs with the active kernels, returning the flops done; a read of n floats, returning bytes.
 double ck_fma_probe(long iterations);
