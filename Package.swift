@@ -37,6 +37,7 @@ let package = Package(
         .testTarget(name: "IdeficsImagesTests", dependencies: ["IdeficsImages", "TestSupport"]),
         .testTarget(name: "IdeficsModelsTests", dependencies: ["IdeficsModels", "IdeficsCheckpoint", "IdeficsTensors", "TestSupport"]),
         .testTarget(name: "IdeficsTests", dependencies: ["Idefics", "TestSupport"]),
+        .testTarget(name: "IdeficsCLITests", dependencies: ["IdeficsCLI", "TestSupport"]),
         .testTarget(name: "IdeficsGenerationTests", dependencies: ["IdeficsGeneration", "IdeficsModels", "IdeficsCheckpoint", "IdeficsTensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

@@ -32,20 +32,26 @@ public struct EvaluationItem: Decodable, Sendable {
     enum CodingKeys: String, CodingKey { case image, question, answer, type }
 
     public static func load(_ path: String) throws -> [EvaluationItem] {
-        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let text = try InputFile.text(at: path)
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent()
-        return try text.split(separator: "\n").enumerated().map { index, line in
+        // Lines end in \n or \r\n (one Character); blank lines are skipped but keep the numbering.
+        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated()
+            .filter { !$0.element.allSatisfy(\.isWhitespace) }
+        let items = try lines.map { index, line in
             var item: EvaluationItem
             do {
                 item = try JSONDecoder().decode(EvaluationItem.self, from: Data(line.utf8))
             } catch {
-                throw ModelError("\(path):\(index + 1): not an {image, question, answer, type} object")
+                throw PipelineError.badEvaluationItem(path: path, line: index + 1,
+                                                      reason: "not an {image, question, answer, type} object")
             }
             let candidates = [item.image, folder.appendingPathComponent(item.image).path,
                               folder.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(item.image).path]
             item.imagePath = candidates.first { FileManager.default.fileExists(atPath: $0) } ?? item.image
             return item
         }
+        guard !items.isEmpty else { throw PipelineError.emptyEvaluationSet(path: path) }
+        return items
     }
 }
 

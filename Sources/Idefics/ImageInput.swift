@@ -11,11 +11,31 @@ public enum ImageInput {
     public static let downloadTimeout: TimeInterval = 30
 
     public static func load(_ reference: String, options: ImageLoadOptions = ImageLoadOptions()) throws -> RGBImage {
-        if reference.hasPrefix("http://") || reference.hasPrefix("https://") {
-            return try ImageDecoder.loadRGB(.bytes(download(reference), name: reference), options: options)
+        if reference.lowercased().hasPrefix("data:") {
+            return try ImageDecoder.loadRGB(.dataURI(reference), options: options)
         }
-        if reference.hasPrefix("data:") { return try ImageDecoder.loadRGB(.dataURI(reference), options: options) }
-        return try ImageDecoder.loadRGB(.file(reference), options: options)
+        guard let scheme = urlScheme(reference) else { return try ImageDecoder.loadRGB(.file(reference), options: options) }
+        switch scheme {
+        case "http", "https":
+            return try ImageDecoder.loadRGB(.bytes(download(reference), name: reference), options: options)
+        case "file":
+            guard let url = URL(string: reference), url.isFileURL, [nil, "", "localhost"].contains(url.host) else {
+                throw ImageError(source: reference, kind: .unreadable, detail: "not a valid file URL (file:///path)")
+            }
+            return try ImageDecoder.loadRGB(.file(url.path), options: options)
+        default:
+            throw ImageError(source: reference, kind: .unreadable,
+                             detail: "\(scheme):// URLs are not supported: give a file path, an http(s) URL or a data: URI")
+        }
+    }
+
+    /// The lowercased scheme of a `scheme://...` reference (RFC 3986 scheme characters), nil for a path.
+    static func urlScheme(_ reference: String) -> String? {
+        guard let range = reference.range(of: "://") else { return nil }
+        let scheme = reference[..<range.lowerBound]
+        guard let first = scheme.first, first.isASCII, first.isLetter,
+              scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) else { return nil }
+        return scheme.lowercased()
     }
 
     static func download(_ address: String) throws -> [UInt8] {

@@ -8,8 +8,7 @@ extension Pipeline {
     /// The conversation as the checkpoint's chat template renders it, with its images in order.
     public func render(_ messages: [Message], addGenerationPrompt: Bool = true) throws -> (text: String, images: [RGBImage]) {
         guard let chatTemplate else {
-            throw ModelError("\(checkpoint.directory.path) has no chat template (chat_template.jinja, chat_template.json, "
-                             + "processor_config.json or tokenizer_config.json)")
+            throw PipelineError.noChatTemplate(directory: checkpoint.directory.path)
         }
         let text = try chatTemplate.render(messages: messages.map(\.templateMessage), addGenerationPrompt: addGenerationPrompt)
         return (text, messages.flatMap(\.images))

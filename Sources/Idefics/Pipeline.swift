@@ -40,6 +40,12 @@ public final class Pipeline: @unchecked Sendable {
             : checkpoint.decode(GenerationConfig.self, from: "generation_config.json")
         switch config {
         case .idefics2(let parsed):
+            // A wrong id would leave the images unused without a word (their tokens embedded as text).
+            let tokenizerId = tokenizer.tokenToId(Idefics2Prompt.imageToken)
+            guard tokenizerId == parsed.imageTokenId else {
+                throw PipelineError.imageTokenMismatch(directory: directory.path, configId: parsed.imageTokenId,
+                                                       tokenizerId: tokenizerId)
+            }
             let model = try Idefics2(config: parsed, checkpoint: checkpoint)
             idefics2 = model
             decoder = model.decoder
@@ -70,7 +76,7 @@ public final class Pipeline: @unchecked Sendable {
         throws -> PreparedPrompt {
         guard let idefics2, let imageProcessor else {
             guard imageFeatures.isEmpty else {
-                throw ModelError("\(checkpoint.directory.path) is a text-only model: it takes no images")
+                throw PipelineError.textOnlyModel(directory: checkpoint.directory.path)
             }
             return try checked(PreparedPrompt(ids: tokenizer.encode(prompt)))
         }
@@ -85,8 +91,15 @@ public final class Pipeline: @unchecked Sendable {
     private func checked(_ prepared: PreparedPrompt) throws -> PreparedPrompt {
         let vocabulary = decoder.config.vocabSize
         if let id = prepared.ids.first(where: { $0 < 0 || $0 >= vocabulary }) {
-            throw ModelError("the prompt has token \(id) (\"\(tokenizer.decode([id], skipSpecialTokens: false))\"), but "
-                             + "\(checkpoint.directory.path) has embeddings for ids 0..<\(vocabulary) only")
+            throw PipelineError.tokenWithoutEmbedding(id: id, text: tokenizer.decode([id], skipSpecialTokens: false),
+                                                      directory: checkpoint.directory.path, vocabularySize: vocabulary)
+        }
+        if idefics2 != nil {
+            let imageTokens = prepared.ids.lazy.filter { $0 == self.idefics2!.config.imageTokenId }.count
+            let features = prepared.imageRows.count / decoder.config.hiddenSize
+            guard imageTokens == features else {
+                throw GenerationError.imageTokenMismatch(tokens: imageTokens, features: features)
+            }
         }
         return prepared
     }
@@ -94,7 +107,7 @@ public final class Pipeline: @unchecked Sendable {
     /// The vectors one image becomes: `imageSequenceLength` per processed image (five of them when split).
     public func imageFeatures(_ image: RGBImage, options: Idefics2ImageProcessorOverrides = .init()) throws -> [Float] {
         guard let idefics2, let imageProcessor else {
-            throw ModelError("\(checkpoint.directory.path) is a text-only model: it takes no images")
+            throw PipelineError.textOnlyModel(directory: checkpoint.directory.path)
         }
         return try imageProcessor.process(image, overrides: options).flatMap { part in
             try idefics2.imageFeatures(PixelImage(height: part.height, width: part.width, values: part.values), pool: pool)

@@ -9,10 +9,10 @@ struct BenchCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "Text tokens in the prompt (after the images).")
+    @Option(parsing: .unconditional, help: "Text tokens in the prompt (after the images; 1...1048576).")
     var promptTokens = 128
 
-    @Option(help: "Tokens to generate.")
+    @Option(parsing: .unconditional, help: "Tokens to generate.")
     var newTokens = 32
 
     @Option(name: .customLong("image"), help: "Images placed before the text (repeatable).")
@@ -21,11 +21,17 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "Split images into four crops plus the whole.")
     var imageSplitting = false
 
-    @Option(help: "Repetitions; the best run is reported.")
+    @Option(parsing: .unconditional, help: "Repetitions; the best run is reported (1...1000).")
     var runs = 1
 
     @Flag(help: "Skip measuring this machine's read bandwidth and FMA peak (the ratios line).")
     var noMachineLimits = false
+
+    func validate() throws {
+        try checkOption("prompt-tokens", promptTokens, 1...(1 << 20))
+        try checkOption("new-tokens", newTokens, 1...GenerationParameters.maxNewTokensLimit)
+        try checkOption("runs", runs, 1...1000)
+    }
 
     func run() throws {
         let clock = ContinuousClock()
@@ -38,7 +44,7 @@ struct BenchCommand: ParsableCommand {
         let options = Idefics2ImageProcessorOverrides(doImageSplitting: imageSplitting)
         let request = GenerationRequest(maxNewTokens: newTokens, doSample: false, badWordsIds: [], eosTokenIds: [])
         var best: (image: Double, timings: GenerationTimings)?
-        for _ in 0..<max(1, runs) {
+        for _ in 0..<runs {
             let imageStart = clock.now
             let prepared = try pipeline.prepare(prompt: String(repeating: "<image>", count: pictures.count) + words,
                                                 images: pictures, options: options)
@@ -49,8 +55,8 @@ struct BenchCommand: ParsableCommand {
             }
         }
         let (imageSeconds, t) = best!
-        print(String(format: "model=%@ weights=%.2fGB threads=%d load=%.2fs images=%d image_encode=%.2fs prompt=%d "
-                     + "prefill=%.1f tok/s new=%d decode=%.2f tok/s",
+        Terminal.write(String(format: "model=%@ weights=%.2fGB threads=%d load=%.2fs images=%d image_encode=%.2fs prompt=%d "
+                     + "prefill=%.1f tok/s new=%d decode=%.2f tok/s\n",
                      pipeline.checkpoint.directory.lastPathComponent, Double(pipeline.checkpoint.weightBytes) / 1e9,
                      pipeline.pool.threadCount, loadSeconds, pictures.count, imageSeconds, t.promptTokens,
                      t.prefillTokensPerSecond, t.generatedTokens, t.decodeTokensPerSecond))
@@ -69,10 +75,10 @@ struct BenchCommand: ParsableCommand {
         let imageRate = imageSeconds > 0 ? figures.imageFlops(patches: patches) / imageSeconds : 0
         let prefillRate = t.prefillSeconds > 0 ? figures.prefillFlops(tokens: t.promptTokens) / t.prefillSeconds : 0
         let decodeRate = figures.bytesPerDecodedToken * t.decodeTokensPerSecond
-        print(String(format: "machine: read=%.1f GB/s fma_peak=%.0f GFLOP/s (%d threads, %@ kernels)",
+        Terminal.write(String(format: "machine: read=%.1f GB/s fma_peak=%.0f GFLOP/s (%d threads, %@ kernels)\n",
                      limits.readBandwidth / 1e9, limits.fmaPeak / 1e9, limits.threads, limits.kernels.rawValue))
-        print(String(format: "image_encode=%.0f GFLOP/s (%.0f%% of FMA peak, %d patches) prefill=%.0f GFLOP/s "
-                     + "(%.0f%%) decode=%.1f GB/s of weights (%.0f%% of read bandwidth)",
+        Terminal.write(String(format: "image_encode=%.0f GFLOP/s (%.0f%% of FMA peak, %d patches) prefill=%.0f GFLOP/s "
+                     + "(%.0f%%) decode=%.1f GB/s of weights (%.0f%% of read bandwidth)\n",
                      imageRate / 1e9, 100 * imageRate / limits.fmaPeak, patches.reduce(0, +), prefillRate / 1e9,
                      100 * prefillRate / limits.fmaPeak, decodeRate / 1e9, 100 * decodeRate / limits.readBandwidth))
     }

@@ -13,15 +13,19 @@ struct BenchImageCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Split into four crops plus the whole.")
     var imageSplitting = true
 
-    @Option(help: "Repetitions; the best run is reported.")
+    @Option(parsing: .unconditional, help: "Repetitions; the best run is reported (1...1000).")
     var runs = 5
+
+    func validate() throws {
+        try checkOption("runs", runs, 1...1000)
+    }
 
     func run() throws {
         let processor = Idefics2ImageProcessor()
         let overrides = Idefics2ImageProcessorOverrides(doImageSplitting: imageSplitting)
         var best = (decode: Double.infinity, process: Double.infinity, total: Double.infinity)
         var shape: [Int] = []
-        for _ in 0..<max(1, runs) {
+        for _ in 0..<runs {
             let start = ContinuousClock.now
             let rgb = try ImageInput.load(image)
             let decoded = ContinuousClock.now
@@ -31,7 +35,7 @@ struct BenchImageCommand: ParsableCommand {
             best = (min(best.decode, (decoded - start).seconds), min(best.process, (end - decoded).seconds),
                     min(best.total, (end - start).seconds))
         }
-        print(String(format: "image=%@ pixel_values=%@ decode=%.3fs process=%.3fs total=%.3fs (best of %d)",
-                     image, "\(shape)", best.decode, best.process, best.total, max(1, runs)))
+        Terminal.write(String(format: "image=%@ pixel_values=%@ decode=%.3fs process=%.3fs total=%.3fs (best of %d)\n",
+                              image, "\(shape)", best.decode, best.process, best.total, runs))
     }
 }

@@ -15,13 +15,13 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "The evaluation set (JSON Lines).")
     var data: String
 
-    @Option(help: "Evaluate only the first N items.")
+    @Option(parsing: .unconditional, help: "Evaluate only the first N items (at least 1).")
     var limit: Int?
 
-    @Option(help: "Items generated together in one batch.")
+    @Option(parsing: .unconditional, help: "Items generated together in one batch (1...256).")
     var batchSize = 8
 
-    @Option(help: "Maximum answer length in tokens.")
+    @Option(parsing: .unconditional, help: "Maximum answer length in tokens.")
     var maxNewTokens = 20
 
     @Option(help: "Write every item's answer here (JSON Lines).")
@@ -31,9 +31,16 @@ struct EvalCommand: ParsableCommand {
     var json = false
 
 
+    func validate() throws {
+        try checkOption("limit", limit, 1...Int.max)
+        try checkOption("batch-size", batchSize, 1...256)
+        try checkOption("max-new-tokens", maxNewTokens, 1...GenerationParameters.maxNewTokensLimit)
+    }
+
     func run() throws {
-        let pipeline = try modelOptions.load()
         var items = try EvaluationItem.load(data)
+        if let outputs { try OutputFile.check(outputs) } // before the evaluation, not after it
+        let pipeline = try modelOptions.load()
         if let limit { items = Array(items.prefix(limit)) }
         let progress = ProgressBar(total: items.count)
         let results = try Evaluation.run(items, pipeline: pipeline, batchSize: batchSize, maxNewTokens: maxNewTokens) {
@@ -42,7 +49,7 @@ struct EvalCommand: ParsableCommand {
         progress.finish()
         if let outputs {
             let lines = try results.map { String(decoding: try JSONEncoder.sorted.encode($0), as: UTF8.self) }
-            try (lines.joined(separator: "\n") + "\n").write(toFile: outputs, atomically: true, encoding: .utf8)
+            try OutputFile.write(Data((lines.joined(separator: "\n") + "\n").utf8), to: outputs)
         }
         let report = EvaluationReport(results)
         if json { try Terminal.printJSON(report) } else { Terminal.write(report.table) }

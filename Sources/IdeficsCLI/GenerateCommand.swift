@@ -11,59 +11,71 @@ struct GenerateCommand: ParsableCommand {
 
     @OptionGroup var modelOptions: ModelOptions
 
-    @Option(help: "The prompt: raw text whose <image> placeholders take the --image files in order, or with --chat the user's message.")
-    var prompt: String
+    @Option(parsing: .unconditional,
+            help: "The prompt: raw text whose <image> placeholders take the --image files in order, or with --chat the user's message.")
+    var prompt: String?
+
+    @Option(help: "Read the prompt from this UTF-8 file instead (- for standard input).")
+    var promptFile: String?
 
     @Flag(help: "Send the images (first) and the prompt as one user turn through the checkpoint's chat template.")
     var chat = false
 
-    @Option(help: "With --chat: a system message before the user turn.")
+    @Option(parsing: .unconditional, help: "With --chat: a system message before the user turn.")
     var system: String?
 
     @OptionGroup var imageOptions: ImageOptions
 
-    @Option(help: "Maximum number of tokens to generate (default: generation_config.json, else 512).")
+    @Option(parsing: .unconditional, help: "Maximum number of tokens to generate (default: generation_config.json, else 512).")
     var maxNewTokens: Int?
 
-    @Option(help: "Sampling temperature (> 0).")
+    @Option(parsing: .unconditional, help: "Sampling temperature, in [0.0001, 10000].")
     var temperature: Float?
 
-    @Option(help: "Keep only the K most likely tokens (0 disables).")
+    @Option(parsing: .unconditional, help: "Keep only the K most likely tokens (0 disables).")
     var topK: Int?
 
-    @Option(help: "Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1].")
+    @Option(parsing: .unconditional, help: "Nucleus sampling: keep the most likely tokens up to this probability mass, in (0, 1].")
     var topP: Float?
 
-    @Option(help: "Typical sampling mass, in (0, 1].")
+    @Option(parsing: .unconditional, help: "Typical sampling mass, in (0, 1].")
     var typicalP: Float?
 
-    @Option(help: "Random seed; the same seed gives the same text.")
+    @Option(parsing: .unconditional, help: "Random seed; the same seed gives the same text.")
     var seed: UInt64?
 
-    @Option(help: "Penalty > 0 for tokens already present (1 disables).")
+    @Option(parsing: .unconditional, help: "Penalty for tokens already present, in [0.001, 1000] (1 disables).")
     var repetitionPenalty: Float?
 
-    @Option(name: .customLong("stop"), help: "Stop when the generated text contains this string (repeatable).")
+    @Option(name: .customLong("stop"), parsing: .unconditionalSingleValue, help: "Stop when the generated text contains this string (repeatable).")
     var stopStrings: [String] = []
 
     @Flag(help: "Print one JSON object with ids, text, finish reason and timings instead of streaming text.")
     var json = false
 
 
+    var request: GenerationRequest {
+        GenerationRequest(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
+                          typicalP: typicalP, repetitionPenalty: repetitionPenalty, seed: seed, stopStrings: stopStrings)
+    }
+
+    func validate() throws {
+        guard (prompt == nil) != (promptFile == nil) else { throw ValidationError("give one of --prompt and --prompt-file") }
+        guard chat || system == nil else { throw ValidationError("--system needs --chat") }
+        do { try request.validate() } catch { throw ValidationError("\(error)") }
+    }
+
     func run() throws {
+        let prompt = try self.prompt ?? PromptFile.read(promptFile!)
         let loadStart = ContinuousClock.now
         let generator = try modelOptions.load()
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
-        let request = GenerationRequest(maxNewTokens: maxNewTokens, temperature: temperature, topK: topK, topP: topP,
-                                        typicalP: typicalP, repetitionPenalty: repetitionPenalty, seed: seed,
-                                        stopStrings: stopStrings)
         let pictures = try imageOptions.load()
         let text: String
         if chat {
             let turn = Message(role: "user", content: pictures.map { .image($0) } + [.text(prompt)])
             text = try generator.render((system.map { [.system($0)] } ?? []) + [turn]).text
         } else {
-            guard system == nil else { throw ValidationError("--system needs --chat") }
             text = prompt
         }
         let prepared = try generator.prepare(prompt: text, images: pictures, options: imageOptions.overrides)
@@ -80,6 +92,18 @@ struct GenerateCommand: ParsableCommand {
         } else {
             Terminal.write(String(output.text.dropFirst(streamed.count)) + "\n")
         }
+    }
+}
+
+/// A prompt from a file or standard input ("-"), as UTF-8 text.
+enum PromptFile {
+    static func read(_ path: String) throws -> String {
+        guard path == "-" else { return try InputFile.text(at: path) }
+        let data = FileHandle.standardInput.readDataToEndOfFile()
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw InputFileError(path: "standard input", reason: "is not valid UTF-8 text")
+        }
+        return text
     }
 }
 

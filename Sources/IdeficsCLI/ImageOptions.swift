@@ -12,20 +12,22 @@ struct ImageOptions: ParsableArguments {
     @Flag(help: "Split images into four crops plus the whole.")
     var imageSplitting = false
 
-    @Option(help: "Refuse images with more pixels than this (checked before decoding).")
+    @Option(parsing: .unconditional, help: "Refuse images with more pixels than this (checked before decoding; at most 400,000,000).")
     var maxImagePixels = ImageLimits().maxPixels
 
-    @Option(help: "Resize so that the longest image side is at most this many pixels.")
+    @Option(parsing: .unconditional, help: "Resize so that the longest image side is at most this many pixels (1...4096).")
     var longestEdge: Int?
 
-    @Option(help: "Resize so that each image side is at least this many pixels.")
+    @Option(parsing: .unconditional, help: "Resize so that each image side is at least this many pixels (1...4096).")
     var shortestEdge: Int?
 
     func validate() throws {
         guard !(noImageSplitting && imageSplitting) else {
             throw ValidationError("--image-splitting and --no-image-splitting contradict each other")
         }
-        guard (longestEdge ?? 1) > 0, (shortestEdge ?? 1) > 0 else { throw ValidationError("edges must be positive") }
+        try checkOption("max-image-pixels", maxImagePixels, 1...400_000_000)
+        try checkOption("longest-edge", longestEdge, 1...Idefics2ImageProcessorConfig.maxEdge)
+        try checkOption("shortest-edge", shortestEdge, 1...Idefics2ImageProcessorConfig.maxEdge)
     }
 
     var overrides: Idefics2ImageProcessorOverrides {

@@ -9,11 +9,11 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Branch, tag or commit of a model id in the Hugging Face cache (default: main).")
     var revision: String?
 
-    @Option(help: "Worker threads (default and most: one per processor).")
+    @Option(parsing: .unconditional, help: "Worker threads (default and most: one per processor).")
     var threads: Int?
 
     func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1, not \(threads)") }
+        try checkOption("threads", threads, 1...4096)
     }
 
     /// Loads the model, showing progress when stderr is a terminal.

@@ -23,6 +23,7 @@ struct PreprocessCommand: ParsableCommand {
     }
 
     func run() throws {
+        try OutputFile.check(output) // before the images are decoded
         let processor = try Idefics2ImageProcessor(checkpointDirectory: Checkpoint.resolveDirectory(model))
         let batch = try processor.batch([imageOptions.load()], overrides: imageOptions.overrides)
         try batch.safetensors().write(to: output)

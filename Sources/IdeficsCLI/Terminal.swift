@@ -5,12 +5,30 @@ import Glibc
 
 /// stdout/stderr helpers: unbuffered streaming text, JSON, and load progress only when stderr is a terminal.
 enum Terminal {
+    /// Writes to stdout; a failed write (a full disk, a closed pipe) ends the process with the reason on stderr.
     static func write(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        guard writeAll(STDOUT_FILENO, text) else {
+            let reason = String(cString: strerror(errno))
+            writeError("Error: cannot write to standard output: \(reason)\n")
+            exit(1)
+        }
     }
 
     static func writeError(_ text: String) {
-        FileHandle.standardError.write(Data(text.utf8))
+        _ = writeAll(STDERR_FILENO, text) // nowhere left to report a failure
+    }
+
+    private static func writeAll(_ descriptor: Int32, _ text: String) -> Bool {
+        var bytes = Array(text.utf8)
+        return bytes.withUnsafeMutableBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 { if errno == EINTR { continue } else { return false } }
+                offset += n
+            }
+            return true
+        }
     }
 
     static func printJSON<T: Encodable>(_ value: T) throws {
@@ -23,10 +41,10 @@ enum Terminal {
 
     static func reportingLoad<T>(of model: String, _ load: (String) throws -> T) rethrows -> T {
         guard stderrIsTerminal else { return try load(model) }
-        FileHandle.standardError.write(Data("Loading \(model)…".utf8))
+        writeError("Loading \(model)…")
         let start = ContinuousClock.now
         let value = try load(model)
-        FileHandle.standardError.write(Data(String(format: " done in %.2f s\n", (ContinuousClock.now - start).seconds).utf8))
+        writeError(String(format: " done in %.2f s\n", (ContinuousClock.now - start).seconds))
         return value
     }
 }

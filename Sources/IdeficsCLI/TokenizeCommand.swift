@@ -12,7 +12,7 @@ struct TokenizeCommand: ParsableCommand {
     @Option(help: "Branch, tag or commit of a model id in the Hugging Face cache (default: main).")
     var revision: String?
 
-    @Option(help: "The text to tokenize.")
+    @Option(parsing: .unconditional, help: "The text to tokenize.")
     var text: String
 
     @Flag(help: "Do not add BOS/EOS as the tokenizer's template would.")

@@ -62,10 +62,26 @@ public struct ConfigObject: @unchecked Sendable {
         return integer
     }
 
-    /// A positive integer (sizes, counts).
+    /// The largest size or count a config may give (2^24): products of two such fit in an Int with room to spare,
+    /// and no real checkpoint comes near it (idefics2-8b's largest is a 131072-position context).
+    public static let sizeLimit = 1 << 24
+
+    /// A positive integer (sizes, counts), at most `sizeLimit`.
     public func positiveInt(_ key: String, default fallback: Int) throws -> Int {
+        try int(key, default: fallback, in: 1...Self.sizeLimit)
+    }
+
+    /// An integer within `range`.
+    public func int(_ key: String, default fallback: Int, in range: ClosedRange<Int>) throws -> Int {
         let value = try int(key, default: fallback)
-        guard value > 0 else { throw error(key, "is \(value); it must be positive") }
+        guard range.contains(value) else { throw error(key, "is \(value); it must be in \(range.lowerBound)...\(range.upperBound)") }
+        return value
+    }
+
+    /// A finite number > 0 (epsilons, rotary bases, scale factors): zero, negative or infinite ones give NaNs.
+    public func positiveFloat(_ key: String, default fallback: Float) throws -> Float {
+        let value = try float(key, default: fallback)
+        guard value > 0, value.isFinite else { throw error(key, "is \(value); it must be a finite number > 0") }
         return value
     }
 

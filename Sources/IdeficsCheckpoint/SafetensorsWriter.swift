@@ -8,14 +8,12 @@ public struct SafetensorsWriter: Sendable {
     public enum Failure: Error, Equatable, CustomStringConvertible {
         case duplicateTensor(name: String)
         case byteCountMismatch(name: String, shape: [Int], dtype: DType, bytes: Int)
-        case unwritable(path: String, reason: String)
 
         public var description: String {
             switch self {
             case .duplicateTensor(let name): "tensor \(name) is added twice"
             case .byteCountMismatch(let name, let shape, let dtype, let bytes):
                 "tensor \(name) with shape \(shape) of \(dtype.rawValue) cannot hold \(bytes) bytes"
-            case .unwritable(let path, let reason): "\(path): cannot be written: \(reason)"
             }
         }
     }
@@ -76,12 +74,8 @@ public struct SafetensorsWriter: Sendable {
         return file
     }
 
+    /// Writes the file as `OutputFile` does: never over anything but a regular file, whole or not at all.
     public func write(to path: String) throws {
-        let file = try data()
-        do {
-            try file.write(to: URL(fileURLWithPath: path), options: .atomic)
-        } catch {
-            throw Failure.unwritable(path: path, reason: error.localizedDescription)
-        }
+        try OutputFile.write(data(), to: path)
     }
 }

@@ -81,10 +81,10 @@ public struct DecoderSession: NextTokenModel {
     func segment(for newTokens: [Int]) throws -> Mistral.Segment {
         let first = cache.count
         guard first + newTokens.count <= contextLength else {
-            throw GenerationError("\(first + newTokens.count) positions exceed the model's context of \(contextLength)")
+            throw GenerationError.contextExceeded(positions: first + newTokens.count, context: contextLength)
         }
         if let bad = newTokens.first(where: { $0 < 0 || $0 >= decoder.config.vocabSize }) {
-            throw GenerationError("token id \(bad) is outside the vocabulary (0..<\(decoder.config.vocabSize))")
+            throw GenerationError.tokenOutsideVocabulary(id: bad, vocabularySize: decoder.config.vocabSize)
         }
         var embeddings = decoder.embed(newTokens)
         if let imageTokenId {
@@ -92,8 +92,8 @@ public struct DecoderSession: NextTokenModel {
             let slots = newTokens.indices.filter { newTokens[$0] == imageTokenId }
             let available = imageRows.count / hidden - cachedImageTokens
             guard slots.count <= available else {
-                throw GenerationError("the prompt has more <image> tokens than image features "
-                                      + "(\(cachedImageTokens + slots.count) tokens, \(imageRows.count / hidden) features)")
+                throw GenerationError.imageTokenMismatch(tokens: cachedImageTokens + slots.count,
+                                                         features: imageRows.count / hidden)
             }
             for (n, slot) in slots.enumerated() {
                 let row = cachedImageTokens + n

@@ -5,11 +5,6 @@ public enum FinishReason: String, Sendable, Codable {
     case stopSequence = "stop_sequence"
 }
 
-public struct GenerationError: Error, Equatable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
-}
-
 /// What one request asks for; nil fields fall back to the checkpoint's generation config.
 /// Setting any sampling field (temperature, top-k, top-p, typical-p, seed) turns sampling on, as in TGI.
 public struct GenerationRequest: Sendable, Equatable {
@@ -79,17 +74,58 @@ public struct GenerationParameters: Sendable, Equatable {
         try validate()
     }
 
+    /// Every value in range; the sampling ones only when sampling (a greedy run ignores them, as transformers does).
     private func validate() throws {
-        guard maxNewTokens > 0 else { throw GenerationError("max_new_tokens must be > 0 (got \(maxNewTokens))") }
-        guard minNewTokens >= 0 else { throw GenerationError("min_new_tokens must be >= 0 (got \(minNewTokens))") }
-        guard temperature > 0, temperature.isFinite else { throw GenerationError("temperature must be > 0 (got \(temperature))") }
-        guard topK >= 0 else { throw GenerationError("top_k must be >= 0 (got \(topK))") }
-        guard topP > 0, topP <= 1 else { throw GenerationError("top_p must be in (0, 1] (got \(topP))") }
-        guard typicalP > 0, typicalP <= 1 else { throw GenerationError("typical_p must be in (0, 1] (got \(typicalP))") }
-        guard repetitionPenalty > 0, repetitionPenalty.isFinite else {
-            throw GenerationError("repetition_penalty must be > 0 (got \(repetitionPenalty))")
+        try Self.check("max_new_tokens", maxNewTokens, 1...Self.maxNewTokensLimit)
+        try Self.check("min_new_tokens", minNewTokens, 0...Self.maxNewTokensLimit)
+        try Self.check("repetition_penalty", repetitionPenalty, Self.penaltyRange)
+        if doSample {
+            try Self.check("temperature", temperature, Self.temperatureRange)
+            try Self.check("top_k", topK, 0...Int(Int32.max))
+            try Self.check("top_p", topP, Self.probabilityRange)
+            try Self.check("typical_p", typicalP, Self.probabilityRange)
         }
-        guard !stopStrings.contains("") else { throw GenerationError("stop strings must not be empty") }
-        guard !badWordsIds.contains([]) else { throw GenerationError("bad_words_ids must not contain an empty sequence") }
+        guard !stopStrings.contains("") else {
+            throw GenerationError.invalidParameter(name: "stop", value: "\"\"", allowed: "a non-empty string")
+        }
+        guard !badWordsIds.contains([]) else {
+            throw GenerationError.invalidParameter(name: "bad_words_ids", value: "[]", allowed: "non-empty sequences")
+        }
+    }
+}
+
+extension GenerationParameters {
+    /// The ranges values are checked against. Temperatures below 1e-4 and penalties outside [1e-3, 1e3] turn
+    /// float32 logits into infinities (use greedy decoding instead of a near-zero temperature).
+    public static let maxNewTokensLimit = 1 << 20
+    public static let temperatureRange: ClosedRange<Float> = 1e-4...1e4
+    public static let penaltyRange: ClosedRange<Float> = 1e-3...1e3
+    /// (0, 1]: the smallest positive float stands for the open end.
+    public static let probabilityRange: ClosedRange<Float> = Float.leastNonzeroMagnitude...1
+
+    static func check<T: Comparable & CustomStringConvertible>(_ name: String, _ value: T, _ allowed: ClosedRange<T>) throws {
+        guard allowed.contains(value) else {
+            let range = T.self == Float.self && allowed.lowerBound == Float.leastNonzeroMagnitude as? T
+                ? "(0, \(allowed.upperBound)]" : "[\(allowed.lowerBound), \(allowed.upperBound)]"
+            throw GenerationError.invalidParameter(name: name, value: "\(value)", allowed: range)
+        }
+    }
+}
+
+extension GenerationRequest {
+    /// Checks the values the request sets, without a checkpoint's defaults: a front end calls it before any work.
+    public func validate() throws {
+        if let maxNewTokens { try GenerationParameters.check("max_new_tokens", maxNewTokens, 1...GenerationParameters.maxNewTokensLimit) }
+        if let minNewTokens { try GenerationParameters.check("min_new_tokens", minNewTokens, 0...GenerationParameters.maxNewTokensLimit) }
+        if let temperature { try GenerationParameters.check("temperature", temperature, GenerationParameters.temperatureRange) }
+        if let topK { try GenerationParameters.check("top_k", topK, 0...Int(Int32.max)) }
+        if let topP { try GenerationParameters.check("top_p", topP, GenerationParameters.probabilityRange) }
+        if let typicalP { try GenerationParameters.check("typical_p", typicalP, GenerationParameters.probabilityRange) }
+        if let repetitionPenalty {
+            try GenerationParameters.check("repetition_penalty", repetitionPenalty, GenerationParameters.penaltyRange)
+        }
+        if stopStrings.contains("") {
+            throw GenerationError.invalidParameter(name: "stop", value: "\"\"", allowed: "a non-empty string")
+        }
     }
 }

@@ -77,10 +77,9 @@ struct SequenceState<Text: IncrementalTextDecoder> {
     var finish: FinishReason?
 
     init(prompt: [Int], contextLength: Int, parameters: GenerationParameters, text: Text) throws {
-        guard !prompt.isEmpty else { throw GenerationError("the prompt is empty") }
+        guard !prompt.isEmpty else { throw GenerationError.emptyPrompt }
         guard prompt.count < contextLength else {
-            throw GenerationError("the prompt has \(prompt.count) tokens; the model's context holds \(contextLength), "
-                                  + "leaving no room to generate")
+            throw GenerationError.promptTooLong(tokens: prompt.count, context: contextLength)
         }
         self.parameters = parameters
         limit = min(parameters.maxNewTokens, contextLength - prompt.count)
@@ -92,7 +91,9 @@ struct SequenceState<Text: IncrementalTextDecoder> {
     }
 
     /// Chooses the next token from the model's logits and updates the stop state.
-    mutating func choose(_ logits: [Float]) -> GeneratedToken {
+    mutating func choose(_ logits: [Float]) throws -> GeneratedToken {
+        // A NaN would make every comparison false and pick token 0 (or a random one) without a word.
+        guard logits.allSatisfy(\.isFinite) else { throw GenerationError.nonFiniteLogits(step: output.tokens.count) }
         var scores = logits
         LogitsProcessors.process(&scores, history: history, generatedCount: output.tokens.count, parameters: parameters)
         let id = parameters.doSample ? Sampler.sample(scores, using: &random) : Sampler.argmax(scores)
@@ -138,7 +139,7 @@ public enum Generator {
         let prefillSeconds = seconds(clock.now - start)
         start = clock.now
         while state.finish == nil {
-            let token = state.choose(logits)
+            let token = try state.choose(logits)
             if !onToken(token), state.finish == nil { state.finish = .length }
             if state.finish == nil { logits = try model.logits(after: [token.id]) }
         }
@@ -168,7 +169,7 @@ public enum Generator {
         while !active.isEmpty {
             var next = [Int]()
             for (slot, row) in active.enumerated() {
-                let token = states[row].choose(logits[slot])
+                let token = try states[row].choose(logits[slot])
                 if !onToken(row, token), states[row].finish == nil { states[row].finish = .length }
                 if states[row].finish == nil { next.append(row) }
             }

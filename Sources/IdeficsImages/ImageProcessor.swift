@@ -29,7 +29,8 @@ public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
         do {
             file = try JSONDecoder().decode(ConfigFile.self, from: json)
         } catch {
-            throw ImageError(source: source, kind: .corrupt, detail: "invalid image processor configuration: \(error)")
+            throw ImageError(source: source, kind: .corrupt,
+                             detail: "invalid image processor configuration: \(Self.describe(decodingError: error))")
         }
         let fields = file.imageProcessor ?? file.fields
         doConvertRGB = fields.do_convert_rgb ?? doConvertRGB
@@ -57,6 +58,40 @@ public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
         }
         guard imageMean.count == 3, imageStd.count == 3 else {
             throw ImageError(source: source, kind: .corrupt, detail: "image_mean and image_std must have 3 values")
+        }
+        try validate(source: source)
+    }
+
+    /// The largest edge a configuration or an override may ask for (a 4096 px side is 85,000 patches per image).
+    public static let maxEdge = 4096
+
+    /// Values that would make NaN pixels (a zero std) or an empty or huge resize target are refused, field named.
+    private func validate(source: String) throws {
+        func refuse(_ field: String, _ value: Any, _ allowed: String) -> ImageError {
+            ImageError(source: source, kind: .corrupt, detail: "\(field) is \(value); it must be \(allowed)")
+        }
+        guard rescaleFactor.isFinite, rescaleFactor > 0 else { throw refuse("rescale_factor", rescaleFactor, "a finite number > 0") }
+        guard imageMean.allSatisfy(\.isFinite) else { throw refuse("image_mean", imageMean, "finite") }
+        guard imageStd.allSatisfy({ $0.isFinite && $0 > 0 }) else { throw refuse("image_std", imageStd, "finite and > 0") }
+        let edges = [("size.shortest_edge", shortestEdge), ("size.longest_edge", longestEdge)]
+            + (fixedSize.map { [("size.height", $0.height), ("size.width", $0.width)] } ?? [])
+        for (field, edge) in edges where !(1...Self.maxEdge).contains(edge) {
+            throw refuse(field, edge, "in 1...\(Self.maxEdge)")
+        }
+    }
+
+    /// A JSON decoding failure as the field path and the problem, without Foundation's internal wording.
+    static func describe(decodingError error: Error) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            let keys = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }
+            return keys.isEmpty ? "the file" : "field " + keys.joined(separator: ".")
+        }
+        switch error as? DecodingError {
+        case let .typeMismatch(type, context)?: return "\(path(context)) is not \(type == Double.self ? "a number" : "of type \(type)")"
+        case let .valueNotFound(_, context)?: return "\(path(context)) is null"
+        case let .keyNotFound(key, _)?: return "field \(key.stringValue) is missing"
+        case let .dataCorrupted(context)?: return context.codingPath.isEmpty ? "not valid JSON" : "\(path(context)) is invalid"
+        default: return "not valid JSON"
         }
     }
 
@@ -179,6 +214,12 @@ public struct Idefics2ImageProcessor: Sendable {
     /// original) then the whole image; each resized on its own.
     public func process(_ image: RGBImage, overrides: Idefics2ImageProcessorOverrides = .init()) throws
         -> [ProcessedImage] {
+        for (name, edge) in [("longest edge", overrides.longestEdge), ("shortest edge", overrides.shortestEdge)] {
+            if let edge, !(1...Idefics2ImageProcessorConfig.maxEdge).contains(edge) {
+                throw ImageError(source: "image processor", kind: .invalidDimensions,
+                                 detail: "a \(name) of \(edge) pixels is outside 1...\(Idefics2ImageProcessorConfig.maxEdge)")
+            }
+        }
         let split = overrides.doImageSplitting ?? config.doImageSplitting
         var parts = [image]
         if split {

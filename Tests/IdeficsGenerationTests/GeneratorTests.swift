@@ -78,15 +78,55 @@ final class GeneratorTests: XCTestCase {
         XCTAssertGreaterThan(Set(first).count, 2, "a hot temperature must spread the choices")
     }
 
-    func testInvalidParametersAreNamed() {
-        XCTAssertThrowsError(try GenerationParameters(request: .init(temperature: 0))) {
-            XCTAssertEqual("\($0)", "temperature must be > 0 (got 0.0)")
+    func testInvalidParametersAreNamedWithTheirRange() {
+        let cases: [(GenerationRequest, String)] = [
+            (.init(temperature: 0), "temperature must be in [0.0001, 10000.0], not 0.0"),
+            (.init(temperature: 1e-30), "temperature must be in [0.0001, 10000.0], not 1e-30"),
+            (.init(temperature: .nan), "temperature must be in [0.0001, 10000.0], not nan"),
+            (.init(topP: 1.5), "top_p must be in (0, 1.0], not 1.5"),
+            (.init(typicalP: 0), "typical_p must be in (0, 1.0], not 0.0"),
+            (.init(topK: -1), "top_k must be in [0, 2147483647], not -1"),
+            (.init(maxNewTokens: 0), "max_new_tokens must be in [1, 1048576], not 0"),
+            (.init(maxNewTokens: -1), "max_new_tokens must be in [1, 1048576], not -1"),
+            (.init(repetitionPenalty: 0), "repetition_penalty must be in [0.001, 1000.0], not 0.0"),
+            (.init(stopStrings: [""]), "stop must be in a non-empty string, not \"\""),
+        ]
+        for (request, message) in cases {
+            XCTAssertThrowsError(try request.validate(), message) { XCTAssertEqual("\($0)", message) }
+            XCTAssertThrowsError(try GenerationParameters(request: request), message) { error in
+                XCTAssertEqual("\(error)", message)
+                XCTAssertEqual((error as? GenerationError)?.isCallerFault, true)
+            }
         }
-        XCTAssertThrowsError(try GenerationParameters(request: .init(topP: 1.5))) {
-            XCTAssertEqual("\($0)", "top_p must be in (0, 1] (got 1.5)")
+    }
+
+    /// transformers ignores the sampling fields of a greedy generation config; so do we (a config with
+    /// temperature 0 and do_sample false is valid), but a request that samples with them is refused.
+    func testGreedyGenerationIgnoresSamplingFieldsOfTheConfig() throws {
+        var config = GenerationConfig()
+        config.temperature = 0
+        config.topP = 0
+        XCTAssertFalse(try GenerationParameters(config: config).doSample)
+        XCTAssertThrowsError(try GenerationParameters(request: .init(seed: 1), config: config)) {
+            XCTAssertEqual("\($0)", "temperature must be in [0.0001, 10000.0], not 0.0")
         }
-        XCTAssertThrowsError(try GenerationParameters(request: .init(maxNewTokens: 0))) {
-            XCTAssertEqual("\($0)", "max_new_tokens must be > 0 (got 0)")
+    }
+
+    /// NaN logits would make the argmax pick token 0 (every comparison false) and answer garbage without a word.
+    func testNonFiniteLogitsStopGenerationWithAnError() throws {
+        struct Overflowing: NextTokenModel {
+            var contextLength = 100
+            var steps = 0
+            mutating func logits(after tokens: [Int]) throws -> [Float] {
+                steps += 1
+                return steps < 3 ? [0, 1, 0] : [0, .nan, .infinity]
+            }
+        }
+        var model = Overflowing()
+        let parameters = try GenerationParameters(request: .init(maxNewTokens: 5))
+        XCTAssertThrowsError(try Generator.generate(model: &model, prompt: [1], parameters: parameters, text: Letters())) {
+            XCTAssertEqual($0 as? GenerationError, .nonFiniteLogits(step: 2))
+            XCTAssertEqual(($0 as? GenerationError)?.isCallerFault, false)
         }
     }
 

@@ -118,7 +118,7 @@ final class DecodeErrorTests: XCTestCase {
 
     func testSourcesNameTheProblem() throws {
         XCTAssertThrowsError(try ImageDecoder.decode(.file("/nonexistent/cat.png"))) { error in
-            XCTAssertEqual("\(error)", "/nonexistent/cat.png: cannot read file")
+            XCTAssertEqual("\(error)", "/nonexistent/cat.png: No such file or directory")
         }
         XCTAssertThrowsError(try ImageDecoder.decode(.dataURI("data:image/png;base64,AAAA"))) { error in
             XCTAssertEqual("\(error)", "data URI: unknown image format (supported: PNG, JPEG, PPM/PGM, BMP)")

@@ -35,14 +35,23 @@ public struct Idefics2: Sendable {
     public func imageFeatures(_ image: PixelImage, pool: WorkerPool) throws -> [Float] {
         let (rows, columns) = vision.patchGrid(height: image.height, width: image.width)
         guard rows > 0, columns > 0 else {
-            throw ModelError("an image of \(image.width)x\(image.height) pixels has no whole "
-                             + "\(config.vision.patchSize)x\(config.vision.patchSize) patch")
+            throw ModelError.imageTooSmall(width: image.width, height: image.height, patchSize: config.vision.patchSize)
         }
         return connector.resample(vision.encode(image, pool: pool), patches: rows * columns, pool: pool)
     }
 }
 
-public struct ModelError: Error, Equatable, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// A model input the model cannot take (the caller's doing: HTTP 4xx for a server).
+public enum ModelError: Error, Equatable, CustomStringConvertible {
+    /// After resizing, the image has less than one patch in some direction.
+    case imageTooSmall(width: Int, height: Int, patchSize: Int)
+
+    public var isCallerFault: Bool { true }
+
+    public var description: String {
+        switch self {
+        case let .imageTooSmall(width, height, patch):
+            "an image of \(width)x\(height) pixels has no whole \(patch)x\(patch) patch"
+        }
+    }
 }

@@ -23,7 +23,7 @@ public struct VisionConfig: Sendable, Equatable {
         channelCount = try o.positiveInt("num_channels", default: 3)
         imageSize = try o.positiveInt("image_size", default: 224)
         patchSize = try o.positiveInt("patch_size", default: 32)
-        layerNormEps = try o.float("layer_norm_eps", default: 1e-6)
+        layerNormEps = try o.positiveFloat("layer_norm_eps", default: 1e-6)
         _ = try o.choice("hidden_act", default: "gelu_pytorch_tanh", supported: ["gelu_pytorch_tanh"],
                          what: "this activation")
         guard hiddenSize % headCount == 0 else {
@@ -50,7 +50,7 @@ public struct PerceiverConfig: Sendable, Equatable {
         headCount = try o.positiveInt("resampler_n_heads", default: 16)
         headDim = try o.positiveInt("resampler_head_dim", default: 96)
         keyValueHeadCount = try o.positiveInt("num_key_value_heads", default: 4)
-        rmsNormEps = try o.float("rms_norm_eps", default: 1e-6)
+        rmsNormEps = try o.positiveFloat("rms_norm_eps", default: 1e-6)
         _ = try o.choice("hidden_act", default: "silu", supported: ["silu"], what: "this activation")
         guard headCount % keyValueHeadCount == 0 else {
             throw o.error("num_key_value_heads", "is \(keyValueHeadCount): resampler_n_heads \(headCount) must be a multiple of it")
@@ -95,6 +95,7 @@ public struct Idefics2Config: Sendable, Equatable {
             perceiver.hiddenSize = text.hiddenSize
             perceiver.rmsNormEps = text.rmsNormEps
         }
+        // Not range-checked here (transformers accepts any); the pipeline requires it to be the tokenizer's <image>.
         imageTokenId = try config.int("image_token_id", default: 32001)
         tieWordEmbeddings = try config.bool("tie_word_embeddings", default: false)
         // Idefics2ForConditionalGeneration ties its head by the top-level flag; the text config's own is unused.

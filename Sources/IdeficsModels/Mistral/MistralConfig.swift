@@ -1,3 +1,4 @@
+import Foundation
 import IdeficsCheckpoint
 
 /// The decoder's hyper-parameters: `text_config` of an Idefics2 config.json, or a Mistral / Llama config.json.
@@ -39,7 +40,7 @@ public struct MistralConfig: Sendable, Equatable {
             : try o.nullableInt("num_key_value_heads", default: nil) ?? headCount
         keyValueHeadCount = kvHeads
         headDim = try o.nullableInt("head_dim", default: nil) ?? hiddenSize / headCount
-        rmsNormEps = try o.float("rms_norm_eps", default: 1e-6)
+        rmsNormEps = try o.positiveFloat("rms_norm_eps", default: 1e-6)
         slidingWindow = family == .mistral ? try o.nullableInt("sliding_window", default: 4096) : nil
         maxPositionEmbeddings = try o.positiveInt("max_position_embeddings", default: family == .mistral ? 131072 : 2048)
         tieWordEmbeddings = try o.bool("tie_word_embeddings", default: false)
@@ -54,6 +55,15 @@ public struct MistralConfig: Sendable, Equatable {
             throw o.error("num_key_value_heads", "is \(kvHeads): num_attention_heads \(headCount) must be a multiple of it")
         }
         if let window = slidingWindow, window <= 0 { throw o.error("sliding_window", "is \(window); it must be positive") }
+        // The rotary embedding turns pairs of the head's dimensions (rotate_half splits it in two halves).
+        guard headDim > 0, headDim % 2 == 0, headDim <= ConfigObject.sizeLimit else {
+            throw o.error(o.values["head_dim"] is NSNumber ? "head_dim" : "hidden_size",
+                          "gives a head size of \(headDim); it must be even and positive")
+        }
+        guard ropeTheta > 0, ropeTheta.isFinite else {
+            throw o.error(o.values["rope_parameters"] is [String: Any] ? "rope_parameters.rope_theta" : "rope_theta",
+                          "is \(ropeTheta); it must be a finite number > 0")
+        }
     }
 
     /// transformers 5 keeps the base in `rope_parameters`; older files have `rope_theta` (and maybe `rope_scaling`)

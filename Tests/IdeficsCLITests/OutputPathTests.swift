@@ -1,0 +1,63 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// Class 3: output targets are checked before the work starts, nothing but a regular file is ever replaced, and
+/// write errors name the target and exit non-zero.
+final class OutputPathTests: XCTestCase {
+    private func preprocess(to output: String) -> [String] {
+        ["preprocess", "--model", CLI.demoModel.path, "--image", CLI.exampleImage, "--output", output]
+    }
+
+    func testPreprocessNeverReplacesALinkOrAPipe() throws {
+        let folder = try temporaryDirectory()
+        let kept = folder.appendingPathComponent("kept.safetensors")
+        try Data("mine".utf8).write(to: kept)
+        let link = folder.appendingPathComponent("link.safetensors")
+        try FileManager.default.createSymbolicLink(at: link, withDestinationURL: kept)
+        try CLI.assertRefused(preprocess(to: link.path), "\(link.path): cannot be written: it is a symbolic link")
+        XCTAssertEqual(try FileManager.default.destinationOfSymbolicLink(atPath: link.path), kept.path)
+        XCTAssertEqual(try String(contentsOf: kept, encoding: .utf8), "mine")
+
+        let fifo = folder.appendingPathComponent("fifo")
+        XCTAssertEqual(mkfifo(fifo.path, 0o600), 0)
+        try CLI.assertRefused(preprocess(to: fifo.path), "it is not a regular file", timeout: 30)
+        try CLI.assertRefused(preprocess(to: "/dev/full"), "/dev/full: cannot be written: it is not a regular file")
+        try CLI.assertRefused(preprocess(to: folder.path), "it is a folder")
+    }
+
+    func testPreprocessWritesARegularFileWholeAndReplacesAnOldOne() throws {
+        let folder = try temporaryDirectory()
+        let output = folder.appendingPathComponent("pixels.safetensors")
+        try Data("old".utf8).write(to: output)
+        let run = try CLI.run(preprocess(to: output.path))
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertGreaterThan(try Data(contentsOf: output).count, 1000)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["pixels.safetensors"],
+                       "no temporary file left behind")
+    }
+
+    /// The evaluation would run for minutes before finding out that its report cannot be written.
+    func testEvalChecksItsOutputsFolderBeforeEvaluating() throws {
+        let missing = "/nonexistent-folder/answers.jsonl"
+        let start = Date()
+        try CLI.assertRefused(["eval", "--data", CLI.repository.appendingPathComponent("Models/idefics2-demo-eval/eval.jsonl").path,
+                               "--outputs", missing], "\(missing): cannot be written: its folder /nonexistent-folder does not exist")
+        XCTAssertLessThan(Date().timeIntervalSince(start), 20, "refused before the evaluation, not after it")
+    }
+
+    func testWritingToAFullDiskOrAClosedPipeExitsWithAMessage() throws {
+        let full = try XCTUnwrap(FileHandle(forWritingAtPath: "/dev/full"))
+        let run = try CLI.run(["tokenize", "--text", "hello"], stdout: full)
+        XCTAssertFalse(run.signaled)
+        XCTAssertEqual(run.status, 1)
+        XCTAssertTrue(run.stderr.contains("cannot write to standard output: No space left on device"), run.stderr)
+
+        let pipe = Pipe()
+        try pipe.fileHandleForReading.close()
+        let closed = try CLI.run(["tokenize", "--text", "hello"], stdout: pipe.fileHandleForWriting)
+        XCTAssertFalse(closed.signaled, "killed by SIGPIPE")
+        XCTAssertEqual(closed.status, 1)
+        XCTAssertTrue(closed.stderr.contains("cannot write to standard output: Broken pipe"), closed.stderr)
+    }
+}
