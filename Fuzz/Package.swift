@@ -1,8 +1,8 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// libFuzzer targets for IdeficsImages; build and run them with scripts/fuzz.sh (which passes -sanitize=fuzzer).
-let fuzzers = ["FuzzPNG", "FuzzJPEG", "FuzzPNM", "FuzzBMP", "FuzzProcess"]
+// libFuzzer targets for the image decoders, the config readers and the chat template engine; build and run them with scripts/fuzz.sh (which passes -sanitize=fuzzer).
+let fuzzers = ["FuzzPNG", "FuzzJPEG", "FuzzPNM", "FuzzBMP", "FuzzProcess", "FuzzConfig", "FuzzTemplate"]
 
 let package = Package(
     name: "IdeficsFuzz",

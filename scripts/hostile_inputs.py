@@ -10,23 +10,28 @@ and of the example images (Examples/, plus one JPEG from Tests/Fixtures/images/i
 written (their hashes are compared before and after the run). A tiny HTTP server on 127.0.0.1 serves the URL cases.
 
 Each case runs once with stdin, stdout and stderr captured, in its own process group, under an address-space limit
-(--memory-limit-mb, so that an unbounded allocation fails fast instead of swapping the machine; 0 disables it), and is
-classified as:
+(--memory-limit-mb, default 4096: an unbounded allocation then fails fast, as a crash, instead of swapping the
+machine; 0 disables it), and is classified as:
 
   ok         exit 0
   error      non-zero exit with a message on stderr (death by SIGPIPE when stdout is a closed pipe also counts here)
-  crash      killed by a signal, exit 132/133/134/139, or a crash marker on stderr ("Fatal error", "Illegal
-             instruction", "Segmentation fault", "Trace/breakpoint", "Stack dump", "Program crashed", ...)
+  crash      killed by a signal, exit 132-136/139, or a crash marker on stderr ("Fatal error", "Swift runtime
+             failure", "Illegal instruction", "Segmentation fault", "Trace/breakpoint", "Stack dump", ...)
   hang       still running at the timeout (cases that can only hang by blocking on a FIFO use min(timeout, 10 s))
   silent     exit 0 although the case expects an error (success would be a silently wrong answer), or a chat
              session that answered a bad /command without a word about it
-  leak       a message carrying raw Foundation internals ("NSCocoaErrorDomain", "Error Domain=", "Code=", ...)
+  leak       stderr carries raw Foundation/Swift internals ("NSCocoaErrorDomain", "Error Domain=", "Code=",
+             "The operation could not be completed", "DecodingError.", ...), whatever the exit status
   clobbered  an output path that was a symlink (or FIFO) is no longer one after the run
   late       `eval --outputs` into an unusable path failed only after evaluating (its error does not name the path)
   mute       non-zero exit with nothing on stderr
   refused    an error where the case expects success (a baseline, or input transformers accepts)
+  harness    the case could not be started (a bug in this script)
 
-The exit status is 1 when any case is crash, hang, silent, leak, clobbered, late, mute or refused; else 0.
+One line per case (name, class, exit status, first stderr line, 160 characters; for a crash the "Fatal error" /
+runtime-failure line), then the failures again with notes (a crash names its innermost frame in Sources/), then
+`cases N: ok .., error .., crash .., hang .., silent .., leak .., ...`. The exit status is 1 when any case is in a
+class from crash onwards (anything but ok and error), or when the demo model, Examples/ or /dev/full changed; else 0.
 Cases writing to /dev/full run as user `nobody` when this script runs as root: Foundation's atomic write renames a
 temporary file over the destination, and as root that would replace the /dev/full device node itself.
 """
@@ -65,7 +70,7 @@ CLASSES = ("ok", "error") + FAILURES
 
 CRASH_MARKERS = ("Fatal error", "fatal error:", "Illegal instruction", "Segmentation fault", "Trace/breakpoint",
                  "Stack dump", "Program crashed", "Bus error", "Aborted (core dumped)", "*** Signal",
-                 "Thread 0 crashed", "Crash at ")
+                 "Thread 0 crashed", "Crash at ", "Swift runtime failure")
 CRASH_CODES = (132, 133, 134, 135, 136, 139)
 LEAK_RE = re.compile(r"NSCocoaErrorDomain|NSURLErrorDomain|NSPOSIXErrorDomain|Error Domain=|\bCode=|UserInfo=|"
                      r"The operation could not be completed|The operation couldn.t be completed|CocoaError\(|"
@@ -97,11 +102,27 @@ def text_of(data):
     return data.decode("utf-8", "replace") if data else ""
 
 
+FRAME_RE = re.compile(r"0x[0-9a-f]+ (.+?) in \S+ at \S*?(Sources/\S+)")
+
+
+def crash_site(text):
+    """The innermost backtrace frame in the project's sources, as `function @ Sources/File.swift:line:col`."""
+    for line in text.splitlines():
+        match = FRAME_RE.search(line)
+        if match:
+            return "%s @ %s" % (re.sub(r" \+ \d+$", "", match.group(1)), match.group(2))
+    return ""
+
+
 def first_line(text, cls):
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         return ""
     if cls == "crash":
+        for preferred in ("Fatal error", "fatal error:", "Swift runtime failure", "Program crashed"):
+            for line in lines:
+                if preferred in line:
+                    return line
         for line in lines:
             if any(marker in line for marker in CRASH_MARKERS):
                 return line
@@ -573,8 +594,8 @@ def run_case(case, binary, world, default_timeout, memory_limit):
         "signal": signal.Signals(-rc).name if (rc is not None and rc < 0 and not timed_out) else None,
         "timed_out": timed_out,
         "seconds": round(elapsed, 3),
-        "stdout": text_of(stdout)[-4000:],
-        "stderr": text_of(stderr)[-8000:],
+        "stdout": clip(text_of(stdout), 4000),
+        "stderr": clip(text_of(stderr), 8000),
     }
     if drain:
         result["fifo_bytes_received"] = drain.received
@@ -582,8 +603,19 @@ def run_case(case, binary, world, default_timeout, memory_limit):
         verdict = case.check(result)
         if verdict:
             result["class"], result["note"] = verdict
-    result["first_line"] = first_line(result["stderr"], result["class"])[:160]
+    result["first_line"] = first_line(text_of(stderr), result["class"])[:160]
+    if result["class"] == "crash":
+        site = crash_site(text_of(stderr))
+        if site:
+            result["note"] += "; at " + site
     return result
+
+
+def clip(text, limit):
+    """The head and tail of a long text (a crash's message is at the head, a backtrace can run for pages)."""
+    if len(text) <= limit:
+        return text
+    return text[:limit * 3 // 4] + "\n[... %d characters left out ...]\n" % (len(text) - limit) + text[-limit // 4:]
 
 
 def status_text(result):
@@ -842,7 +874,7 @@ def build_cases(world):
     cases[-1].fifo_cap = True
 
     # preprocessor_config.json: preprocess (reads only this file) and generate
-    def pre(slug, changes=None, expect=None, raw=None, kind=None, size=None):
+    def pre(slug, changes=None, expect=None, raw=None, kind=None, size=None, generate=False):
         if raw is not None:
             mutate = raw_file("preprocessor_config.json", raw)
         elif kind:
@@ -857,19 +889,20 @@ def build_cases(world):
         fifo = kind == "fifo"
         add("ckpt/preprocessor_config-%s [preprocess]" % slug, prep(model, shapes1, "pre-" + slug), expect=expect,
             fifo_cap=fifo)
-        add("ckpt/preprocessor_config-%s [generate]" % slug, gen(model, "--max-new-tokens", "8"), expect=expect,
-            fifo_cap=fifo)
+        if generate:                     # the same loader; generate only where the model could hide the damage
+            add("ckpt/preprocessor_config-%s [generate]" % slug, gen(model, "--max-new-tokens", "8"), expect=expect,
+                fifo_cap=fifo)
 
-    pre("image_std-zero", {"image_std": [0, 0, 0]}, E)
+    pre("image_std-zero", {"image_std": [0, 0, 0]}, E, generate=True)
     pre("image_std-nan", None, E, raw=demo_bytes("preprocessor_config.json").replace(b'"image_std": [\n    0.5', b'"image_std": [\n    NaN'))
     pre("image_mean-string", {"image_mean": "x"}, E)
-    pre("rescale_factor-0", {"rescale_factor": 0})
-    pre("size-longest_edge-0", size={"longest_edge": 0, "shortest_edge": 56}, expect=E)
+    pre("rescale_factor-0", {"rescale_factor": 0}, generate=True)
+    pre("size-longest_edge-0", size={"longest_edge": 0, "shortest_edge": 56}, expect=E, generate=True)
     pre("size-shortest_edge-negative-3", size={"longest_edge": 112, "shortest_edge": -3}, expect=E)
-    pre("size-both-1e6", size={"longest_edge": 1000000, "shortest_edge": 1000000}, expect=E)
+    pre("size-both-1e6", size={"longest_edge": 1000000, "shortest_edge": 1000000}, expect=E, generate=True)
     pre("size-shortest_edge-1e6", size={"longest_edge": 112, "shortest_edge": 1000000}, expect=E)
     pre("size-2^62", size={"longest_edge": 2**62, "shortest_edge": 2**62}, expect=E)
-    pre("size-height-width-0", size={"height": 0, "width": 0}, expect=E)
+    pre("size-height-width-0", size={"height": 0, "width": 0}, expect=E, generate=True)
     pre("size-empty", size={}, expect=E)
     pre("do_image_splitting-string", {"do_image_splitting": "yes"}, E)
     pre("truncated", None, E, raw=demo_bytes("preprocessor_config.json")[:100])
@@ -899,14 +932,18 @@ def build_cases(world):
         ("directory", special("tokenizer.json", "dir"), E),
         ("nested-100000-brackets", raw_file("tokenizer.json", b"[" * 100000), E),
         ("without-image-token", tok_json(drop_image_token), E),
-        ("image-token-id-99999", tok_json(image_token_id(99999)), E),
-        ("image-token-id-negative", tok_json(image_token_id(-1)), E),
+        # tokenizer_config.json's added_tokens_decoder still gives <image> the id 32001, which transformers
+        # follows too (AutoTokenizer maps "<image>" to 32001): a consistent result, not a silent failure.
+        ("image-token-id-99999", tok_json(image_token_id(99999)), None),
+        ("image-token-id-negative", tok_json(image_token_id(-1)), None),
         ("model-type-unknown", tok_json(lambda t: t["model"].update(type="Quantum")), E),
         ("vocab-empty", tok_json(lambda t: t["model"].update(vocab={}, merges=[])), E),
         ("fifo", special("tokenizer.json", "fifo"), E),
     ]
     for slug, mutate, expect in tok_cases:
-        ckpt("tokenizer-" + slug, mutate, expect, commands=("tokenize", "generate"), fifo=slug == "fifo")
+        commands = ("tokenize", "generate") if slug in ("truncated", "without-image-token", "image-token-id-99999",
+                                                        "image-token-id-negative", "fifo") else ("tokenize",)
+        ckpt("tokenizer-" + slug, mutate, expect, commands=commands, fifo=slug == "fifo")
     ckpt("tokenizer_config-truncated", lambda d: replace_file(d / "tokenizer_config.json",
                                                                demo_bytes("tokenizer_config.json")[:300]), E,
          commands=("tokenize", "generate"))
@@ -1094,7 +1131,7 @@ def build_cases(world):
     add("prompt/invalid UTF-8 (chat)", gen(clean, "--max-new-tokens", "8", prompt=b"How many \xff\xfe red \xc3\x28 circles?"))
     add("prompt/invalid UTF-8 (raw, --json)", raw(b"\xed\xa0\x80\xff<image>", "--image", shapes1, "--json"))
     add("prompt/tokenize invalid UTF-8", ["tokenize", "--model", clean, "--text", b"\xff\xfe\xc3\x28\xf0\x9f"])
-    add("prompt/starting with '-' as a separate word", raw("-x"), expect=E)
+    add("prompt/starting with '-' as a separate word", raw("-x"))  # read as the value (documented)
     add("prompt/starting with '-' as --prompt=-x", ["generate", "--model", clean, "--prompt=-x", "--max-new-tokens", "8"])
     add("prompt/empty (raw)", raw(""))
     add("prompt/empty (chat)", gen(clean, "--max-new-tokens", "8", prompt=""))
@@ -1191,7 +1228,7 @@ def build_cases(world):
         expect=E, env=hub_env)
     add("model/--revision with a folder", ["tokenize", "--model", clean, "--revision", "main", "--text", "x"], expect=E)
     add("model/IDEFICS_KERNELS=bogus", gen(clean, "--max-new-tokens", "4"), env={"IDEFICS_KERNELS": "bogus"},
-        expect_message=r"bogus")
+        expect_message=r"IDEFICS_KERNELS")
     add("model/IDEFICS_DEMO_MODEL nonexistent", ["tokenize", "--text", "x"],
         env={"IDEFICS_DEMO_MODEL": str(world.root / "nope")})
     add("model/preprocess without --image", ["preprocess", "--model", clean, "--output", world.out("noimg.st")], expect=E)

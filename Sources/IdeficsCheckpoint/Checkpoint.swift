@@ -1,4 +1,5 @@
 import Foundation
+import IdeficsFiles
 import IdeficsTensors
 
 /// A Hugging Face checkpoint folder: JSON configs and one or more memory-mapped safetensors files.
@@ -128,15 +129,15 @@ public struct Checkpoint: Sendable {
     static func readJSONObject(_ url: URL) throws -> [String: Any] {
         let data: Data
         do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw CheckpointError.unreadable(path: url.path, reason: error.localizedDescription)
+            data = try InputFile.data(at: url.path)
+        } catch let error as InputFileError {
+            throw CheckpointError.unreadable(path: url.path, reason: error.reason)
         }
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: data)
-        } catch {
-            throw CheckpointError.invalidJSON(path: url.path, reason: (error as NSError).localizedDescription)
+            object = try InputFile.json(data)
+        } catch let error as JSONError {
+            throw CheckpointError.invalidJSON(path: url.path, reason: error.reason)
         }
         guard let dictionary = object as? [String: Any] else {
             throw CheckpointError.invalidJSON(path: url.path, reason: "the top level is not an object")
@@ -152,7 +153,9 @@ public struct Checkpoint: Sendable {
         case .keyNotFound(let missing, let context):
             return "field \((path(context).isEmpty ? "" : path(context) + ".") + missing.stringValue) is missing"
         case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            return "field \(path(context)) is invalid: \(context.debugDescription)"
+            // Foundation reports a number that does not fit the field's type without its path.
+            let field = path(context).isEmpty ? "a field" : "field \(path(context))"
+            return "\(field) has a value of the wrong type (\(context.debugDescription))"
         @unknown default:
             return "\(error)"
         }

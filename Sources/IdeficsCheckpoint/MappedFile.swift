@@ -14,7 +14,8 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
+        // O_NONBLOCK: opening a pipe for reading would otherwise wait forever for a writer (it is refused below).
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else {
             let reason = String(cString: strerror(errno))
             throw errno == ENOENT ? CheckpointError.missingFile(path: path, reason: reason)
@@ -24,6 +25,10 @@ public final class MappedFile: @unchecked Sendable {
         var info = stat()
         guard fstat(fd, &info) == 0 else {
             throw CheckpointError.unreadable(path: path, reason: String(cString: strerror(errno)))
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw CheckpointError.unreadable(path: path, reason: info.st_mode & S_IFMT == S_IFDIR ? "is a folder, not a file"
+                                             : "is not a regular file (a pipe or a device)")
         }
         count = Int(info.st_size)
         guard count > 0 else {

@@ -1,4 +1,5 @@
 import Foundation
+import IdeficsFiles
 import IdeficsTensors
 
 /// One `.safetensors` file, memory-mapped: an 8-byte little-endian header length, a JSON header that maps tensor
@@ -39,9 +40,9 @@ public struct SafetensorsFile: Sendable {
         let headerData = Data(bytes: file.bytes + 8, count: Int(headerSize))
         let json: Any
         do {
-            json = try JSONSerialization.jsonObject(with: headerData)
-        } catch {
-            throw invalid("header is not valid JSON (\(error.localizedDescription))")
+            json = try InputFile.json(headerData)
+        } catch let error as JSONError {
+            throw invalid("header is not valid JSON: \(error.reason)")
         }
         guard let header = json as? [String: Any] else { throw invalid("header is not a JSON object") }
         dataStart = 8 + Int(headerSize)

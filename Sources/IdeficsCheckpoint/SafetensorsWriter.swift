@@ -1,4 +1,5 @@
 import Foundation
+import IdeficsFiles
 import IdeficsTensors
 
 /// Builds a `.safetensors` file the way the safetensors library writes one: tensors ordered by descending

@@ -1,4 +1,5 @@
 import Foundation
+import IdeficsFiles
 
 /// Idefics2's image processor settings (`preprocessor_config.json`, or the `image_processor` section of
 /// `processor_config.json`); defaults are `Idefics2ImageProcessorPil`'s.
@@ -96,8 +97,11 @@ public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
     }
 
     public init(contentsOf url: URL) throws {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw ImageError(source: url.path, kind: .unreadable, detail: "cannot read file")
+        let data: Data
+        do {
+            data = try InputFile.data(at: url.path)
+        } catch let error as InputFileError {
+            throw ImageError(source: url.path, kind: .unreadable, detail: error.reason)
         }
         try self.init(json: data, source: url.path)
     }

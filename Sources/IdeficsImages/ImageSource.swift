@@ -1,7 +1,5 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
+import IdeficsFiles
 
 /// Where image bytes come from. http(s) URLs are not fetched here; the caller downloads and passes `.bytes`.
 public enum ImageSource: Sendable, Equatable {
@@ -19,29 +17,14 @@ public enum ImageSource: Sendable, Equatable {
         }
     }
 
-    /// The largest image file read (1 GiB: far above any real photo; the pixel limit applies after the header).
-    public static let maxFileBytes = 1 << 30
-
     func read() throws -> [UInt8] {
         switch self {
         case .file(let path):
-            // Only regular files: reading a pipe or a device could block forever or never end.
-            var info = stat()
-            guard stat(path, &info) == 0 else {
-                throw ImageError(source: path, kind: .unreadable, detail: String(cString: strerror(errno)))
+            do {
+                return [UInt8](try InputFile.data(at: path))
+            } catch let error as InputFileError {
+                throw ImageError(source: path, kind: .unreadable, detail: error.reason)
             }
-            guard info.st_mode & S_IFMT == S_IFREG else {
-                throw ImageError(source: path, kind: .unreadable, detail: info.st_mode & S_IFMT == S_IFDIR
-                                 ? "is a folder, not an image file" : "is not a regular file (a pipe or a device)")
-            }
-            guard Int(info.st_size) <= Self.maxFileBytes else {
-                throw ImageError(source: path, kind: .unreadable,
-                                 detail: "has \(info.st_size) bytes, more than the limit of \(Self.maxFileBytes)")
-            }
-            guard let data = FileManager.default.contents(atPath: path) else {
-                throw ImageError(source: path, kind: .unreadable, detail: "cannot be read")
-            }
-            return [UInt8](data)
         case .dataURI(let uri):
             guard uri.hasPrefix("data:"), let comma = uri.firstIndex(of: ",") else {
                 throw ImageError(source: name, kind: .unreadable, detail: "not a data URI")

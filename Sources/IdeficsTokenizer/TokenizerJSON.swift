@@ -1,4 +1,5 @@
 import Foundation
+import IdeficsFiles
 
 /// A position inside a parsed JSON document that remembers its file and dotted path, so that every accessor
 /// can throw a `TokenizerError` saying exactly which field is wrong.
@@ -12,15 +13,15 @@ struct JSONNode {
         let file = url.lastPathComponent
         let data: Data
         do {
-            data = try Data(contentsOf: url)
-        } catch {
-            throw TokenizerError.unreadable(file: file, reason: error.localizedDescription)
+            data = try InputFile.data(at: url.path)
+        } catch let error as InputFileError {
+            throw TokenizerError.unreadable(file: file, reason: error.reason)
         }
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: escapingByteOrderMarks(data))
-        } catch {
-            throw TokenizerError.invalidJSON(file: file, reason: error.localizedDescription)
+            object = try InputFile.json(escapingByteOrderMarks(data))
+        } catch let error as JSONError {
+            throw TokenizerError.invalidJSON(file: file, reason: error.reason)
         }
         guard object is [String: Any] else {
             throw TokenizerError.invalidJSON(file: file, reason: "top level is not an object")

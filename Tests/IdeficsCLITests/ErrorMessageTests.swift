@@ -12,7 +12,7 @@ final class ErrorMessageTests: XCTestCase {
         try CLI.assertRefused(generate + ["--image", "ftp://example.com/a.png"],
                               "ftp://example.com/a.png: ftp:// URLs are not supported: give a file path, an http(s) URL or a data: URI")
         try CLI.assertRefused(generate + ["--image", "/nonexistent/a.png"], "/nonexistent/a.png: No such file or directory")
-        try CLI.assertRefused(generate + ["--image", folder.path], "\(folder.path): is a folder, not an image file")
+        try CLI.assertRefused(generate + ["--image", folder.path], "\(folder.path): is a folder, not a file")
         try CLI.assertRefused(generate + ["--image", "data:image/png,abc"], "data URI: data URI is not base64-encoded")
         let viaFileURL = try CLI.run(generate + ["--image", "file://" + CLI.exampleImage])
         XCTAssertEqual(viaFileURL.status, 0, viaFileURL.stderr)
@@ -27,6 +27,24 @@ final class ErrorMessageTests: XCTestCase {
         try CLI.assertRefused(["generate", "--prompt-file", latin1.path], "\(latin1.path): is not valid UTF-8 text")
         try CLI.assertRefused(["generate", "--prompt", "a", "--prompt-file", latin1.path], status: 64,
                               "give one of --prompt and --prompt-file")
+    }
+
+    /// A truncated JSON file is named with the parser's plain reason; a weight file that is a pipe is refused at once
+    /// (opening it for reading would wait forever for a writer).
+    func testCheckpointFilesThatAreNotJSONOrNotRegularFilesNameTheProblem() throws {
+        let truncated = try CLI.demoCopy(in: try temporaryDirectory())
+        let config = truncated.appendingPathComponent("config.json")
+        try FileManager.default.removeItem(at: config)
+        try Data(#"{"model_type": "idefics2", "text_config": {"#.utf8).write(to: config)
+        try CLI.assertRefused(["generate", "--model", truncated.path, "--prompt", "hi"],
+                              "\(config.path): invalid JSON: Unexpected end of file during JSON parse.")
+
+        let piped = try CLI.demoCopy(in: try temporaryDirectory())
+        let shard = piped.appendingPathComponent("model-00002-of-00002.safetensors")
+        try FileManager.default.removeItem(at: shard)
+        XCTAssertEqual(mkfifo(shard.path, 0o600), 0)
+        try CLI.assertRefused(["generate", "--model", piped.path, "--prompt", "hi"],
+                              "\(shard.path)", "is not a regular file (a pipe or a device)", timeout: 30)
     }
 
     /// Swift would silently turn invalid UTF-8 in an argument into U+FFFD and answer a different prompt.

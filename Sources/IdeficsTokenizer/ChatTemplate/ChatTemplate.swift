@@ -1,4 +1,5 @@
 import Foundation
+import IdeficsFiles
 
 /// A Hugging Face chat template, parsed once and rendered like transformers' `apply_chat_template(tokenize=False)`
 /// (jinja2 sandbox with `trim_blocks`, `lstrip_blocks`, loop controls and transformers' globals and `tojson`).
@@ -53,12 +54,10 @@ public struct ChatTemplate: Sendable {
         let jinjaFile = directory.appendingPathComponent("chat_template.jinja")
         if FileManager.default.fileExists(atPath: jinjaFile.path) {
             do {
-                return try ChatTemplate(source: String(contentsOf: jinjaFile, encoding: .utf8), specialTokens: specialTokens,
+                return try ChatTemplate(source: InputFile.text(at: jinjaFile.path), specialTokens: specialTokens,
                                         origin: jinjaFile.lastPathComponent)
-            } catch let error as TemplateError {
-                throw error
-            } catch {
-                throw TemplateError.load(file: jinjaFile.lastPathComponent, reason: error.localizedDescription)
+            } catch let error as InputFileError {
+                throw TemplateError.load(file: jinjaFile.lastPathComponent, reason: error.reason)
             }
         }
         let jsonFile = "chat_template.json", processorFile = "processor_config.json"
@@ -113,15 +112,17 @@ public struct ChatTemplate: Sendable {
     /// The top-level object of a JSON file, or nil if the file does not exist.
     private static func readJSONObject(_ url: URL) throws -> [String: Any]? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let object: Any
         do {
-            guard let object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any] else {
-                throw TemplateError.load(file: url.lastPathComponent, reason: "top level is not a JSON object")
-            }
-            return object
-        } catch let error as TemplateError {
-            throw error
-        } catch {
-            throw TemplateError.load(file: url.lastPathComponent, reason: error.localizedDescription)
+            object = try InputFile.json(InputFile.data(at: url.path))
+        } catch let error as InputFileError {
+            throw TemplateError.load(file: url.lastPathComponent, reason: error.reason)
+        } catch let error as JSONError {
+            throw TemplateError.load(file: url.lastPathComponent, reason: "not valid JSON: \(error.reason)")
         }
+        guard let dictionary = object as? [String: Any] else {
+            throw TemplateError.load(file: url.lastPathComponent, reason: "top level is not a JSON object")
+        }
+        return dictionary
     }
 }
