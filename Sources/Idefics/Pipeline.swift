@@ -38,6 +38,12 @@ public final class Pipeline: @unchecked Sendable {
         checkpoint = try Checkpoint(directory: directory)
         generationConfig = try checkpoint.jsonObject("generation_config.json") == nil ? GenerationConfig()
             : checkpoint.decode(GenerationConfig.self, from: "generation_config.json")
+        do {
+            _ = try GenerationParameters(config: generationConfig) // its values, checked at load, not at the first request
+        } catch let error as GenerationError {
+            throw CheckpointError.invalidConfig(path: directory.appendingPathComponent("generation_config.json").path,
+                                                reason: "\(error)")
+        }
         switch config {
         case .idefics2(let parsed):
             // A wrong id would leave the images unused without a word (their tokens embedded as text).

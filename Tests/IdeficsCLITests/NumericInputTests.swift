@@ -40,6 +40,8 @@ final class NumericInputTests: XCTestCase {
             ("config.json", "image_token_id", { $0["image_token_id"] = 1 << 30 }, "but tokenizer.json gives <image> the id"),
             ("config.json", "vision_config.layer_norm_eps", { Self.set(&$0, "vision_config", "layer_norm_eps", -1e-6) },
              "must be a finite number > 0"),
+            ("generation_config.json", "max_new_tokens", { $0["max_new_tokens"] = -5 }, "must be in [1, 1048576], not -5"),
+            ("generation_config.json", "top_p", { $0["do_sample"] = true; $0["top_p"] = 2 }, "must be in (0, 1.0], not 2.0"),
             ("preprocessor_config.json", "image_std", { $0["image_std"] = [0, 0.5, 0.5] }, "must be finite and > 0"),
             ("preprocessor_config.json", "rescale_factor", { $0["rescale_factor"] = 0 }, "must be a finite number > 0"),
             ("preprocessor_config.json", "size.longest_edge", { $0["size"] = ["longest_edge": 0, "shortest_edge": 378] },
