@@ -2,6 +2,7 @@
 // IDEFICS_KERNELS=avx512|avx2|portable asks for one (an unknown name, or one the CPU lacks, keeps the automatic
 // choice and is reported by ck_kernel_request_problem).
 #include "internal.h"
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,6 +116,19 @@ void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, c
     kernels()->matmul_rows(X, T, ldx, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
 }
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst) { kernels()->to_f32(src, type, n, dst); }
+
+void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst) {
+    unsigned char *out = dst;
+    for (ptrdiff_t b = 0; b < n; b += CK_Q8_BLOCK, out += CK_Q8_BLOCK_BYTES) {
+        const ptrdiff_t count = n - b < CK_Q8_BLOCK ? n - b : CK_Q8_BLOCK;
+        float amax = 0;
+        for (ptrdiff_t i = 0; i < count; i++) amax = fabsf(x[b + i]) > amax ? fabsf(x[b + i]) : amax;
+        const float d = amax / 127, id = d != 0 ? 1 / d : 0;
+        const _Float16 scale = (_Float16)d;
+        memcpy(out, &scale, 2);
+        for (ptrdiff_t i = 0; i < CK_Q8_BLOCK; i++) out[2 + i] = (unsigned char)(signed char)(i < count ? roundf(x[b + i] * id) : 0);
+    }
+}
 float ck_dot(const float *a, const float *b, ptrdiff_t n) { return kernels()->dot(a, b, n); }
 void ck_axpy(float a, const float *x, float *y, ptrdiff_t n) { kernels()->axpy(a, x, y, n); }
 void ck_exp(const float *x, float *y, ptrdiff_t n) { kernels()->exp(x, y, n); }

@@ -24,7 +24,7 @@ typedef struct {
 /// Written by the probes so that their loops are not optimized away.
 extern volatile float ck_probe_sink;
 
-static inline size_t ck_element_size(ck_dtype type) { return type == CK_F32 ? 4 : 2; }
+static inline size_t ck_element_size(ck_dtype type) { return type == CK_F32 ? 4 : 2; } // float types only
 
 /// A per-thread float buffer of at least `floats` elements, kept for the thread's life (allocated once, grown
 /// when a larger one is asked for); NULL if memory is exhausted.

@@ -23,7 +23,10 @@ public final class Pipeline: @unchecked Sendable {
 
     /// `pathOrID`: a checkpoint folder or a model id in the local Hugging Face cache (at `revision`, a branch, tag
     /// or commit of the cache's `refs/`). The folder's kind is checked from config.json before any weight is mapped.
-    public init(pathOrID: String, revision: String? = nil, threads: Int? = nil) throws {
+    /// `quantize` quantizes the language model's matrices as they load (and the vision tower's and connector's with
+    /// `quantizeVision`); the stored weights they came from are not kept in memory.
+    public init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantize: QuantizedFormat? = nil,
+                quantizeVision: Bool = false) throws {
         let directory = try Checkpoint.resolveDirectory(pathOrID, revision: revision)
         // The whole config is parsed once, before the tokenizer and the weights are touched.
         let config: ParsedConfig
@@ -35,7 +38,11 @@ public final class Pipeline: @unchecked Sendable {
             throw ModelFamily.ideficsV1NotImplemented(directory)
         }
         tokenizer = try Tokenizer(directory: directory)
-        checkpoint = try Checkpoint(directory: directory)
+        let pool = WorkerPool(threads: threads)
+        self.pool = pool
+        var checkpoint = try Checkpoint(directory: directory)
+        checkpoint.quantization = quantize.map { WeightQuantization(format: $0, includeVision: quantizeVision, pool: pool) }
+        self.checkpoint = checkpoint
         generationConfig = try checkpoint.jsonObject("generation_config.json") == nil ? GenerationConfig()
             : checkpoint.decode(GenerationConfig.self, from: "generation_config.json")
         do {
@@ -64,7 +71,6 @@ public final class Pipeline: @unchecked Sendable {
         chatTemplate = try ChatTemplate.load(directory: directory) ?? (idefics2 == nil ? nil
             : ChatTemplate(source: Idefics2Prompt.defaultChatTemplate, specialTokens: ChatTemplate.specialTokens(directory: directory),
                            origin: Idefics2Prompt.defaultChatTemplateOrigin))
-        pool = WorkerPool(threads: threads)
     }
 
     /// Whether the chat template is the built-in Idefics2 default because the folder has none (worth telling a user).

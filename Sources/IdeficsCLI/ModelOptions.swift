@@ -12,14 +12,21 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Worker threads (default and most: one per processor).")
     var threads: Int?
 
+    @Option(help: "Quantize the language model's weights as they load: q8 (llama.cpp's Q8_0, 8.5 bits per weight).")
+    var quantize: QuantizedFormat?
+
+    @Flag(help: "With --quantize: quantize the vision tower and the connector too.")
+    var quantizeVision = false
+
     func validate() throws {
         try checkOption("threads", threads, 1...4096)
+        guard quantize != nil || !quantizeVision else { throw ValidationError("--quantize-vision needs --quantize") }
     }
 
     /// Loads the model, showing progress when stderr is a terminal.
     func load() throws -> Pipeline {
         let pipeline = try Terminal.reportingLoad(of: DemoModel.resolve(model)) {
-            try Pipeline(pathOrID: $0, revision: revision, threads: threads)
+            try Pipeline(pathOrID: $0, revision: revision, threads: threads, quantize: quantize, quantizeVision: quantizeVision)
         }
         if let threads, threads > WorkerPool.processorCount {
             Terminal.writeError("--threads \(threads) is more than the \(WorkerPool.processorCount) processors; "
@@ -35,3 +42,5 @@ struct ModelOptions: ParsableArguments {
         return pipeline
     }
 }
+
+extension QuantizedFormat: ExpressibleByArgument {}

@@ -5,6 +5,8 @@ import IdeficsTensors
 /// A Hugging Face checkpoint folder: JSON configs and one or more memory-mapped safetensors files.
 public struct Checkpoint: Sendable {
     public let directory: URL
+    /// Set before a model is built from this checkpoint: its matrices are then quantized as they load.
+    public var quantization: WeightQuantization?
     private let files: [SafetensorsFile]
     /// Tensor name -> index into `files`.
     private let location: [String: Int]

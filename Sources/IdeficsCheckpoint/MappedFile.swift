@@ -1,4 +1,5 @@
 import Foundation
+import IdeficsTensors
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -47,5 +48,17 @@ public final class MappedFile: @unchecked Sendable {
         } else {
             UnsafeMutableRawPointer(mutating: bytes).deallocate()
         }
+    }
+}
+
+extension MappedFile: ReleasableWeightStorage {
+    /// Drops the whole pages inside `range` from this process (a quantized copy replaced them); they are read from
+    /// the file again only if touched.
+    public func release(_ range: UnsafeRawBufferPointer) {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: range.baseAddress) + page - 1) / page * page
+        let end = (Int(bitPattern: range.baseAddress) + range.count) / page * page
+        guard end > start, let address = UnsafeMutableRawPointer(bitPattern: start) else { return }
+        madvise(address, end - start, MADV_DONTNEED)
     }
 }

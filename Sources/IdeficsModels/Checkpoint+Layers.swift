@@ -4,8 +4,14 @@ import IdeficsTensors
 extension Checkpoint {
     /// The `<name>.weight` matrix [out, input] (and `<name>.bias` when `bias`), checked against the config's shape.
     func linear(_ name: String, out: Int, input: Int, bias: Bool = false) throws -> Linear {
-        Linear(weight: try tensor(name + ".weight", shape: [out, input]),
+        Linear(weight: matrix(try tensor(name + ".weight", shape: [out, input])),
                bias: bias ? try floats(name + ".bias", count: out) : nil)
+    }
+
+    /// A matrix as the kernels will read it: quantized when this load asks for it (`quantization`).
+    func matrix(_ weight: WeightTensor) -> WeightTensor {
+        guard let quantization, quantization.applies(to: weight.name) else { return weight }
+        return weight.quantized(quantization.format, pool: quantization.pool)
     }
 }
 

@@ -1,6 +1,7 @@
 import CKernels
 
-/// A fully connected layer `y = x Wᵀ (+ b)` with W [out, in] read in its stored dtype (F32, F16 or BF16).
+/// A fully connected layer `y = x Wᵀ (+ b)` with W [out, in] read in its stored format (F32, F16, BF16 or a
+/// quantized block format): one kernel entry whatever the format, so model code never sees it.
 public struct Linear: Sendable {
     public let weight: WeightTensor
     public let bias: [Float]?
@@ -8,7 +9,7 @@ public struct Linear: Sendable {
     public var inFeatures: Int { weight.shape[1] }
 
     public init(weight: WeightTensor, bias: [Float]? = nil) {
-        precondition(weight.shape.count == 2 && weight.dtype.isFloatWeight, "\(weight.name): not a float matrix")
+        precondition(weight.isMatrixWeight, "\(weight.name): not a matrix of a supported format")
         precondition(bias.map { $0.count == weight.shape[0] } ?? true, "\(weight.name): bias size")
         self.weight = weight
         self.bias = bias
@@ -22,7 +23,7 @@ public struct Linear: Sendable {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeMutableBufferPointer { yp in
                 let xBase = xp.baseAddress!, yBase = yp.baseAddress!
-                let type = weight.dtype.kernelType
+                let type = weight.kernelType
                 pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
                     ck_matmul_rows(xBase, tokens, k, weight.data, type, k, k, rows.lowerBound, rows.upperBound, yBase, out)
                 }

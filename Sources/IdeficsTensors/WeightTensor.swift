@@ -1,22 +1,36 @@
-/// A read-only tensor inside memory that something else owns (a memory-mapped checkpoint file).
-/// `owner` keeps that memory alive for as long as any view of it exists.
+import CKernels
+
+/// A read-only tensor inside memory that something else owns (a memory-mapped checkpoint file, or the buffer of a
+/// quantized copy). `owner` keeps that memory alive for as long as any view of it exists. A quantized matrix has
+/// `quantization` set (its bytes are blocks of that format, `dtype` is U8).
 public struct WeightTensor: @unchecked Sendable {
     public let name: String
     public let dtype: DType
     public let shape: [Int]
     public let data: UnsafeRawPointer
+    public let quantization: QuantizedFormat?
     let owner: AnyObject
 
-    public init(name: String, dtype: DType, shape: [Int], data: UnsafeRawPointer, owner: AnyObject) {
+    public init(name: String, dtype: DType, shape: [Int], data: UnsafeRawPointer, owner: AnyObject,
+                quantization: QuantizedFormat? = nil) {
         self.name = name
         self.dtype = dtype
         self.shape = shape
         self.data = data
         self.owner = owner
+        self.quantization = quantization
     }
 
     public var count: Int { shape.reduce(1, *) }
-    public var byteCount: Int { count * dtype.byteSize }
+    public var byteCount: Int {
+        guard let quantization else { return count * dtype.byteSize }
+        return shape[0] * quantization.rowBytes(columns: shape[1])
+    }
+
+    /// Whether the matrix kernels read it directly: a float type, or a quantized format.
+    public var isMatrixWeight: Bool { shape.count == 2 && (quantization != nil || dtype.isFloatWeight) }
+
+    var kernelType: ck_dtype { quantization?.kernelType ?? dtype.kernelType }
 
     /// The values as float32 (a copy: meant for small tensors such as norms and biases, not matrices).
     public func floats() -> [Float] {
@@ -30,14 +44,14 @@ public struct WeightTensor: @unchecked Sendable {
     /// Row `index` of a matrix as float32 (an embedding lookup).
     public func row(_ index: Int, into destination: UnsafeMutablePointer<Float>) {
         let width = shape.last!
-        convertToFloat(data + index * width * dtype.byteSize, dtype, count: width, into: destination)
+        ck_to_f32(data + index * Int(ck_row_bytes(kernelType, width)), kernelType, width, destination)
     }
 }
 
 extension WeightTensor {
     /// The same bytes viewed with another shape of the same element count (a conv kernel as a matrix).
     public func reshaped(_ newShape: [Int]) -> WeightTensor {
-        precondition(newShape.reduce(1, *) == count, "\(name): cannot view \(shape) as \(newShape)")
+        precondition(newShape.reduce(1, *) == count && quantization == nil, "\(name): cannot view \(shape) as \(newShape)")
         return WeightTensor(name: name, dtype: dtype, shape: newShape, data: data, owner: owner)
     }
 }

@@ -59,6 +59,42 @@ final class LinearTests: XCTestCase {
         }
     }
 
+    /// Q8_0 matrices through the same shapes: the product equals the naive one over the dequantized weights (the
+    /// kernels must read every block, scale and partial last block right), and each dequantized weight is within
+    /// half a quantization step d of the original, plus what storing d as f16 costs: |q| <= 127 times its rounding
+    /// of at most d / 2048.
+    func testQuantizedMatricesMatchTheProductOfTheirDequantizedWeights() {
+        let pool = WorkerPool(threads: 2)
+        for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (5, 129, 64), (9, 64, 1000), (13, 70, 300), (25, 530, 260)] {
+            let (weight, exact) = makeWeight(rows: rows, cols: cols, dtype: .f32, seed: UInt64(rows + cols))
+            let quantized = weight.quantized(.q8, pool: pool)
+            XCTAssertEqual(quantized.byteCount, rows * ((cols + 31) / 32) * 34)
+            var dequantized = [Float](repeating: 0, count: rows * cols)
+            dequantized.withUnsafeMutableBufferPointer { out in
+                for r in 0..<rows { quantized.row(r, into: out.baseAddress! + r * cols) }
+            }
+            for r in 0..<rows {
+                for block in stride(from: 0, to: cols, by: 32) {
+                    let range = r * cols + block..<r * cols + min(cols, block + 32)
+                    let step = exact[range].map(abs).max()! / 127
+                    for i in range {
+                        XCTAssertLessThanOrEqual(abs(dequantized[i] - exact[i]), step * (0.5 + 127 / 2048) + 1e-7, "[\(i)]")
+                    }
+                }
+            }
+            let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+            let y = Linear(weight: quantized)(x, tokens: tokens, pool: pool)
+            for t in 0..<tokens {
+                for r in 0..<rows {
+                    var expected = 0.0
+                    for k in 0..<cols { expected += Double(x[t * cols + k]) * Double(dequantized[r * cols + k]) }
+                    XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 1e-4 * max(1, abs(expected)),
+                                   "q8 \(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
+                }
+            }
+        }
+    }
+
     func testWorkerPoolRunsEveryTaskOnceAcrossManyJobs() {
         let pool = WorkerPool(threads: 3)
         for job in 0..<2000 {

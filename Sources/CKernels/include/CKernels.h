@@ -5,8 +5,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Element types of weight matrices, as stored in the checkpoint.
-typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2 } ck_dtype;
+/// Formats of weight matrices: float types as stored in checkpoints, and Q8_0 (llama.cpp's block layout: each run of
+/// 32 weights of a row is an f16 scale d and 32 int8 q, w = d * q; a row of K inputs takes ceil(K / 32) blocks of 34
+/// bytes, the last one zero-padded).
+typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2, CK_Q8_0 = 3 } ck_dtype;
+#define CK_Q8_BLOCK 32
+#define CK_Q8_BLOCK_BYTES 34
+/// Bytes of one row of `columns` weights in `type`.
+static inline size_t ck_row_bytes(ck_dtype type, ptrdiff_t columns) {
+    return type == CK_Q8_0 ? (size_t)((columns + CK_Q8_BLOCK - 1) / CK_Q8_BLOCK) * CK_Q8_BLOCK_BYTES
+                           : (size_t)columns * (type == CK_F32 ? 4 : 2);
+}
 
 /// The kernel sets, narrowest first.
 typedef enum { CK_PATH_PORTABLE = 0, CK_PATH_AVX2 = 1, CK_PATH_AVX512 = 2 } ck_kernel_path;
@@ -18,13 +27,15 @@ const char *ck_kernel_path_name(ck_kernel_path path);
 const char *ck_kernel_request_problem(void);
 
 /// Y[t, r] = sum_k X[t, k] * W[r, k] for t < T and r in [row_begin, row_end).
-/// X is float32 [T, K] with row stride ldx; W is [rows, K] of `wtype` with row stride ldw; Y is float32 with
-/// row stride ldy. Fewer than 20 tokens stream W once; more use a packed, register-tiled GEMM.
+/// X is float32 [T, K] with row stride ldx; W is [rows, K] of `wtype` with row stride ldw (elements; Q8_0 rows are
+/// ck_row_bytes(CK_Q8_0, ldw) bytes apart); Y is float32 with row stride ldy. Fewer than 20 tokens stream W once; more use a packed, register-tiled GEMM.
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
                     ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
 
-/// Converts n stored elements to float32.
+/// Converts the first n weights of a row (any format) to float32.
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst);
+/// Quantizes n floats to Q8_0 blocks as llama.cpp does (d = max|x| / 127, q = round(x / d), d stored as f16).
+void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst);
 
 float ck_dot(const float *a, const float *b, ptrdiff_t n);
 /// y += a * x

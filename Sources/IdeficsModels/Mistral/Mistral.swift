@@ -44,7 +44,9 @@ public struct Mistral: Sendable {
                                 intermediate: config.intermediateSize, output: hidden))
         }
         finalNorm = try checkpoint.floats(prefix + "norm.weight", count: hidden)
-        head = Linear(weight: config.tieWordEmbeddings ? embedding : try checkpoint.tensor(lmHeadName, shape: [vocab, hidden]))
+        // A tied head quantizes a copy: the embedding lookups keep reading the stored rows.
+        head = Linear(weight: checkpoint.matrix(config.tieWordEmbeddings ? embedding
+                                                  : try checkpoint.tensor(lmHeadName, shape: [vocab, hidden])))
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
     }
 
