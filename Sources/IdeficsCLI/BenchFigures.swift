@@ -32,16 +32,6 @@ struct BenchFigures {
         }
     }
 
-    /// Weight bytes one decoded token reads: every decoder matrix and norm, and the output head (one embedding row
-    /// is negligible).
-    var bytesPerDecodedToken: Double {
-        let checkpoint = pipeline.checkpoint
-        let decoderPrefix = pipeline.idefics2 == nil ? "model.layers." : "model.text_model.layers."
-        let head = pipeline.decoder.config.tieWordEmbeddings
-            ? (pipeline.idefics2 == nil ? "model.embed_tokens.weight" : "model.text_model.embed_tokens.weight")
-            : "lm_head.weight"
-        return checkpoint.tensorNames.filter { $0.hasPrefix(decoderPrefix) || $0 == head }.reduce(0.0) {
-            $0 + Double((try? checkpoint.tensor($1, floatOnly: false).byteCount) ?? 0)
-        }
-    }
+    /// Weight bytes one decoded token reads (as held: a quantized load reads its quantized bytes).
+    var bytesPerDecodedToken: Double { Double(pipeline.decoder.weightBytesPerToken) }
 }

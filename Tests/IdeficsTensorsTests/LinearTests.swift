@@ -59,8 +59,9 @@ final class LinearTests: XCTestCase {
         }
     }
 
-    /// Q8_0 matrices through the same shapes: the product equals the naive one over the dequantized weights (the
-    /// kernels must read every block, scale and partial last block right), and each dequantized weight is within
+    /// Q8_0 matrices through the same shapes: the product equals the naive one over the dequantized weights (and
+    /// the int8-quantized activations below 20 tokens: the kernels must read every block, scale and partial last
+    /// block right), and each dequantized weight is within
     /// half a quantization step d of the original, plus what storing d as f16 costs: |q| <= 127 times its rounding
     /// of at most d / 2048.
     func testQuantizedMatricesMatchTheProductOfTheirDequantizedWeights() {
@@ -83,16 +84,32 @@ final class LinearTests: XCTestCase {
                 }
             }
             let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+            // Under 20 tokens the activations are quantized to int8 blocks too (integer dot products); from 20 on,
+            // the packed path dequantizes the weights and keeps x in float32.
+            let xSeen = tokens < 20 ? Self.quantizedActivations(x, width: cols) : x
             let y = Linear(weight: quantized)(x, tokens: tokens, pool: pool)
             for t in 0..<tokens {
                 for r in 0..<rows {
                     var expected = 0.0
-                    for k in 0..<cols { expected += Double(x[t * cols + k]) * Double(dequantized[r * cols + k]) }
+                    for k in 0..<cols { expected += Double(xSeen[t * cols + k]) * Double(dequantized[r * cols + k]) }
                     XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 1e-4 * max(1, abs(expected)),
                                    "q8 \(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
                 }
             }
         }
+    }
+
+    /// Each row's blocks of 32 as the kernels quantize them: d = max|x| / 127 (float32), q = round(x / d).
+    private static func quantizedActivations(_ x: [Float], width: Int) -> [Float] {
+        var out = x
+        for start in stride(from: 0, to: x.count, by: width) {
+            for block in stride(from: start, to: start + width, by: 32) {
+                let range = block..<min(start + width, block + 32)
+                let scale = x[range].map(abs).max()! / 127, inverse = scale != 0 ? 1 / scale : 0
+                for i in range { out[i] = (x[i] * inverse).rounded() * scale }
+            }
+        }
+        return out
     }
 
     func testWorkerPoolRunsEveryTaskOnceAcrossManyJobs() {

@@ -50,6 +50,16 @@ public struct Mistral: Sendable {
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
     }
 
+    /// Bytes of weights one decoded token reads, in the formats they are held in (quantized ones included): every
+    /// layer's matrices and norms and the output head (one embedding row is negligible).
+    public var weightBytesPerToken: Int {
+        let perLayer = layers.reduce(0) { total, layer in
+            total + [layer.query, layer.key, layer.value, layer.output, layer.mlp.gate, layer.mlp.up, layer.mlp.down]
+                .reduce(0) { $0 + $1.weight.byteCount } + 4 * (layer.inputNorm.count + layer.postAttentionNorm.count)
+        }
+        return perLayer + head.weight.byteCount + 4 * finalNorm.count
+    }
+
     public func makeCache() -> KVCache {
         KVCache(layers: config.layerCount, rowWidth: config.keyValueHeadCount * config.headDim)
     }
