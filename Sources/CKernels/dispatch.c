@@ -119,7 +119,7 @@ void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst) { kernel
 
 void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst) {
     unsigned char *out = dst;
-    for (ptrdiff_t b = 0; b < n; b += CK_Q8_BLOCK, out += CK_Q8_BLOCK_BYTES) {
+    for (ptrdiff_t b = 0; b < n; b += CK_Q8_BLOCK, out += ck_block_bytes(CK_Q8_0)) {
         const ptrdiff_t count = n - b < CK_Q8_BLOCK ? n - b : CK_Q8_BLOCK;
         float amax = 0;
         for (ptrdiff_t i = 0; i < count; i++) amax = fabsf(x[b + i]) > amax ? fabsf(x[b + i]) : amax;
@@ -127,6 +127,26 @@ void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst) {
         const _Float16 scale = (_Float16)d;
         memcpy(out, &scale, 2);
         for (ptrdiff_t i = 0; i < CK_Q8_BLOCK; i++) out[2 + i] = (unsigned char)(signed char)(i < count ? roundf(x[b + i] * id) : 0);
+    }
+}
+
+void ck_quantize_q4_0(const float *x, ptrdiff_t n, void *dst) {
+    unsigned char *out = dst;
+    for (ptrdiff_t b = 0; b < n; b += CK_Q8_BLOCK, out += ck_block_bytes(CK_Q4_0)) {
+        const ptrdiff_t count = n - b < CK_Q8_BLOCK ? n - b : CK_Q8_BLOCK;
+        float amax = 0, extreme = 0;
+        for (ptrdiff_t i = 0; i < count; i++) {
+            if (fabsf(x[b + i]) > amax) amax = fabsf(x[b + i]), extreme = x[b + i];
+        }
+        const float d = extreme / -8, id = d != 0 ? 1 / d : 0;
+        const _Float16 scale = (_Float16)d;
+        memcpy(out, &scale, 2);
+        unsigned char q[CK_Q8_BLOCK];
+        for (ptrdiff_t i = 0; i < CK_Q8_BLOCK; i++) {
+            const int v = i < count ? (int)(x[b + i] * id + 8.5f) : 8;
+            q[i] = (unsigned char)(v < 15 ? v : 15);
+        }
+        for (int j = 0; j < 16; j++) out[2 + j] = (unsigned char)(q[j] | q[j + 16] << 4);
     }
 }
 float ck_dot(const float *a, const float *b, ptrdiff_t n) { return kernels()->dot(a, b, n); }

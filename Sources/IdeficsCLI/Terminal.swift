@@ -1,4 +1,5 @@
 import Foundation
+import Idefics
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,16 +20,7 @@ enum Terminal {
     }
 
     private static func writeAll(_ descriptor: Int32, _ text: String) -> Bool {
-        var bytes = Array(text.utf8)
-        return bytes.withUnsafeMutableBytes { buffer in
-            var offset = 0
-            while offset < buffer.count {
-                let n = Glibc.write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                if n < 0 { if errno == EINTR { continue } else { return false } }
-                offset += n
-            }
-            return true
-        }
+        Array(text.utf8).withUnsafeBytes { OutputFile.writeAll(descriptor, $0) }
     }
 
     static func printJSON<T: Encodable>(_ value: T) throws {

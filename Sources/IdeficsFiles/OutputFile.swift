@@ -36,6 +36,17 @@ public enum OutputFile {
         }
     }
 
+    /// Writes every byte to `descriptor` (retrying short and interrupted writes); false on an error, with errno set.
+    public static func writeAll(_ descriptor: Int32, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 { if errno == EINTR { continue } else { return false } }
+            offset += n
+        }
+        return true
+    }
+
     public static func write(_ data: Data, to path: String) throws {
         try check(path)
         let temporary = path + ".partial-\(getpid())"
@@ -46,16 +57,7 @@ public enum OutputFile {
         }
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
         guard descriptor >= 0 else { throw failed("cannot create \(temporary)") }
-        let written = data.withUnsafeBytes { bytes -> Bool in
-            var offset = 0
-            while offset < bytes.count {
-                let n = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-                if n < 0 { if errno == EINTR { continue } else { return false } }
-                offset += n
-            }
-            return true
-        }
-        guard written, fsync(descriptor) == 0 else {
+        guard data.withUnsafeBytes({ writeAll(descriptor, $0) }), fsync(descriptor) == 0 else {
             close(descriptor)
             throw failed("writing failed")
         }

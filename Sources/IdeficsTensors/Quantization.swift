@@ -1,11 +1,13 @@
 import CKernels
 
-/// Block formats weights can be quantized to when a checkpoint is loaded. Q8_0 is llama.cpp's: blocks of 32
-/// weights sharing an f16 scale d, each weight an int8 q with w = d * q (8.5 bits per weight).
+/// Block formats weights can be quantized to when a checkpoint is loaded, llama.cpp's: blocks of 32 weights
+/// sharing an f16 scale d; Q8_0 stores each weight as an int8 q, w = d * q (8.5 bits per weight), Q4_0 as 4 bits,
+/// w = d * (q - 8) (4.5 bits per weight).
 public enum QuantizedFormat: String, Sendable, CaseIterable {
     case q8 = "q8"
+    case q4 = "q4"
 
-    var kernelType: ck_dtype { CK_Q8_0 }
+    var kernelType: ck_dtype { self == .q8 ? CK_Q8_0 : CK_Q4_0 }
 
     /// Bytes one row of `columns` weights takes.
     public func rowBytes(columns: Int) -> Int { ck_row_bytes(kernelType, columns) }
@@ -56,7 +58,10 @@ extension WeightTensor {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: columns) { row in
                 for r in range {
                     ck_to_f32(source + r * sourceRowBytes, type, columns, row.baseAddress!)
-                    ck_quantize_q8_0(row.baseAddress!, columns, destination + r * rowBytes)
+                    switch format {
+                    case .q8: ck_quantize_q8_0(row.baseAddress!, columns, destination + r * rowBytes)
+                    case .q4: ck_quantize_q4_0(row.baseAddress!, columns, destination + r * rowBytes)
+                    }
                 }
             }
         }

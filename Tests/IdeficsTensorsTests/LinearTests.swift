@@ -59,41 +59,44 @@ final class LinearTests: XCTestCase {
         }
     }
 
-    /// Q8_0 matrices through the same shapes: the product equals the naive one over the dequantized weights (and
-    /// the int8-quantized activations below 20 tokens: the kernels must read every block, scale and partial last
-    /// block right), and each dequantized weight is within
-    /// half a quantization step d of the original, plus what storing d as f16 costs: |q| <= 127 times its rounding
-    /// of at most d / 2048.
+    /// Q8_0 and Q4_0 matrices through the same shapes: the product equals the naive one over the dequantized
+    /// weights (and the int8-quantized activations below 20 tokens: the kernels must read every block, scale, nibble
+    /// and partial last block right). Each dequantized weight is within half a step d of the original for Q8_0
+    /// (d = max|w| / 127) and within one step for Q4_0 (d = max|w| / 8: the end opposite the largest magnitude is
+    /// clamped at q = 15), plus what storing d as f16 costs (|q| <= 127, resp. 8, times at most d / 2048).
     func testQuantizedMatricesMatchTheProductOfTheirDequantizedWeights() {
         let pool = WorkerPool(threads: 2)
-        for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (5, 129, 64), (9, 64, 1000), (13, 70, 300), (25, 530, 260)] {
-            let (weight, exact) = makeWeight(rows: rows, cols: cols, dtype: .f32, seed: UInt64(rows + cols))
-            let quantized = weight.quantized(.q8, pool: pool)
-            XCTAssertEqual(quantized.byteCount, rows * ((cols + 31) / 32) * 34)
-            var dequantized = [Float](repeating: 0, count: rows * cols)
-            dequantized.withUnsafeMutableBufferPointer { out in
-                for r in 0..<rows { quantized.row(r, into: out.baseAddress! + r * cols) }
-            }
-            for r in 0..<rows {
-                for block in stride(from: 0, to: cols, by: 32) {
-                    let range = r * cols + block..<r * cols + min(cols, block + 32)
-                    let step = exact[range].map(abs).max()! / 127
-                    for i in range {
-                        XCTAssertLessThanOrEqual(abs(dequantized[i] - exact[i]), step * (0.5 + 127 / 2048) + 1e-7, "[\(i)]")
+        for format in QuantizedFormat.allCases {
+            let (levels, tolerance): (Float, Float) = format == .q8 ? (127, 0.5 + 127 / 2048) : (8, 1 + 8 / 2048)
+            for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (5, 129, 64), (9, 64, 1000), (13, 70, 300), (25, 530, 260)] {
+                let (weight, exact) = makeWeight(rows: rows, cols: cols, dtype: .f32, seed: UInt64(rows + cols))
+                let quantized = weight.quantized(format, pool: pool)
+                XCTAssertEqual(quantized.byteCount, rows * ((cols + 31) / 32) * (format == .q8 ? 34 : 18))
+                var dequantized = [Float](repeating: 0, count: rows * cols)
+                dequantized.withUnsafeMutableBufferPointer { out in
+                    for r in 0..<rows { quantized.row(r, into: out.baseAddress! + r * cols) }
+                }
+                for r in 0..<rows {
+                    for block in stride(from: 0, to: cols, by: 32) {
+                        let range = r * cols + block..<r * cols + min(cols, block + 32)
+                        let step = exact[range].map(abs).max()! / levels
+                        for i in range {
+                            XCTAssertLessThanOrEqual(abs(dequantized[i] - exact[i]), step * tolerance + 1e-7, "\(format) [\(i)]")
+                        }
                     }
                 }
-            }
-            let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
-            // Under 20 tokens the activations are quantized to int8 blocks too (integer dot products); from 20 on,
-            // the packed path dequantizes the weights and keeps x in float32.
-            let xSeen = tokens < 20 ? Self.quantizedActivations(x, width: cols) : x
-            let y = Linear(weight: quantized)(x, tokens: tokens, pool: pool)
-            for t in 0..<tokens {
-                for r in 0..<rows {
-                    var expected = 0.0
-                    for k in 0..<cols { expected += Double(xSeen[t * cols + k]) * Double(dequantized[r * cols + k]) }
-                    XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 1e-4 * max(1, abs(expected)),
-                                   "q8 \(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
+                let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+                // Under 20 tokens the activations are quantized to int8 blocks too (integer dot products); from 20
+                // on, the packed path dequantizes the weights and keeps x in float32.
+                let xSeen = tokens < 20 ? Self.quantizedActivations(x, width: cols) : x
+                let y = Linear(weight: quantized)(x, tokens: tokens, pool: pool)
+                for t in 0..<tokens {
+                    for r in 0..<rows {
+                        var expected = 0.0
+                        for k in 0..<cols { expected += Double(xSeen[t * cols + k]) * Double(dequantized[r * cols + k]) }
+                        XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 1e-4 * max(1, abs(expected)),
+                                       "\(format) \(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
+                    }
                 }
             }
         }

@@ -5,16 +5,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Formats of weight matrices: float types as stored in checkpoints, and Q8_0 (llama.cpp's block layout: each run of
-/// 32 weights of a row is an f16 scale d and 32 int8 q, w = d * q; a row of K inputs takes ceil(K / 32) blocks of 34
-/// bytes, the last one zero-padded).
-typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2, CK_Q8_0 = 3 } ck_dtype;
+/// Formats of weight matrices: float types as stored in checkpoints, and llama.cpp's block formats, where each run
+/// of 32 weights of a row starts with an f16 scale d: Q8_0 then holds 32 int8 q (w = d * q, 34 bytes), Q4_0 16 bytes
+/// of 4-bit q, byte j holding weight j in its low and weight j + 16 in its high nibble (w = d * (q - 8), 18 bytes).
+/// A row of K inputs takes ceil(K / 32) blocks, the last one zero-padded (Q4_0: q = 8).
+typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2, CK_Q8_0 = 3, CK_Q4_0 = 4 } ck_dtype;
 #define CK_Q8_BLOCK 32
-#define CK_Q8_BLOCK_BYTES 34
+static inline int ck_is_quantized(ck_dtype type) { return type == CK_Q8_0 || type == CK_Q4_0; }
+static inline size_t ck_block_bytes(ck_dtype type) { return type == CK_Q8_0 ? 34 : 18; }
 /// Bytes of one row of `columns` weights in `type`.
 static inline size_t ck_row_bytes(ck_dtype type, ptrdiff_t columns) {
-    return type == CK_Q8_0 ? (size_t)((columns + CK_Q8_BLOCK - 1) / CK_Q8_BLOCK) * CK_Q8_BLOCK_BYTES
-                           : (size_t)columns * (type == CK_F32 ? 4 : 2);
+    return ck_is_quantized(type) ? (size_t)((columns + CK_Q8_BLOCK - 1) / CK_Q8_BLOCK) * ck_block_bytes(type)
+                                 : (size_t)columns * (type == CK_F32 ? 4 : 2);
 }
 
 /// The kernel sets, narrowest first.
@@ -36,6 +38,9 @@ void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, c
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst);
 /// Quantizes n floats to Q8_0 blocks as llama.cpp does (d = max|x| / 127, q = round(x / d), d stored as f16).
 void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst);
+/// Quantizes n floats to Q4_0 blocks as llama.cpp does (d = m / -8 for the value m of largest magnitude,
+/// q = min(15, trunc(x / d + 8.5)), d stored as f16).
+void ck_quantize_q4_0(const float *x, ptrdiff_t n, void *dst);
 
 float ck_dot(const float *a, const float *b, ptrdiff_t n);
 /// y += a * x
