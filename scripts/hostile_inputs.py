@@ -396,46 +396,34 @@ def start_server(png_bytes):
         def log_message(self, *args):
             pass
 
+        def reply(self, status, headers, body=b""):
+            """Status, headers (Content-Length defaults to the body's), then the body (which may be shorter)."""
+            self.send_response(status)
+            headers = {"Content-Length": str(len(body)), **headers}
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
         def do_GET(self):
             path = self.path.split("?")[0]
+            png = {"Content-Type": "image/png"}
             if path == "/ok.png":
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(png_bytes)))
-                self.end_headers()
-                self.wfile.write(png_bytes)
+                self.reply(200, png, png_bytes)
             elif path == "/text":
-                body = b"<html>not an image</html>"
-                self.send_response(200)
-                self.send_header("Content-Type", "text/html")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                self.reply(200, {"Content-Type": "text/html"}, b"<html>not an image</html>")
             elif path == "/loop":
-                self.send_response(302)
-                self.send_header("Location", "/loop")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.reply(302, {"Location": "/loop"})
             elif path == "/big":
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(200 << 20))
-                self.end_headers()
-                self.wfile.write(png_bytes[:64])
+                self.reply(200, {**png, "Content-Length": str(200 << 20)}, png_bytes[:64])
             elif path == "/trunc":
-                self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(png_bytes)))
-                self.end_headers()
-                self.wfile.write(png_bytes[:100])
+                self.reply(200, {**png, "Content-Length": str(len(png_bytes))}, png_bytes[:100])
                 self.wfile.flush()
                 self.close_connection = True
             elif path == "/reset":
                 self.close_connection = True
             else:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                self.reply(404, {})
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

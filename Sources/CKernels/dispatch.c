@@ -120,13 +120,9 @@ void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst) { kernel
 void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst) {
     unsigned char *out = dst;
     for (ptrdiff_t b = 0; b < n; b += CK_Q8_BLOCK, out += ck_block_bytes(CK_Q8_0)) {
-        const ptrdiff_t count = n - b < CK_Q8_BLOCK ? n - b : CK_Q8_BLOCK;
-        float amax = 0;
-        for (ptrdiff_t i = 0; i < count; i++) amax = fabsf(x[b + i]) > amax ? fabsf(x[b + i]) : amax;
-        const float d = amax / 127, id = d != 0 ? 1 / d : 0;
-        const _Float16 scale = (_Float16)d;
+        const _Float16 scale = (_Float16)ck_quantize_block_q8(x + b, n - b < CK_Q8_BLOCK ? n - b : CK_Q8_BLOCK,
+                                                              (int8_t *)out + 2);
         memcpy(out, &scale, 2);
-        for (ptrdiff_t i = 0; i < CK_Q8_BLOCK; i++) out[2 + i] = (unsigned char)(signed char)(i < count ? roundf(x[b + i] * id) : 0);
     }
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // Shared by the per-instruction-set kernel files and the dispatcher; not part of the public header.
 #include "CKernels.h"
+#include <math.h>
 
 /// One instruction set's kernels; dispatch.c holds the active table.
 typedef struct {
@@ -25,6 +26,16 @@ typedef struct {
 extern volatile float ck_probe_sink;
 
 static inline size_t ck_element_size(ck_dtype type) { return type == CK_F32 ? 4 : 2; } // float types only
+
+/// One block of `count` <= 32 floats as llama.cpp's Q8_0 quantizes it: d = max|x| / 127, q = round(x / d) (zeros
+/// past count); returns d. Weights store d as f16, activations keep it in float32.
+static inline float ck_quantize_block_q8(const float *x, ptrdiff_t count, int8_t *q) {
+    float amax = 0;
+    for (ptrdiff_t i = 0; i < count; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
+    const float d = amax / 127, inverse = d != 0 ? 1 / d : 0;
+    for (ptrdiff_t i = 0; i < CK_Q8_BLOCK; i++) q[i] = (int8_t)(i < count ? roundf(x[i] * inverse) : 0);
+    return d;
+}
 
 /// A per-thread float buffer of at least `floats` elements, kept for the thread's life (allocated once, grown
 /// when a larger one is asked for); NULL if memory is exhausted.

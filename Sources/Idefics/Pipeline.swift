@@ -106,8 +106,8 @@ public final class Pipeline: @unchecked Sendable {
             throw PipelineError.tokenWithoutEmbedding(id: id, text: tokenizer.decode([id], skipSpecialTokens: false),
                                                       directory: checkpoint.directory.path, vocabularySize: vocabulary)
         }
-        if idefics2 != nil {
-            let imageTokens = prepared.ids.lazy.filter { $0 == self.idefics2!.config.imageTokenId }.count
+        if let idefics2 {
+            let imageTokens = prepared.ids.lazy.filter { $0 == idefics2.config.imageTokenId }.count
             let features = prepared.imageRows.count / decoder.config.hiddenSize
             guard imageTokens == features else {
                 throw GenerationError.imageTokenMismatch(tokens: imageTokens, features: features)

@@ -99,11 +99,7 @@ struct GenerateCommand: ParsableCommand {
 enum PromptFile {
     static func read(_ path: String) throws -> String {
         guard path == "-" else { return try InputFile.text(at: path) }
-        let data = FileHandle.standardInput.readDataToEndOfFile()
-        guard let text = String(validating: data, as: UTF8.self) else {
-            throw InputFileError(path: "standard input", reason: "is not valid UTF-8 text")
-        }
-        return text
+        return try InputFile.text(FileHandle.standardInput.readDataToEndOfFile(), from: "standard input")
     }
 }
 

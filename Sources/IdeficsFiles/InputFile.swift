@@ -39,8 +39,13 @@ public enum InputFile {
     }
 
     public static func text(at path: String, maxBytes: Int = maxBytes) throws -> String {
-        guard let text = String(validating: try data(at: path, maxBytes: maxBytes), as: UTF8.self) else {
-            throw InputFileError(path: path, reason: "is not valid UTF-8 text")
+        try text(try data(at: path, maxBytes: maxBytes), from: path)
+    }
+
+    /// Bytes read from `source` (a path, "standard input") as UTF-8 text; invalid UTF-8 is an error, not U+FFFD.
+    public static func text(_ data: Data, from source: String) throws -> String {
+        guard let text = String(validating: data, as: UTF8.self) else {
+            throw InputFileError(path: source, reason: "is not valid UTF-8 text")
         }
         return text
     }

@@ -76,18 +76,10 @@ public struct GenerationParameters: Sendable, Equatable {
 
     /// Every value in range; the sampling ones only when sampling (a greedy run ignores them, as transformers does).
     private func validate() throws {
-        try Self.check("max_new_tokens", maxNewTokens, 1...Self.maxNewTokensLimit)
-        try Self.check("min_new_tokens", minNewTokens, 0...Self.maxNewTokensLimit)
-        try Self.check("repetition_penalty", repetitionPenalty, Self.penaltyRange)
-        if doSample {
-            try Self.check("temperature", temperature, Self.temperatureRange)
-            try Self.check("top_k", topK, 0...Int(Int32.max))
-            try Self.check("top_p", topP, Self.probabilityRange)
-            try Self.check("typical_p", typicalP, Self.probabilityRange)
-        }
-        guard !stopStrings.contains("") else {
-            throw GenerationError.invalidParameter(name: "stop", value: "\"\"", allowed: "a non-empty string")
-        }
+        try Self.checkRanges(maxNewTokens: maxNewTokens, minNewTokens: minNewTokens,
+                             temperature: doSample ? temperature : nil, topK: doSample ? topK : nil,
+                             topP: doSample ? topP : nil, typicalP: doSample ? typicalP : nil,
+                             repetitionPenalty: repetitionPenalty, stopStrings: stopStrings)
         guard !badWordsIds.contains([]) else {
             throw GenerationError.invalidParameter(name: "bad_words_ids", value: "[]", allowed: "non-empty sequences")
         }
@@ -103,29 +95,35 @@ extension GenerationParameters {
     /// (0, 1]: the smallest positive float stands for the open end.
     public static let probabilityRange: ClosedRange<Float> = Float.leastNonzeroMagnitude...1
 
-    static func check<T: Comparable & CustomStringConvertible>(_ name: String, _ value: T, _ allowed: ClosedRange<T>) throws {
-        guard allowed.contains(value) else {
-            let range = T.self == Float.self && allowed.lowerBound == Float.leastNonzeroMagnitude as? T
-                ? "(0, \(allowed.upperBound)]" : "[\(allowed.lowerBound), \(allowed.upperBound)]"
-            throw GenerationError.invalidParameter(name: name, value: "\(value)", allowed: range)
+    /// The range checks a request and a resolved set of parameters share; nil values are not checked.
+    static func checkRanges(maxNewTokens: Int?, minNewTokens: Int?, temperature: Float?, topK: Int?, topP: Float?,
+                            typicalP: Float?, repetitionPenalty: Float?, stopStrings: [String]) throws {
+        try check("max_new_tokens", maxNewTokens, 1...maxNewTokensLimit)
+        try check("min_new_tokens", minNewTokens, 0...maxNewTokensLimit)
+        try check("temperature", temperature, temperatureRange)
+        try check("top_k", topK, 0...Int(Int32.max))
+        try check("top_p", topP, probabilityRange)
+        try check("typical_p", typicalP, probabilityRange)
+        try check("repetition_penalty", repetitionPenalty, penaltyRange)
+        if stopStrings.contains("") {
+            throw GenerationError.invalidParameter(name: "stop", value: "\"\"", allowed: "a non-empty string")
         }
+    }
+
+    private static func check<T: Comparable & CustomStringConvertible>(_ name: String, _ value: T?,
+                                                                       _ allowed: ClosedRange<T>) throws {
+        guard let value, !allowed.contains(value) else { return }
+        let range = T.self == Float.self && allowed.lowerBound == Float.leastNonzeroMagnitude as? T
+            ? "(0, \(allowed.upperBound)]" : "[\(allowed.lowerBound), \(allowed.upperBound)]"
+        throw GenerationError.invalidParameter(name: name, value: "\(value)", allowed: range)
     }
 }
 
 extension GenerationRequest {
     /// Checks the values the request sets, without a checkpoint's defaults: a front end calls it before any work.
     public func validate() throws {
-        if let maxNewTokens { try GenerationParameters.check("max_new_tokens", maxNewTokens, 1...GenerationParameters.maxNewTokensLimit) }
-        if let minNewTokens { try GenerationParameters.check("min_new_tokens", minNewTokens, 0...GenerationParameters.maxNewTokensLimit) }
-        if let temperature { try GenerationParameters.check("temperature", temperature, GenerationParameters.temperatureRange) }
-        if let topK { try GenerationParameters.check("top_k", topK, 0...Int(Int32.max)) }
-        if let topP { try GenerationParameters.check("top_p", topP, GenerationParameters.probabilityRange) }
-        if let typicalP { try GenerationParameters.check("typical_p", typicalP, GenerationParameters.probabilityRange) }
-        if let repetitionPenalty {
-            try GenerationParameters.check("repetition_penalty", repetitionPenalty, GenerationParameters.penaltyRange)
-        }
-        if stopStrings.contains("") {
-            throw GenerationError.invalidParameter(name: "stop", value: "\"\"", allowed: "a non-empty string")
-        }
+        try GenerationParameters.checkRanges(maxNewTokens: maxNewTokens, minNewTokens: minNewTokens,
+                                             temperature: temperature, topK: topK, topP: topP, typicalP: typicalP,
+                                             repetitionPenalty: repetitionPenalty, stopStrings: stopStrings)
     }
 }

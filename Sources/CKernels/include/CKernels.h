@@ -29,8 +29,9 @@ const char *ck_kernel_path_name(ck_kernel_path path);
 const char *ck_kernel_request_problem(void);
 
 /// Y[t, r] = sum_k X[t, k] * W[r, k] for t < T and r in [row_begin, row_end).
-/// X is float32 [T, K] with row stride ldx; W is [rows, K] of `wtype` with row stride ldw (elements; Q8_0 rows are
-/// ck_row_bytes(CK_Q8_0, ldw) bytes apart); Y is float32 with row stride ldy. Fewer than 20 tokens stream W once; more use a packed, register-tiled GEMM.
+/// X is float32 [T, K] with row stride ldx; W is [rows, K] of `wtype` with row stride ldw (in elements: rows are
+/// ck_row_bytes(wtype, ldw) bytes apart); Y is float32 with row stride ldy. Fewer than 20 tokens stream W once
+/// (quantized formats: against int8-quantized activations); more use a packed, register-tiled GEMM.
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
                     ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
 
