@@ -145,6 +145,35 @@ void ck_quantize_q4_0(const float *x, ptrdiff_t n, void *dst) {
         for (int j = 0; j < 16; j++) out[2 + j] = (unsigned char)(q[j] | q[j + 16] << 4);
     }
 }
+void ck_awq_to_q4_z(const int32_t *qweight, const int32_t *qzeros, const uint16_t *scales, ptrdiff_t in, ptrdiff_t out,
+                    ptrdiff_t group, ptrdiff_t r0, ptrdiff_t r1, void *dst) {
+    static const int order[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+    const ptrdiff_t columns = out / 8, block_bytes = (ptrdiff_t)ck_block_bytes(CK_Q4_Z);
+    const size_t row_bytes = ck_row_bytes(CK_Q4_Z, in);
+    unsigned char *base = dst;
+    // 16 int32 columns (one cache line of qweight) at a time, so that each line is read once.
+    for (ptrdiff_t c0 = r0 / 8; c0 < r1 / 8; c0 += 16) {
+        const ptrdiff_t c1 = c0 + 16 < r1 / 8 ? c0 + 16 : r1 / 8;
+        for (ptrdiff_t k = 0; k < in; k++) {
+            const ptrdiff_t g = k / group, j = k % CK_Q8_BLOCK;
+            for (ptrdiff_t c = c0; c < c1; c++) {
+                const uint32_t packed = (uint32_t)qweight[k * columns + c];
+                for (int i = 0; i < 8; i++) {
+                    const ptrdiff_t row = 8 * c + order[i];
+                    unsigned char *block = base + (size_t)(row - r0) * row_bytes + (k / CK_Q8_BLOCK) * block_bytes;
+                    const unsigned char q = (unsigned char)(packed >> (4 * i) & 15);
+                    if (j == 0) {
+                        memcpy(block, scales + g * out + row, 2);
+                        block[2] = (unsigned char)((uint32_t)qzeros[g * columns + c] >> (4 * i) & 15);
+                        block[3] = 0;
+                    }
+                    if (j < 16) block[4 + j] = q; else block[4 + j - 16] |= (unsigned char)(q << 4);
+                }
+            }
+        }
+    }
+}
+
 float ck_dot(const float *a, const float *b, ptrdiff_t n) { return kernels()->dot(a, b, n); }
 void ck_axpy(float a, const float *x, float *y, ptrdiff_t n) { kernels()->axpy(a, x, y, n); }
 void ck_exp(const float *x, float *y, ptrdiff_t n) { kernels()->exp(x, y, n); }

@@ -25,8 +25,14 @@ public final class Pipeline: @unchecked Sendable {
     /// or commit of the cache's `refs/`). The folder's kind is checked from config.json before any weight is mapped.
     /// `quantize` quantizes the language model's matrices as they load (and the vision tower's and connector's with
     /// `quantizeVision`); the stored weights they came from are not kept in memory.
-    public init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantize: QuantizedFormat? = nil,
-                quantizeVision: Bool = false) throws {
+    public convenience init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantize: QuantizedFormat? = nil,
+                            quantizeVision: Bool = false) throws {
+        try self.init(pathOrID: pathOrID, revision: revision, threads: threads,
+                      quantization: quantize.map { WeightQuantization(format: $0, includeVision: quantizeVision) })
+    }
+
+    /// The same, with the load-time quantization as a value (which can log the matrices it makes).
+    public init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantization: WeightQuantization?) throws {
         let directory = try Checkpoint.resolveDirectory(pathOrID, revision: revision)
         // The whole config is parsed once, before the tokenizer and the weights are touched.
         let config: ParsedConfig
@@ -41,7 +47,8 @@ public final class Pipeline: @unchecked Sendable {
         let pool = WorkerPool(threads: threads)
         self.pool = pool
         var checkpoint = try Checkpoint(directory: directory)
-        checkpoint.quantization = quantize.map { WeightQuantization(format: $0, includeVision: quantizeVision, pool: pool) }
+        checkpoint.pool = pool
+        checkpoint.quantization = quantization
         self.checkpoint = checkpoint
         generationConfig = try checkpoint.jsonObject("generation_config.json") == nil ? GenerationConfig()
             : checkpoint.decode(GenerationConfig.self, from: "generation_config.json")

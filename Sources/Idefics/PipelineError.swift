@@ -10,6 +10,9 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
     /// A line of an evaluation set that is not an item.
     case badEvaluationItem(path: String, line: Int, reason: String)
     case emptyEvaluationSet(path: String)
+    /// `idefics quantize`: the output folder exists (nothing is ever written over), or the input is quantized already.
+    case outputExists(path: String)
+    case alreadyQuantized(directory: String)
 
     public var isCallerFault: Bool {
         if case .imageTokenMismatch = self { return false }
@@ -32,6 +35,9 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
                 + "would never reach the model"
         case let .badEvaluationItem(path, line, reason): "\(path):\(line): \(reason)"
         case let .emptyEvaluationSet(path): "\(path) holds no evaluation items: nothing to evaluate"
+        case let .outputExists(path): "\(path) exists: the quantized checkpoint goes to a new folder (nothing is written over)"
+        case let .alreadyQuantized(directory):
+            "\(directory) is quantized already (config.json has a quantization_config): quantize the unquantized checkpoint"
         }
     }
 }

@@ -7,7 +7,7 @@ struct IdeficsCommand: ParsableCommand {
         commandName: "idefics",
         abstract: "Run Idefics2 checkpoints on images and text, with transformers' exact outputs.",
         subcommands: [GenerateCommand.self, ChatCommand.self, EvalCommand.self, TokenizeCommand.self,
-                      PreprocessCommand.self, BenchCommand.self, BenchImageCommand.self])
+                      PreprocessCommand.self, QuantizeCommand.self, BenchCommand.self, BenchImageCommand.self])
 
     static func main() {
         // A closed pipe on stdout becomes a write error with a message (Terminal.write), not a silent kill.

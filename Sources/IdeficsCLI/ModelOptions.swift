@@ -12,7 +12,7 @@ struct ModelOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Worker threads (default and most: one per processor).")
     var threads: Int?
 
-    @Option(help: "Quantize the language model's weights as they load: q8 (llama.cpp's Q8_0, 8.5 bits per weight).")
+    @Option(help: "Quantize the language model's float weights as they load: q8 (llama.cpp's Q8_0, 8.5 bits per weight) or q4 (Q4_0, 4.5 bits).")
     var quantize: QuantizedFormat?
 
     @Flag(help: "With --quantize: quantize the vision tower and the connector too.")
@@ -43,4 +43,11 @@ struct ModelOptions: ParsableArguments {
     }
 }
 
-extension QuantizedFormat: ExpressibleByArgument {}
+extension QuantizedFormat: ExpressibleByArgument {
+    public static var allValueStrings: [String] { targets.map(\.rawValue) }
+
+    public init?(argument: String) {
+        guard let format = Self.targets.first(where: { $0.rawValue == argument }) else { return nil }
+        self = format
+    }
+}

@@ -5,8 +5,12 @@ import IdeficsTensors
 /// A Hugging Face checkpoint folder: JSON configs and one or more memory-mapped safetensors files.
 public struct Checkpoint: Sendable {
     public let directory: URL
-    /// Set before a model is built from this checkpoint: its matrices are then quantized as they load.
+    /// Set before a model is built from this checkpoint: its float matrices are then quantized as they load.
     public var quantization: WeightQuantization?
+    /// Threads for work on weights as they load (quantizing, repacking AWQ).
+    public var pool = WorkerPool(threads: 1)
+    /// How the stored weights are quantized (config.json's quantization_config), if they are.
+    public let storedQuantization: StoredQuantization?
     private let files: [SafetensorsFile]
     /// Tensor name -> index into `files`.
     private let location: [String: Int]
@@ -70,6 +74,9 @@ public struct Checkpoint: Sendable {
             }
         }
         self.location = location
+        storedQuantization = try ConfigObject.load(directory: directory, file: "config.json").flatMap {
+            try StoredQuantization(config: $0)
+        }
     }
 
     public var tensorNames: [String] { location.keys.sorted() }
@@ -78,6 +85,9 @@ public struct Checkpoint: Sendable {
     public var weightBytes: Int { files.reduce(0) { $0 + $1.file.count } }
 
     public func contains(_ name: String) -> Bool { location[name] != nil }
+
+    /// The weight file that holds tensor `name` (the folder when none does).
+    func path(of name: String) -> String { location[name].map { files[$0].path } ?? directory.path }
 
     /// A tensor by its Hugging Face name, checked against the shape the config implies.
     public func tensor(_ name: String, shape: [Int]? = nil, floatOnly: Bool = true) throws -> WeightTensor {

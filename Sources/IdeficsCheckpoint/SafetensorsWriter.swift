@@ -58,25 +58,76 @@ public struct SafetensorsWriter: Sendable {
 
     /// The whole file.
     public func data() throws -> Data {
-        let ordered = tensors.sorted { ($0.dtype.byteSize, $1.name) > ($1.dtype.byteSize, $0.name) }
-        var header: [String: Any] = metadata.isEmpty ? [:] : ["__metadata__": metadata]
-        var offset = 0
-        for tensor in ordered {
-            header[tensor.name] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape,
-                                   "data_offsets": [offset, offset + tensor.bytes.count]] as [String: Any]
-            offset += tensor.bytes.count
-        }
-        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
-        json.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - json.count % 8) % 8))
-        var file = Data(capacity: 8 + json.count + offset)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
-        file.append(json)
-        for tensor in ordered { file.append(tensor.bytes) }
+        let ordered = Self.ordered(tensors.map { ($0.name, $0.dtype, $0.shape, $0.bytes.count) })
+        var file = try Self.header(ordered, metadata: metadata)
+        let bytes = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0.bytes) })
+        for tensor in ordered { file.append(bytes[tensor.name]!) }
         return file
     }
 
     /// Writes the file as `OutputFile` does: never over anything but a regular file, whole or not at all.
     public func write(to path: String) throws {
         try OutputFile.write(data(), to: path)
+    }
+
+    /// A tensor whose bytes stay where they are (a mapped file, a quantized copy) until they are written.
+    public struct Streamed {
+        public let name: String
+        public let dtype: DType
+        public let shape: [Int]
+        public let bytes: UnsafeRawBufferPointer
+
+        public init(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) {
+            precondition(shape.reduce(dtype.byteSize, *) == bytes.count, "\(name): \(bytes.count) bytes for \(shape)")
+            (self.name, self.dtype, self.shape, self.bytes) = (name, dtype, shape, bytes)
+        }
+    }
+
+    /// Writes a file of `tensors` straight from their memory (no copy of the whole file is made), laid out as
+    /// `data()` lays it out; `progress(bytesWritten, totalBytes)` is called after each tensor.
+    public static func write(_ tensors: [Streamed], metadata: [String: String] = [:], to path: String,
+                             progress: (Int, Int) -> Void = { _, _ in }) throws {
+        let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
+        guard byName.count == tensors.count else {
+            throw Failure.duplicateTensor(name: Dictionary(grouping: tensors, by: \.name).first { $0.value.count > 1 }!.key)
+        }
+        let ordered = Self.ordered(tensors.map { ($0.name, $0.dtype, $0.shape, $0.bytes.count) })
+        let header = try Self.header(ordered, metadata: metadata)
+        let total = tensors.reduce(0) { $0 + $1.bytes.count }
+        var written = 0
+        try OutputFile.write(to: path) { descriptor in
+            guard header.withUnsafeBytes({ OutputFile.writeAll(descriptor, $0) }) else { return false }
+            for entry in ordered {
+                guard OutputFile.writeAll(descriptor, byName[entry.name]!.bytes) else { return false }
+                written += entry.count
+                progress(written, total)
+            }
+            return true
+        }
+    }
+
+    private typealias Entry = (name: String, dtype: DType, shape: [Int], count: Int)
+
+    /// The safetensors library's order: descending element size, then name (so every tensor stays aligned).
+    private static func ordered(_ entries: [Entry]) -> [Entry] {
+        entries.sorted { ($0.dtype.byteSize, $1.name) > ($1.dtype.byteSize, $0.name) }
+    }
+
+    /// The 8-byte length and the JSON header of tensors laid out back to back in `ordered`'s order, padded with
+    /// spaces so that the data starts on an 8-byte boundary.
+    private static func header(_ ordered: [Entry], metadata: [String: String]) throws -> Data {
+        var header: [String: Any] = metadata.isEmpty ? [:] : ["__metadata__": metadata]
+        var offset = 0
+        for tensor in ordered {
+            header[tensor.name] = ["dtype": tensor.dtype.rawValue, "shape": tensor.shape,
+                                   "data_offsets": [offset, offset + tensor.count]] as [String: Any]
+            offset += tensor.count
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys, .withoutEscapingSlashes])
+        json.append(contentsOf: repeatElement(UInt8(ascii: " "), count: (8 - json.count % 8) % 8))
+        var file = Data(capacity: 8 + json.count)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { file.append(contentsOf: $0) }
+        file.append(json)
+        return file
     }
 }

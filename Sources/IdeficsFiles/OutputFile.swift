@@ -11,6 +11,10 @@ public struct OutputFileError: Error, Equatable, CustomStringConvertible {
     /// is the system's.
     public let isCallerFault: Bool
     public var description: String { "\(path): cannot be written: \(reason)" }
+
+    public init(path: String, reason: String, isCallerFault: Bool) {
+        (self.path, self.reason, self.isCallerFault) = (path, reason, isCallerFault)
+    }
 }
 
 /// Writing files users name: checked before any work starts, never replacing anything but a regular file (a link,
@@ -48,6 +52,12 @@ public enum OutputFile {
     }
 
     public static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { descriptor in data.withUnsafeBytes { writeAll(descriptor, $0) } }
+    }
+
+    /// Writes `path` through `body`, which writes to the descriptor it is given and returns false (errno set) on a
+    /// failure: beside the target first, synced, then renamed over it; a failure leaves nothing behind.
+    public static func write(to path: String, by body: (Int32) -> Bool) throws {
         try check(path)
         let temporary = path + ".partial-\(getpid())"
         func failed(_ what: String) -> OutputFileError {
@@ -57,7 +67,7 @@ public enum OutputFile {
         }
         let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL, 0o644)
         guard descriptor >= 0 else { throw failed("cannot create \(temporary)") }
-        guard data.withUnsafeBytes({ writeAll(descriptor, $0) }), fsync(descriptor) == 0 else {
+        guard body(descriptor), fsync(descriptor) == 0 else {
             close(descriptor)
             throw failed("writing failed")
         }

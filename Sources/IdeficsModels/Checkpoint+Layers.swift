@@ -2,16 +2,20 @@ import IdeficsCheckpoint
 import IdeficsTensors
 
 extension Checkpoint {
-    /// The `<name>.weight` matrix [out, input] (and `<name>.bias` when `bias`), checked against the config's shape.
+    /// The matrix [out, input] of layer `name` as stored (float, block-quantized or AWQ), and `<name>.bias` when
+    /// `bias`, checked against the config's shape.
     func linear(_ name: String, out: Int, input: Int, bias: Bool = false) throws -> Linear {
-        Linear(weight: matrix(try tensor(name + ".weight", shape: [out, input])),
+        Linear(weight: matrix(try storedMatrix(name, rows: out, columns: input)),
                bias: bias ? try floats(name + ".bias", count: out) : nil)
     }
 
-    /// A matrix as the kernels will read it: quantized when this load asks for it (`quantization`).
-    func matrix(_ weight: WeightTensor) -> WeightTensor {
-        guard let quantization, quantization.applies(to: weight.name) else { return weight }
-        return weight.quantized(quantization.format, pool: quantization.pool)
+    /// A matrix as the kernels will read it: a float one quantized when this load asks for it (`quantization`),
+    /// logged under `name` (its own by default).
+    func matrix(_ weight: WeightTensor, as name: String? = nil) -> WeightTensor {
+        guard let quantization, weight.quantization == nil, quantization.applies(to: weight.name) else { return weight }
+        let quantized = weight.quantized(quantization.format, pool: pool)
+        quantization.log?.add(quantized, as: name ?? weight.name)
+        return quantized
     }
 }
 

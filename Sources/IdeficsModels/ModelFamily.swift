@@ -22,12 +22,7 @@ public enum ModelFamily {
            let other = names.first(where: { $0 != expected }) {
             throw config.error("architectures", "names \(other): for model_type \(type) only \(expected) is supported")
         }
-        if let quantization = try config.object("quantization_config") {
-            let method = try quantization.string("quant_method", default: "unknown")
-            throw config.error("quantization_config", "says the weights are quantized (quant_method \(method)); "
-                + "quantized checkpoints are not supported yet: use the unquantized checkpoint "
-                + "(for idefics2-8b-AWQ, HuggingFaceM4/idefics2-8b)")
-        }
+        _ = try StoredQuantization(config: config) // a quantization we cannot read is refused before any weight
         switch type {
         case "idefics2": self = .idefics2
         case "idefics": self = .idefics

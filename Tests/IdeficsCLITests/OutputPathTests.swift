@@ -37,6 +37,31 @@ final class OutputPathTests: XCTestCase {
                        "no temporary file left behind")
     }
 
+    /// `quantize` writes a new folder only, with progress on stderr, and the folder answers as the load-time
+    /// quantization does.
+    func testQuantizeWritesANewFolderAndNeverIntoAnExistingOne() throws {
+        let folder = try temporaryDirectory()
+        let output = folder.appendingPathComponent("demo-q8")
+        let run = try CLI.run(["quantize", "--model", CLI.demoModel.path, "--output", output.path, "--type", "q8"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("writing \(output.path): 100%"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("(\(4 * 7 + 1) quantized)"), run.stderr) // four layers and the head
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["demo-q8"], "no staging folder left")
+        let prompt = ["--prompt", "<image>What shape is this?", "--image", CLI.exampleImage, "--max-new-tokens", "4", "--json"]
+        let fromFolder = try CLI.run(["generate", "--model", output.path] + prompt)
+        let atLoad = try CLI.run(["generate", "--model", CLI.demoModel.path, "--quantize", "q8"] + prompt)
+        XCTAssertEqual(fromFolder.status, 0, fromFolder.stderr)
+        func tokens(_ json: String) throws -> [Int] {
+            (try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any])["generated_token_ids"] as! [Int]
+        }
+        XCTAssertEqual(try tokens(fromFolder.stdout), try tokens(atLoad.stdout))
+
+        try CLI.assertRefused(["quantize", "--model", CLI.demoModel.path, "--output", output.path, "--type", "q8"],
+                              "\(output.path) exists: the quantized checkpoint goes to a new folder")
+        try CLI.assertRefused(["quantize", "--model", CLI.demoModel.path, "--output", folder.appendingPathComponent("x").path,
+                               "--type", "q4z"], status: 64, "--type")
+    }
+
     /// The evaluation would run for minutes before finding out that its report cannot be written.
     func testEvalChecksItsOutputsFolderBeforeEvaluating() throws {
         let missing = "/nonexistent-folder/answers.jsonl"

@@ -1,5 +1,5 @@
 import Foundation
-import IdeficsCheckpoint
+@testable import IdeficsCheckpoint
 @testable import IdeficsModels
 import TestSupport
 import XCTest
@@ -157,11 +157,41 @@ final class ConfigResolutionTests: XCTestCase {
         }
     }
 
-    func testQuantizedCheckpointIsRefusedBeforeItsWeights() throws {
-        let awq = try XCTUnwrap(cases().first { $0.expect == "refuse-weights" })
-        XCTAssertEqual(awq.name, "HuggingFaceM4/idefics2-8b-AWQ")
-        XCTAssertTrue(errorText { try ModelFamily(directory: awq.folder) }.contains(
-            "field quantization_config says the weights are quantized (quant_method awq)"))
+    func testAWQConfigIsReadAndOtherQuantizationsAreRefusedBeforeTheirWeights() throws {
+        let awq = try XCTUnwrap(cases().first { $0.name == "HuggingFaceM4/idefics2-8b-AWQ" })
+        guard case .idefics2 = try ModelFamily(directory: awq.folder) else { return XCTFail("not read as Idefics2") }
+        let config = try ConfigObject.required(directory: awq.folder, by: "the test")
+        XCTAssertEqual(try StoredQuantization(config: config), .awq(groupSize: 128, modulesToNotConvert: ["vision_model", "connector"]))
+
+        let published = config.values["quantization_config"] as! [String: Any]
+        let refused: [(String, Any, String)] = [
+            ("quant_method", "gptq", "field quantization_config.quant_method is \"gptq\": only AWQ checkpoints"),
+            ("bits", 8, "field quantization_config.bits must be 4"),
+            ("version", "gemv", "field quantization_config.version is \"gemv\": only AWQ's GEMM packing is read"),
+            ("zero_point", false, "field quantization_config.zero_point is false"),
+            ("group_size", 100, "field quantization_config.group_size is 100: a positive multiple of 32"),
+            ("modules_to_not_convert", "vision_model", "field quantization_config.modules_to_not_convert is not a list"),
+        ]
+        for (field, value, expected) in refused {
+            let folder = try temporaryDirectory()
+            var values = config.values, quantization = published
+            quantization[field] = value
+            values["quantization_config"] = quantization
+            try JSONSerialization.data(withJSONObject: values).write(to: folder.appendingPathComponent("config.json"))
+            let message = errorText { try ModelFamily(directory: folder) }
+            XCTAssertTrue(message.hasPrefix(folder.appendingPathComponent("config.json").path + ": " + expected), message)
+        }
+    }
+
+    func testModulesToNotConvertMatchWholeDottedParts() {
+        let patterns = ["vision_model", "connector", "lm_head"]
+        XCTAssertTrue(StoredQuantization.names(patterns, module: "model.vision_model.encoder.layers.0.mlp.fc1"))
+        XCTAssertTrue(StoredQuantization.names(patterns, module: "model.connector.modality_projection.gate_proj"))
+        XCTAssertTrue(StoredQuantization.names(patterns, module: "lm_head"))
+        XCTAssertFalse(StoredQuantization.names(patterns, module: "model.text_model.layers.0.mlp.gate_proj"))
+        XCTAssertFalse(StoredQuantization.names(patterns, module: "model.vision_model_2.fc1"))
+        XCTAssertTrue(StoredQuantization.names(["layers.1"], module: "model.text_model.layers.1.mlp.up_proj"))
+        XCTAssertFalse(StoredQuantization.names(["layers.1"], module: "model.text_model.layers.11.mlp.up_proj"))
     }
 
     func testV1IsReadButNotRun() throws {

@@ -40,7 +40,8 @@ final class QuantizedDecoderTests: XCTestCase {
             let reference = try ModelReference(name)
             let stored = try Mistral(checkpoint: Checkpoint(directory: reference.directory))
             var checkpoint = try Checkpoint(directory: reference.directory)
-            checkpoint.quantization = WeightQuantization(format: format, pool: pool)
+            checkpoint.pool = pool
+            checkpoint.quantization = WeightQuantization(format: format)
             let quantized = try Mistral(checkpoint: checkpoint)
             let vocabulary = stored.config.vocabSize
             for c in reference.cases {

@@ -60,13 +60,12 @@ final class LinearTests: XCTestCase {
     }
 
     /// Q8_0 and Q4_0 matrices through the same shapes: the product equals the naive one over the dequantized
-    /// weights (and the int8-quantized activations below 20 tokens: the kernels must read every block, scale, nibble
-    /// and partial last block right). Each dequantized weight is within half a step d of the original for Q8_0
+    /// weights (the kernels must read every block, scale, nibble and partial last block right). Each dequantized weight is within half a step d of the original for Q8_0
     /// (d = max|w| / 127) and within one step for Q4_0 (d = max|w| / 8: the end opposite the largest magnitude is
     /// clamped at q = 15), plus what storing d as f16 costs (|q| <= 127, resp. 8, times at most d / 2048).
     func testQuantizedMatricesMatchTheProductOfTheirDequantizedWeights() {
         let pool = WorkerPool(threads: 2)
-        for format in QuantizedFormat.allCases {
+        for format in QuantizedFormat.targets {
             let (levels, tolerance): (Float, Float) = format == .q8 ? (127, 0.5 + 127 / 2048) : (8, 1 + 8 / 2048)
             for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (5, 129, 64), (9, 64, 1000), (13, 70, 300), (25, 530, 260)] {
                 let (weight, exact) = makeWeight(rows: rows, cols: cols, dtype: .f32, seed: UInt64(rows + cols))
@@ -85,19 +84,77 @@ final class LinearTests: XCTestCase {
                         }
                     }
                 }
-                let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
-                // Under 20 tokens the activations are quantized to int8 blocks too (integer dot products); from 20
-                // on, the packed path dequantizes the weights and keeps x in float32.
-                let xSeen = tokens < 20 ? Self.quantizedActivations(x, width: cols) : x
-                let y = Linear(weight: quantized)(x, tokens: tokens, pool: pool)
-                for t in 0..<tokens {
-                    for r in 0..<rows {
-                        var expected = 0.0
-                        for k in 0..<cols { expected += Double(xSeen[t * cols + k]) * Double(dequantized[r * cols + k]) }
-                        XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 1e-4 * max(1, abs(expected)),
-                                       "\(format) \(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
+                checkProduct(quantized, dequantized: dequantized, tokens: tokens, pool: pool)
+            }
+        }
+    }
+
+    /// AutoAWQ's GEMM packing (qweight int32 [in, out/8] with nibble i of column c holding output 8c + [0, 2, 4, 6,
+    /// 1, 3, 5, 7][i]; qzeros alike per group; fp16 scales [in/group, out]), packed here from known q, z and s:
+    /// the repacked Q4_Z matrix holds exactly (q - z) * s, and its products are those of those weights.
+    func testAWQMatricesRepackExactlyAndMultiply() {
+        let pool = WorkerPool(threads: 2)
+        let order = [0, 2, 4, 6, 1, 3, 5, 7]
+        for (tokens, rows, cols, group) in [(1, 8, 128, 128), (3, 136, 256, 128), (25, 264, 384, 128), (5, 16, 64, 32)] {
+            var state = UInt64(rows * cols + group)
+            func next(_ n: Int) -> Int {
+                state = state &* 6364136223846793005 &+ 1442695040888963407
+                return Int(state >> 33) % n
+            }
+            let q = (0..<(rows * cols)).map { _ in next(16) }               // [out, in]
+            let z = (0..<(rows * cols / group)).map { _ in next(16) }       // [out, in / group]
+            let s = (0..<(rows * cols / group)).map { _ in Float16(Float(next(1000) + 1) / 4096) }
+            func packed(_ value: (Int, Int) -> Int, inputs: Int) -> WeightTensor {
+                let storage = Storage(byteCount: inputs * rows / 2)
+                for k in 0..<inputs {
+                    for c in 0..<(rows / 8) {
+                        var word: UInt32 = 0
+                        for i in 0..<8 { word |= UInt32(value(k, 8 * c + order[i])) << (4 * i) }
+                        storage.bytes.storeBytes(of: word, toByteOffset: (k * rows / 8 + c) * 4, as: UInt32.self)
                     }
                 }
+                return WeightTensor(name: "p", dtype: .i32, shape: [inputs, rows / 8], data: UnsafeRawPointer(storage.bytes), owner: storage)
+            }
+            let groups = cols / group
+            let scales = Storage(byteCount: groups * rows * 2)
+            for g in 0..<groups {
+                for r in 0..<rows { scales.bytes.storeBytes(of: s[r * groups + g], toByteOffset: (g * rows + r) * 2, as: Float16.self) }
+            }
+            let matrix = WeightTensor.awq(
+                name: "w", qweight: packed({ k, r in q[r * cols + k] }, inputs: cols),
+                qzeros: packed({ g, r in z[r * groups + g] }, inputs: groups),
+                scales: WeightTensor(name: "s", dtype: .f16, shape: [groups, rows], data: UnsafeRawPointer(scales.bytes), owner: scales),
+                group: group, pool: pool)
+            XCTAssertEqual(matrix.shape, [rows, cols])
+            XCTAssertEqual(matrix.byteCount, rows * cols / 32 * 20)
+            var dequantized = [Float](repeating: 0, count: rows * cols)
+            dequantized.withUnsafeMutableBufferPointer { out in
+                for r in 0..<rows { matrix.row(r, into: out.baseAddress! + r * cols) }
+            }
+            for r in 0..<rows {
+                for k in 0..<cols {
+                    let g = r * groups + k / group
+                    XCTAssertEqual(dequantized[r * cols + k], Float(q[r * cols + k] - z[g]) * Float(s[g]), "[\(r), \(k)]")
+                }
+            }
+            checkProduct(matrix, dequantized: dequantized, tokens: tokens, pool: pool)
+        }
+    }
+
+    /// x Wᵀ of a quantized matrix against the naive product over its dequantized weights. Under 20 tokens the
+    /// activations are quantized to int8 blocks too (integer dot products); from 20 on, the packed path dequantizes
+    /// the weights and keeps x in float32.
+    private func checkProduct(_ matrix: WeightTensor, dequantized: [Float], tokens: Int, pool: WorkerPool) {
+        let (rows, cols) = (matrix.shape[0], matrix.shape[1])
+        let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+        let xSeen = tokens < 20 ? Self.quantizedActivations(x, width: cols) : x
+        let y = Linear(weight: matrix)(x, tokens: tokens, pool: pool)
+        for t in 0..<tokens {
+            for r in 0..<rows {
+                var expected = 0.0
+                for k in 0..<cols { expected += Double(xSeen[t * cols + k]) * Double(dequantized[r * cols + k]) }
+                XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 1e-4 * max(1, abs(expected)),
+                               "\(matrix.quantization!) \(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
             }
         }
     }

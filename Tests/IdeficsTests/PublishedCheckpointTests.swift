@@ -119,8 +119,6 @@ final class PublishedCheckpointTests: XCTestCase {
     }
 
     func testFoldersWeCannotRunSayWhy() throws {
-        let awq = Fixtures.url("hub/HuggingFaceM4/idefics2-8b-AWQ")
-        XCTAssertTrue(errorText { try Pipeline(pathOrID: awq.path) }.contains("quantized checkpoints are not supported yet"))
         let v1 = Fixtures.url("configs/layouts/idefics-9b")
         XCTAssertEqual(errorText { try Pipeline(pathOrID: v1.path) },
                        "\(v1.path)/config.json: model_type idefics (Idefics v1, IdeficsForVisionText2Text) is not supported "

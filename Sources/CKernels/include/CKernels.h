@@ -8,11 +8,13 @@
 /// Formats of weight matrices: float types as stored in checkpoints, and llama.cpp's block formats, where each run
 /// of 32 weights of a row starts with an f16 scale d: Q8_0 then holds 32 int8 q (w = d * q, 34 bytes), Q4_0 16 bytes
 /// of 4-bit q, byte j holding weight j in its low and weight j + 16 in its high nibble (w = d * (q - 8), 18 bytes).
-/// A row of K inputs takes ceil(K / 32) blocks, the last one zero-padded (Q4_0: q = 8).
-typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2, CK_Q8_0 = 3, CK_Q4_0 = 4 } ck_dtype;
+/// Q4_Z holds AWQ's 4-bit weights with a zero point: the f16 d, a byte z (0-15), a zero byte, then Q4_0's 16 bytes
+/// of nibbles (w = d * (q - z), 20 bytes). A row of K inputs takes ceil(K / 32) blocks, the last one zero-padded
+/// (Q4_0: q = 8).
+typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2, CK_Q8_0 = 3, CK_Q4_0 = 4, CK_Q4_Z = 5 } ck_dtype;
 #define CK_Q8_BLOCK 32
-static inline int ck_is_quantized(ck_dtype type) { return type == CK_Q8_0 || type == CK_Q4_0; }
-static inline size_t ck_block_bytes(ck_dtype type) { return type == CK_Q8_0 ? 34 : 18; }
+static inline int ck_is_quantized(ck_dtype type) { return type >= CK_Q8_0; }
+static inline size_t ck_block_bytes(ck_dtype type) { return type == CK_Q8_0 ? 34 : type == CK_Q4_0 ? 18 : 20; }
 /// Bytes of one row of `columns` weights in `type`.
 static inline size_t ck_row_bytes(ck_dtype type, ptrdiff_t columns) {
     return ck_is_quantized(type) ? (size_t)((columns + CK_Q8_BLOCK - 1) / CK_Q8_BLOCK) * ck_block_bytes(type)
@@ -42,6 +44,12 @@ void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst);
 /// Quantizes n floats to Q4_0 blocks as llama.cpp does (d = m / -8 for the value m of largest magnitude,
 /// q = min(15, trunc(x / d + 8.5)), d stored as f16).
 void ck_quantize_q4_0(const float *x, ptrdiff_t n, void *dst);
+/// Output rows [r0, r1) (multiples of 8) of an AutoAWQ GEMM-packed matrix as Q4_Z rows of `in` weights, written
+/// to dst (row r0 first). qweight is int32 [in, out / 8], qzeros int32 [in / group, out / 8], scales f16 bits
+/// [in / group, out]; nibble i (bits 4i..4i+3) of an int32 in column c holds output 8c + {0, 2, 4, 6, 1, 3, 5, 7}[i].
+/// `group` is a multiple of 32 dividing `in`.
+void ck_awq_to_q4_z(const int32_t *qweight, const int32_t *qzeros, const uint16_t *scales, ptrdiff_t in, ptrdiff_t out,
+                    ptrdiff_t group, ptrdiff_t r0, ptrdiff_t r1, void *dst);
 
 float ck_dot(const float *a, const float *b, ptrdiff_t n);
 /// y += a * x

@@ -9,7 +9,7 @@ public struct Idefics2: Sendable {
     public let connector: Perceiver
     public let decoder: Mistral
 
-    /// Reads the folder's config.json (refusing quantized or non-Idefics2 folders first), then the weights.
+    /// Reads the folder's config.json (refusing non-Idefics2 folders and quantizations we cannot read first), then the weights.
     public init(checkpoint: Checkpoint) throws {
         guard case .idefics2 = try ModelFamily(directory: checkpoint.directory) else {
             throw CheckpointError.invalidConfig(path: checkpoint.directory.appendingPathComponent("config.json").path,

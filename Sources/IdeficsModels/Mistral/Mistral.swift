@@ -24,9 +24,9 @@ public struct Mistral: Sendable {
     let rope: RotaryEmbedding
 
     /// Loads the weights named `<prefix>embed_tokens.weight`, `<prefix>layers.N...`, `<prefix>norm.weight` and
-    /// `lmHeadName` (the embedding matrix itself when the config ties them), each checked against the shape the
-    /// config implies.
-    public init(config: MistralConfig, checkpoint: Checkpoint, prefix: String, lmHeadName: String = "lm_head.weight") throws {
+    /// those of layer `lmHead` (the embedding matrix itself when the config ties them), each checked against the
+    /// shape the config implies.
+    public init(config: MistralConfig, checkpoint: Checkpoint, prefix: String, lmHead: String = "lm_head") throws {
         let (hidden, vocab) = (config.hiddenSize, config.vocabSize)
         let qWidth = config.headCount * config.headDim, kvWidth = config.keyValueHeadCount * config.headDim
         self.config = config
@@ -44,20 +44,24 @@ public struct Mistral: Sendable {
                                 intermediate: config.intermediateSize, output: hidden))
         }
         finalNorm = try checkpoint.floats(prefix + "norm.weight", count: hidden)
-        // A tied head quantizes a copy: the embedding lookups keep reading the stored rows.
-        head = Linear(weight: checkpoint.matrix(config.tieWordEmbeddings ? embedding
-                                                  : try checkpoint.tensor(lmHeadName, shape: [vocab, hidden])))
+        // A tied head quantizes a copy (stored as its own tensor by `idefics quantize`): the embedding lookups keep
+        // reading the stored rows.
+        head = Linear(weight: config.tieWordEmbeddings && !checkpoint.storesQuantized(lmHead)
+                          ? checkpoint.matrix(embedding, as: lmHead + ".weight")
+                          : checkpoint.matrix(try checkpoint.storedMatrix(lmHead, rows: vocab, columns: hidden)))
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
     }
 
+    /// Every matrix of the decoder: each layer's seven (q, k, v, o, gate, up, down), then the head.
+    public var matrices: [Linear] {
+        layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.mlp.gate, $0.mlp.up, $0.mlp.down] } + [head]
+    }
+
     /// Bytes of weights one decoded token reads, in the formats they are held in (quantized ones included): every
-    /// layer's matrices and norms and the output head (one embedding row is negligible).
+    /// matrix and norm (one embedding row is negligible).
     public var weightBytesPerToken: Int {
-        let perLayer = layers.reduce(0) { total, layer in
-            total + [layer.query, layer.key, layer.value, layer.output, layer.mlp.gate, layer.mlp.up, layer.mlp.down]
-                .reduce(0) { $0 + $1.weight.byteCount } + 4 * (layer.inputNorm.count + layer.postAttentionNorm.count)
-        }
-        return perLayer + head.weight.byteCount + 4 * finalNorm.count
+        let norms = layers.reduce(finalNorm.count) { $0 + $1.inputNorm.count + $1.postAttentionNorm.count }
+        return matrices.reduce(4 * norms) { $0 + $1.weight.byteCount }
     }
 
     public func makeCache() -> KVCache {

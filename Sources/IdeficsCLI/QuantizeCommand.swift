@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Idefics
+
+struct QuantizeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantize",
+        abstract: "Write a copy of a checkpoint with its language model's matrices stored quantized.",
+        discussion: "The new folder loads by memory mapping, with no quantizing at load: the same weights, to the "
+            + "byte, as --quantize makes at load time. Its config.json gets a quantization_config "
+            + "(quant_method swift-idefics) that only swift-idefics reads; every other file is copied.")
+
+    @Option(help: "Checkpoint folder, or a model id in the local Hugging Face cache.")
+    var model: String
+
+    @Option(help: "Branch, tag or commit of a model id in the Hugging Face cache (default: main).")
+    var revision: String?
+
+    @Option(help: "The folder to write; it must not exist.")
+    var output: String
+
+    @Option(help: "q8 (llama.cpp's Q8_0, 8.5 bits per weight) or q4 (Q4_0, 4.5 bits).")
+    var type: QuantizedFormat
+
+    @Flag(help: "Quantize the vision tower and the connector too.")
+    var quantizeVision = false
+
+    @Option(parsing: .unconditional, help: "Worker threads (default and most: one per processor).")
+    var threads: Int?
+
+    func validate() throws {
+        try checkOption("threads", threads, 1...4096)
+    }
+
+    func run() throws {
+        let start = ContinuousClock.now
+        Terminal.writeError("Quantizing \(model) to \(type.rawValue)…\n")
+        var reported = -1
+        let summary = try CheckpointQuantizer.write(
+            from: model, revision: revision, to: output, format: type, includeVision: quantizeVision,
+            threads: threads) { written, total in
+            let percent = total == 0 ? 100 : written * 100 / total
+            guard percent / 10 != reported / 10 else { return }
+            reported = percent
+            Terminal.writeError(String(format: "writing %@: %3d%% of %.2f GB\n", output, percent, Double(total) / 1e9))
+        }
+        Terminal.writeError(String(format: "%@: %d tensors (%d quantized), %.2f GB from %.2f GB, in %.1f s\n", output,
+                                   summary.tensors, summary.quantizedTensors, Double(summary.bytes) / 1e9,
+                                   Double(summary.sourceBytes) / 1e9, (ContinuousClock.now - start).seconds))
+    }
+}
