@@ -12,6 +12,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         .target(name: "CKernels"),
@@ -27,8 +29,11 @@ let package = Package(
         .target(name: "Idefics",
                 dependencies: ["IdeficsFiles", "IdeficsTensors", "IdeficsCheckpoint", "IdeficsTokenizer", "IdeficsImages",
                                "IdeficsModels", "IdeficsGeneration"]),
+        .target(name: "IdeficsServer", dependencies: [
+            "Idefics", .product(name: "Hummingbird", package: "hummingbird"), .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .executableTarget(name: "IdeficsCLI", dependencies: [
-            "Idefics", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Idefics", "IdeficsServer", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         .target(name: "TestSupport", path: "Tests/TestSupport"),
@@ -39,6 +44,9 @@ let package = Package(
         .testTarget(name: "IdeficsModelsTests", dependencies: ["IdeficsModels", "IdeficsCheckpoint", "IdeficsTensors", "TestSupport"]),
         .testTarget(name: "IdeficsTests", dependencies: ["Idefics", "TestSupport"]),
         .testTarget(name: "IdeficsCLITests", dependencies: ["IdeficsCLI", "TestSupport"]),
+        .testTarget(name: "IdeficsServerTests", dependencies: [
+            "IdeficsServer", "TestSupport", .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "IdeficsGenerationTests", dependencies: ["IdeficsGeneration", "IdeficsModels", "IdeficsCheckpoint", "IdeficsTensors", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]

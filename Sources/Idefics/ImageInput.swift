@@ -38,9 +38,38 @@ public enum ImageInput {
         return scheme.lowercased()
     }
 
-    static func download(_ address: String) throws -> [UInt8] {
+    /// How a server loads the images requests name: data: URIs; http(s) URLs only with `fetchURLs`, and then not
+    /// from hosts that resolve to loopback, private, link-local or other non-public addresses (checked before the
+    /// request and at every redirect) unless `allowPrivateHosts`; never a path or a file: URL. (A host whose DNS
+    /// answer changes between the check and the connection is not caught.)
+    public struct RemotePolicy: Sendable {
+        public var fetchURLs: Bool
+        public var allowPrivateHosts: Bool
+
+        public init(fetchURLs: Bool = true, allowPrivateHosts: Bool = false) {
+            self.fetchURLs = fetchURLs
+            self.allowPrivateHosts = allowPrivateHosts
+        }
+    }
+
+    public static func load(remote reference: String, policy: RemotePolicy, options: ImageLoadOptions = ImageLoadOptions())
+        throws -> RGBImage {
+        if reference.lowercased().hasPrefix("data:") { return try load(reference, options: options) }
+        guard let scheme = urlScheme(reference), scheme == "http" || scheme == "https" else {
+            throw ImageError(source: reference, kind: .unreadable, detail: "give an http(s) URL or a data: URI")
+        }
+        guard policy.fetchURLs else {
+            throw ImageError(source: reference, kind: .unreadable, detail: "this server does not fetch image URLs: send a data: URI")
+        }
+        let check: (URL) -> String? = { policy.allowPrivateHosts ? nil : HostAddress.refusal(for: $0) }
+        return try ImageDecoder.loadRGB(.bytes(download(reference, check: check), name: reference), options: options)
+    }
+
+    /// `check` may refuse the URL and every redirect target with a reason.
+    static func download(_ address: String, check: @escaping (URL) -> String? = { _ in nil }) throws -> [UInt8] {
         guard let url = URL(string: address) else { throw ImageError(source: address, kind: .unreadable, detail: "not a valid URL") }
-        let delegate = LimitedDownload(limit: maximumDownloadBytes)
+        if let refusal = check(url) { throw ImageError(source: address, kind: .unreadable, detail: refusal) }
+        let delegate = LimitedDownload(limit: maximumDownloadBytes, check: check)
         let configuration = URLSessionConfiguration.ephemeral
         configuration.timeoutIntervalForRequest = downloadTimeout
         configuration.timeoutIntervalForResource = downloadTimeout
@@ -62,14 +91,19 @@ private final class LimitedDownload: NSObject, URLSessionDataDelegate, @unchecke
     var bytes: [UInt8] = []
     var failure: String?
     private var redirects = 0
+    private let check: (URL) -> String?
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int, check: @escaping (URL) -> String?) {
+        self.limit = limit
+        self.check = check
+    }
 
     func urlSession(_ session: URLSession, task: URLSessionTask, willPerformHTTPRedirection response: HTTPURLResponse,
                     newRequest request: URLRequest, completionHandler: @escaping (URLRequest?) -> Void) {
         redirects += 1
         if redirects > 5 { failure = "more than 5 redirects" }
-        completionHandler(redirects > 5 ? nil : request)
+        if failure == nil, let url = request.url, let refusal = check(url) { failure = "redirected: \(refusal)" }
+        completionHandler(failure == nil ? request : nil)
     }
 
     func urlSession(_ session: URLSession, dataTask: URLSessionDataTask, didReceive response: URLResponse,

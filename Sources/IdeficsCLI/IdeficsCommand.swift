@@ -2,14 +2,14 @@ import ArgumentParser
 import Foundation
 
 @main
-struct IdeficsCommand: ParsableCommand {
+struct IdeficsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "idefics",
         abstract: "Run Idefics2 checkpoints on images and text, with transformers' exact outputs.",
         subcommands: [GenerateCommand.self, ChatCommand.self, EvalCommand.self, TokenizeCommand.self,
-                      PreprocessCommand.self, QuantizeCommand.self, BenchCommand.self, BenchImageCommand.self])
+                      PreprocessCommand.self, QuantizeCommand.self, ServeCommand.self, BenchCommand.self, BenchImageCommand.self])
 
-    static func main() {
+    static func main() async {
         // A closed pipe on stdout becomes a write error with a message (Terminal.write), not a silent kill.
         signal(SIGPIPE, SIG_IGN)
         // Swift's CommandLine.arguments would replace invalid UTF-8 with U+FFFD and run on a changed prompt.
@@ -18,7 +18,7 @@ struct IdeficsCommand: ParsableCommand {
             Terminal.writeError("Error: argument \(index) is not valid UTF-8 text\n")
             Foundation.exit(ExitCode.validationFailure.rawValue)
         }
-        main(nil)
+        await main(nil)
     }
 }
 

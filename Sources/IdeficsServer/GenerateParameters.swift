@@ -1,0 +1,117 @@
+import Foundation
+import Idefics
+
+/// The generation settings of a request, validated by text-generation-inference's rules (its router's
+/// validation.rs): the same limits, defaults and messages, each naming its field.
+struct GenerateParameters: Sendable {
+    var request = GenerationRequest()
+    var details = false
+    var returnFullText = false
+    /// Whether the request samples (so that `details.seed` reports the seed it used).
+    var sampling = false
+
+    static let maxStopSequences = 4
+    static let maxTopNTokens = 5
+
+    init() {}
+
+    /// TGI's `parameters` object.
+    init(tgi p: JSONFields?) throws(ServerError) {
+        guard let p else { return }
+        if let bestOf = try p.int("best_of"), bestOf != 1 {
+            throw .validation("`best_of` must be 1: several sequences per request are not supported")
+        }
+        try setCommon(p, maxTokensKey: "max_new_tokens", stopKey: "stop")
+        if let doSample = try p.bool("do_sample") { request.doSample = doSample }
+        if let topK = try p.int("top_k") {
+            guard topK > 0 else { throw .validation("`top_k` must be strictly positive") }
+            request.topK = topK
+        }
+        if let typicalP = try p.double("typical_p") {
+            guard typicalP > 0, typicalP < 1 else { throw .validation("`typical_p` must be > 0.0 and < 1.0") }
+            request.typicalP = Float(typicalP)
+        }
+        if let penalty = try p.double("repetition_penalty") {
+            guard penalty > 0 else { throw .validation("`repetition_penalty` must be strictly positive") }
+            request.repetitionPenalty = Float(penalty)
+        }
+        if let topN = try p.int("top_n_tokens") {
+            guard topN <= Self.maxTopNTokens else {
+                throw .validation("`top_n_tokens` must be <= \(Self.maxTopNTokens). Given: \(topN)")
+            }
+            guard topN == 0 else { throw .validation("`top_n_tokens` is not supported yet (give 0 or leave it out)") }
+        }
+        if try p.bool("decoder_input_details") == true {
+            throw .validation("`decoder_input_details` is not supported yet (prompt log-probabilities)")
+        }
+        for key in ["grammar", "adapter_id"] where p.isPresent(key) {
+            throw .validation("`\(key)` is not supported")
+        }
+        _ = try p.bool("watermark")
+        details = try p.bool("details") ?? false
+        returnFullText = try p.bool("return_full_text") ?? false
+        sampling = request.doSample == true || request.topK != nil || request.typicalP != nil || request.temperature != nil
+            || request.topP != nil || request.seed != nil
+    }
+
+    /// The fields TGI and OpenAI share: temperature, top_p, frequency_penalty, seed, the token budget and stops.
+    mutating func setCommon(_ p: JSONFields, maxTokensKey: String, stopKey: String) throws(ServerError) {
+        if let temperature = try p.double("temperature") {
+            guard temperature > 0 else { throw .validation("`temperature` must be strictly positive") }
+            request.temperature = Float(temperature)
+        }
+        if let topP = try p.double("top_p") {
+            guard topP > 0, topP < 1 else { throw .validation("`top_p` must be > 0.0 and < 1.0") }
+            request.topP = Float(topP)
+        }
+        if let penalty = try p.double("frequency_penalty") {
+            guard (-2...2).contains(penalty) else { throw .validation("`frequency_penalty` must be >= -2.0 and <= 2.0") }
+            guard penalty == 0 else { throw .validation("`frequency_penalty` is not supported yet (give 0 or leave it out)") }
+        }
+        if let seed = try p.uint64("seed") { request.seed = seed }
+        if let maxNewTokens = try p.int(maxTokensKey) {
+            guard maxNewTokens > 0 else { throw .validation("`\(maxTokensKey)` must be strictly positive") }
+            request.maxNewTokens = maxNewTokens
+        }
+        if let stop = try p.strings(stopKey) {
+            guard stop.count <= Self.maxStopSequences else {
+                throw .validation("`\(stopKey)` supports up to \(Self.maxStopSequences) stop sequences. Given: \(stop.count)")
+            }
+            guard !stop.contains("") else { throw .validation("`\(stopKey)` sequences cannot be empty") }
+            request.stopStrings = stop
+        }
+    }
+
+    /// Settles the token budget once the prompt is known: a missing max_new_tokens takes what the total limit leaves
+    /// (as TGI does); a prompt or total past the limits is refused with TGI's wording.
+    mutating func fit(promptTokens: Int, limits: ServerLimits) throws(ServerError) {
+        guard promptTokens <= limits.maxInputTokens else {
+            throw .validation("Input validation error: `inputs` must have less than \(limits.maxInputTokens) tokens. "
+                              + "Given: \(promptTokens)")
+        }
+        let maxNew = request.maxNewTokens ?? max(1, limits.maxTotalTokens - promptTokens)
+        guard promptTokens + maxNew <= limits.maxTotalTokens else {
+            throw .validation("Input validation error: `inputs` tokens + `max_new_tokens` must be <= "
+                              + "\(limits.maxTotalTokens). Given: \(promptTokens) `inputs` tokens and \(maxNew) `max_new_tokens`")
+        }
+        request.maxNewTokens = maxNew
+    }
+}
+
+/// What a server accepts.
+public struct ServerLimits: Sendable {
+    public var maxInputTokens: Int
+    public var maxTotalTokens: Int
+    public var maxConcurrentRequests: Int
+    public var maxBodyBytes: Int
+    public var maxImagesPerRequest: Int
+
+    public init(maxInputTokens: Int = 4095, maxTotalTokens: Int = 4096, maxConcurrentRequests: Int = 128,
+                maxBodyBytes: Int = 20 << 20, maxImagesPerRequest: Int = 8) {
+        self.maxInputTokens = maxInputTokens
+        self.maxTotalTokens = maxTotalTokens
+        self.maxConcurrentRequests = maxConcurrentRequests
+        self.maxBodyBytes = maxBodyBytes
+        self.maxImagesPerRequest = maxImagesPerRequest
+    }
+}

@@ -1,0 +1,101 @@
+import Foundation
+
+/// A JSON object of a request read field by field: an absent or null field is nil, a value of the wrong type is a
+/// validation error naming the field (its dotted path) and what was expected.
+struct JSONFields {
+    let values: [String: Any]
+    let path: String
+
+    init(_ values: [String: Any], path: String = "") {
+        self.values = values
+        self.path = path
+    }
+
+    /// The request body as an object; malformed JSON is named as such.
+    static func body(_ data: Data) throws(ServerError) -> JSONFields {
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data)
+        } catch {
+            throw .validation("the request body is not valid JSON: \((error as NSError).userInfo["NSDebugDescription"] ?? error)")
+        }
+        guard let dictionary = object as? [String: Any] else { throw .validation("the request body is not a JSON object") }
+        return JSONFields(dictionary)
+    }
+
+    func name(_ key: String) -> String { path.isEmpty ? key : path + "." + key }
+
+    private func value(_ key: String) -> Any? {
+        guard let value = values[key], !(value is NSNull) else { return nil }
+        return value
+    }
+
+    private func fail(_ key: String, _ expected: String) -> ServerError { .validation("`\(name(key))` must be \(expected)") }
+
+    private func number(_ key: String) throws(ServerError) -> NSNumber? {
+        guard let value = value(key) else { return nil }
+        guard let number = value as? NSNumber, !Self.isBool(number) else { throw fail(key, "a number") }
+        return number
+    }
+
+    func double(_ key: String) throws(ServerError) -> Double? {
+        guard let number = try number(key) else { return nil }
+        guard number.doubleValue.isFinite else { throw fail(key, "a finite number") }
+        return number.doubleValue
+    }
+
+    func int(_ key: String) throws(ServerError) -> Int? {
+        guard let number = try number(key) else { return nil }
+        guard let integer = Int(exactly: number.doubleValue), abs(integer) < 1 << 53 else { throw fail(key, "an integer") }
+        return integer
+    }
+
+    func uint64(_ key: String) throws(ServerError) -> UInt64? {
+        guard let number = try number(key) else { return nil }
+        // NSNumber keeps a JSON integer above Int64.max exactly as an unsigned value.
+        if String(cString: number.objCType) == "Q" { return number.uint64Value }
+        guard let integer = Int64(exactly: number.doubleValue), integer >= 0 else { throw fail(key, "an integer in 0...2^64-1") }
+        return UInt64(integer)
+    }
+
+    func bool(_ key: String) throws(ServerError) -> Bool? {
+        guard let value = value(key) else { return nil }
+        guard let number = value as? NSNumber, Self.isBool(number) else { throw fail(key, "true or false") }
+        return number.boolValue
+    }
+
+    func string(_ key: String) throws(ServerError) -> String? {
+        guard let value = value(key) else { return nil }
+        guard let string = value as? String else { throw fail(key, "a string") }
+        return string
+    }
+
+    /// A string or a list of strings (OpenAI's and TGI's `stop`).
+    func strings(_ key: String) throws(ServerError) -> [String]? {
+        guard let value = value(key) else { return nil }
+        if let string = value as? String { return [string] }
+        guard let list = value as? [Any], let strings = list as? [String] else { throw fail(key, "a string or a list of strings") }
+        return strings
+    }
+
+    func object(_ key: String) throws(ServerError) -> JSONFields? {
+        guard let value = value(key) else { return nil }
+        guard let object = value as? [String: Any] else { throw fail(key, "an object") }
+        return JSONFields(object, path: name(key))
+    }
+
+    func objects(_ key: String) throws(ServerError) -> [JSONFields]? {
+        guard let value = value(key) else { return nil }
+        guard let list = value as? [Any] else { throw fail(key, "a list") }
+        return try list.enumerated().map { (index, item) throws(ServerError) in
+            guard let object = item as? [String: Any] else { throw fail("\(key)[\(index)]", "an object") }
+            return JSONFields(object, path: name("\(key)[\(index)]"))
+        }
+    }
+
+    func isPresent(_ key: String) -> Bool { value(key) != nil }
+
+    private static func isBool(_ number: NSNumber) -> Bool {
+        String(cString: number.objCType) == "c" && "\(type(of: number))".contains("Boolean")
+    }
+}

@@ -1,0 +1,328 @@
+import Foundation
+import Hummingbird
+import Idefics
+import NIOCore
+
+/// The handlers. Each reads and validates its body here (422 naming the field), loads images off the engine's
+/// thread, and hands the model work to the engine; answers and errors are TGI's or OpenAI's JSON.
+struct Routes: Sendable {
+    let engine: GenerationEngine
+    let configuration: ServerConfiguration
+    var limits: ServerLimits { configuration.limits }
+    var pipeline: Pipeline { engine.pipeline }
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("health") { _, _ in Response(status: .ok) }
+        router.get("info") { _, _ in json(info) }
+        router.get("v1/models") { _, _ in
+            json(["object": "list", "data": [["id": configuration.modelName, "object": "model", "created": 0,
+                                               "owned_by": "swift-idefics"]]])
+        }
+        router.post("generate") { request, _ in await answer { try await generate(request, stream: false) } }
+        router.post("generate_stream") { request, _ in await answer { try await generate(request, stream: true) } }
+        router.post("/") { request, _ in await answer { try await generate(request, stream: nil) } }
+        router.post("v1/chat/completions") { request, _ in await answer { try await openAI(request, chat: true) } }
+        router.post("v1/completions") { request, _ in await answer { try await openAI(request, chat: false) } }
+    }
+
+    private var info: [String: Any] {
+        ["model_id": configuration.modelName, "model_sha": NSNull(), "model_pipeline_tag": "image-text-to-text",
+         "model_device_type": "cpu", "max_concurrent_requests": limits.maxConcurrentRequests, "max_best_of": 1,
+         "max_stop_sequences": GenerateParameters.maxStopSequences, "max_input_tokens": limits.maxInputTokens,
+         "max_total_tokens": limits.maxTotalTokens, "validation_workers": 1, "max_client_batch_size": 1,
+         "router": "swift-idefics", "version": IdeficsServer.version, "sha": NSNull(), "docker_label": NSNull()]
+    }
+
+    // MARK: - TGI
+
+    /// `stream` nil: the compat route `/`, which streams when the body says `"stream": true` and otherwise answers
+    /// a one-element array.
+    private func generate(_ request: Request, stream: Bool?) async throws -> Response {
+        let body = try await JSONFields.body(collect(request))
+        guard let inputs = try body.string("inputs") else { throw ServerError.validation("`inputs` must be a string") }
+        guard !inputs.isEmpty else { throw ServerError.validation("`inputs` cannot be empty") }
+        var parameters = try GenerateParameters(tgi: body.object("parameters"))
+        let (prompt, references) = Self.markdownImages(inputs)
+        let images = try await loadImages(references)
+        let streaming = try stream ?? body.bool("stream") ?? false
+        let events = try submit(prompt: prompt, images: images, parameters: &parameters)
+        if streaming { return sse(tgiEvents(events, parameters: parameters, inputs: inputs)) }
+        let result = try await collectOutput(events)
+        var answer: [String: Any] = ["generated_text": (parameters.returnFullText ? inputs : "") + result.output.text]
+        if parameters.details {
+            answer["details"] = ["finish_reason": result.output.finishReason.rawValue,
+                                 "generated_tokens": result.output.tokens.count, "seed": seed(parameters),
+                                 "prefill": [Any](), "tokens": result.output.tokens.map(tokenJSON),
+                                 "top_tokens": NSNull(), "best_of_sequences": NSNull()] as [String: Any]
+        }
+        return json(stream == nil ? [answer] : answer)
+    }
+
+    /// TGI's events: one per token, the last carrying the whole text and the details.
+    private func tgiEvents(_ events: AsyncThrowingStream<GenerationEngine.Event, Error>, parameters: GenerateParameters,
+                           inputs: String) -> AsyncThrowingStream<String, Error> {
+        let (lines, continuation) = AsyncThrowingStream.makeStream(of: String.self)
+        let task = Task {
+            var pending: GeneratedToken?, index = 0
+            do {
+                for try await event in events {
+                    switch event {
+                    case .prepared: break
+                    case .token(let token):
+                        if let previous = pending { continuation.yield(tgiChunk(previous, index: index, last: nil)); index += 1 }
+                        pending = token
+                    case .finished(let output):
+                        if let last = pending {
+                            continuation.yield(tgiChunk(last, index: index, last: (output, parameters, inputs)))
+                        }
+                    }
+                }
+                continuation.finish()
+            } catch {
+                continuation.yield(Self.encode(ServerError.from(error).json))
+                continuation.finish()
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return lines
+    }
+
+    private func tgiChunk(_ token: GeneratedToken, index: Int,
+                          last: (output: GenerationOutput, parameters: GenerateParameters, inputs: String)?) -> String {
+        var chunk: [String: Any] = ["index": index, "token": tokenJSON(token), "top_tokens": NSNull(),
+                                    "generated_text": NSNull(), "details": NSNull()]
+        if let last {
+            chunk["generated_text"] = (last.parameters.returnFullText ? last.inputs : "") + last.output.text
+            chunk["details"] = ["finish_reason": last.output.finishReason.rawValue,
+                                "generated_tokens": last.output.tokens.count, "seed": seed(last.parameters),
+                                "input_length": last.output.promptTokenIds.count] as [String: Any]
+        }
+        return Self.encode(chunk)
+    }
+
+    private func tokenJSON(_ token: GeneratedToken) -> [String: Any] {
+        let special = pipeline.tokenizer.specialTokenIds.contains(token.id)
+        return ["id": token.id, "text": special ? pipeline.tokenizer.idToToken(token.id) ?? "" : token.text,
+                "logprob": Double(token.logprob), "special": special]
+    }
+
+    private func seed(_ parameters: GenerateParameters) -> Any {
+        parameters.sampling ? parameters.request.seed.map { $0 as Any } ?? NSNull() : NSNull()
+    }
+
+    /// `![](URL)` in TGI's inputs (the model card's form) becomes an `<image>` placeholder taking that image.
+    static func markdownImages(_ inputs: String) -> (prompt: String, references: [String]) {
+        var prompt = "", references = [String](), rest = Substring(inputs)
+        while let open = rest.range(of: "![]("), let close = rest[open.upperBound...].firstIndex(of: ")") {
+            prompt += rest[..<open.lowerBound] + "<image>"
+            references.append(String(rest[open.upperBound..<close]))
+            rest = rest[rest.index(after: close)...]
+        }
+        return (prompt + rest, references)
+    }
+
+    // MARK: - OpenAI
+
+    private func openAI(_ request: Request, chat: Bool) async throws -> Response {
+        let body = try await JSONFields.body(collect(request))
+        var parameters = GenerateParameters()
+        try parameters.setCommon(body, maxTokensKey: body.isPresent("max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
+                                 stopKey: "stop")
+        if let n = try body.int("n"), n != 1 { throw ServerError.validation("`n` must be 1: several choices are not supported") }
+        if try body.bool("logprobs") == true { throw ServerError.validation("`logprobs` is not supported yet") }
+        if let penalty = try body.double("presence_penalty"), penalty != 0 {
+            throw ServerError.validation("`presence_penalty` is not supported yet (give 0 or leave it out)")
+        }
+        parameters.sampling = parameters.request.temperature != nil || parameters.request.topP != nil || parameters.request.seed != nil
+        let stream = try body.bool("stream") ?? false
+        let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
+        let prompt: String, images: [RGBImage]
+        if chat {
+            (prompt, images) = try await chatPrompt(body)
+        } else {
+            guard let text = try body.strings("prompt"), text.count == 1 else {
+                throw ServerError.validation("`prompt` must be a string (or a list of one string)")
+            }
+            let (raw, references) = Self.markdownImages(text[0])
+            (prompt, images) = (raw, try await loadImages(references))
+        }
+        let events = try submit(prompt: prompt, images: images, parameters: &parameters)
+        let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.lowercased()
+        let created = Int(Date().timeIntervalSince1970)
+        let object = chat ? "chat.completion" : "text_completion"
+        func choice(_ text: String?, finish: FinishReason?, delta: Bool) -> [String: Any] {
+            var choice: [String: Any] = ["index": 0, "logprobs": NSNull(),
+                                         "finish_reason": finish.map { $0 == .length ? "length" : "stop" } ?? NSNull()]
+            if chat {
+                choice[delta ? "delta" : "message"] = delta ? (text.map { ["role": "assistant", "content": $0] } ?? [:])
+                    : ["role": "assistant", "content": text ?? ""]
+            } else {
+                choice["text"] = text ?? ""
+            }
+            return choice
+        }
+        func usage(_ output: GenerationOutput) -> [String: Any] {
+            ["prompt_tokens": output.promptTokenIds.count, "completion_tokens": output.tokens.count,
+             "total_tokens": output.promptTokenIds.count + output.tokens.count]
+        }
+        let head: [String: Any] = ["id": id, "object": object, "created": created, "model": configuration.modelName,
+                                   "system_fingerprint": "swift-idefics-\(IdeficsServer.version)"]
+        guard stream else {
+            let output = try await collectOutput(events).output
+            return json(head.merging(["choices": [choice(output.text, finish: output.finishReason, delta: false)],
+                                      "usage": usage(output)]) { a, _ in a })
+        }
+        var chunkHead = head
+        chunkHead["object"] = chat ? "chat.completion.chunk" : "text_completion"
+        let (lines, continuation) = AsyncThrowingStream.makeStream(of: String.self)
+        let task = Task { [chunkHead] in
+            do {
+                for try await event in events {
+                    switch event {
+                    case .prepared: break
+                    case .token(let token):
+                        guard !token.text.isEmpty else { continue }
+                        continuation.yield(Self.encode(chunkHead.merging(
+                            ["choices": [choice(token.text, finish: nil, delta: true)]]) { a, _ in a }))
+                    case .finished(let output):
+                        var last = chunkHead.merging(["choices": [choice(nil, finish: output.finishReason, delta: true)]]) { a, _ in a }
+                        if includeUsage { last["usage"] = usage(output) }
+                        continuation.yield(Self.encode(last))
+                    }
+                }
+            } catch {
+                continuation.yield(Self.encode(ServerError.from(error).json))
+            }
+            continuation.yield("[DONE]")
+            continuation.finish()
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return sse(lines, space: true)
+    }
+
+    /// OpenAI messages (`content` a string or parts of type text and image_url) rendered by the chat template.
+    private func chatPrompt(_ body: JSONFields) async throws -> (String, [RGBImage]) {
+        guard let messages = try body.objects("messages"), !messages.isEmpty else {
+            throw ServerError.validation("`messages` must be a non-empty list")
+        }
+        var parsed = [(role: String, parts: [Either])]()
+        for message in messages {
+            guard let role = try message.string("role"), ["system", "user", "assistant"].contains(role) else {
+                throw ServerError.validation("`\(message.name("role"))` must be system, user or assistant")
+            }
+            if let text = try? message.string("content") {
+                parsed.append((role, [.text(text)]))
+                continue
+            }
+            guard let parts = try message.objects("content") else {
+                throw ServerError.validation("`\(message.name("content"))` must be a string or a list of parts")
+            }
+            parsed.append((role, try parts.map { (part) throws(ServerError) -> Either in
+                switch try part.string("type") {
+                case "text": return .text(try part.string("text") ?? "")
+                case "image_url":
+                    guard let url = try part.object("image_url")?.string("url") else {
+                        throw .validation("`\(part.name("image_url")).url` must be a string")
+                    }
+                    return .image(url)
+                default: throw .validation("`\(part.name("type"))` must be text or image_url")
+                }
+            }))
+        }
+        let references = parsed.flatMap { $0.parts.compactMap { if case .image(let url) = $0 { url } else { nil } } }
+        var images = try await loadImages(references)[...]
+        let rendered = try pipeline.render(parsed.map { message in
+            Message(role: message.role, content: message.parts.map {
+                switch $0 {
+                case .text(let text): .text(text)
+                case .image: .image(images.popFirst()!)
+                }
+            })
+        })
+        return (rendered.text, rendered.images)
+    }
+
+    private enum Either { case text(String), image(String) }
+
+    // MARK: - Shared
+
+    /// Queues the request; the seed of a sampling request without one is drawn here, so that its answer can say it.
+    private func submit(prompt: String, images: [RGBImage], parameters: inout GenerateParameters) throws
+        -> AsyncThrowingStream<GenerationEngine.Event, Error> {
+        if parameters.sampling, parameters.request.seed == nil { parameters.request.seed = UInt64.random(in: 0...UInt64.max) }
+        let settled = parameters, limits = limits
+        guard let events = engine.submit({ pipeline in
+            let prepared = try pipeline.prepare(prompt: prompt, images: images)
+            var parameters = settled
+            try parameters.fit(promptTokens: prepared.ids.count, limits: limits)
+            return (prepared, parameters.request)
+        }) else { throw ServerError.overloaded }
+        return events
+    }
+
+    private func collectOutput(_ events: AsyncThrowingStream<GenerationEngine.Event, Error>) async throws
+        -> (prepared: PreparedPrompt?, output: GenerationOutput) {
+        var prepared: PreparedPrompt?
+        do {
+            for try await event in events {
+                switch event {
+                case .prepared(let p): prepared = p
+                case .token: break
+                case .finished(let output): return (prepared, output)
+                }
+            }
+        } catch {
+            throw ServerError.from(error)
+        }
+        throw ServerError.generation("generation ended without an answer")
+    }
+
+    private func loadImages(_ references: [String]) async throws -> [RGBImage] {
+        guard references.count <= limits.maxImagesPerRequest else {
+            throw ServerError.validation("a request may carry at most \(limits.maxImagesPerRequest) images. Given: \(references.count)")
+        }
+        let policy = configuration.images
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                do {
+                    continuation.resume(returning: try references.map { try ImageInput.load(remote: $0, policy: policy) })
+                } catch {
+                    continuation.resume(throwing: ServerError.validation("\(error)"))
+                }
+            }
+        }
+    }
+
+    private func collect(_ request: Request) async throws -> Data {
+        do {
+            return Data(try await request.body.collect(upTo: limits.maxBodyBytes).readableBytesView)
+        } catch is NIOTooManyBytesError {
+            throw ServerError.tooLarge(limits.maxBodyBytes)
+        }
+    }
+
+    private func answer(_ body: () async throws -> Response) async -> Response {
+        do { return try await body() } catch { return ServerError.from(error).response() }
+    }
+
+    private func json(_ object: Any) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func encode(_ object: Any) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// Server-sent events: `data:{json}` lines as TGI writes them, `data: {json}` (`space`) as OpenAI does.
+    private func sse(_ lines: AsyncThrowingStream<String, Error>, space: Bool = false) -> Response {
+        Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                 body: ResponseBody { writer in
+                     for try await line in lines {
+                         try await writer.write(ByteBuffer(string: (space ? "data: " : "data:") + line + "\n\n"))
+                     }
+                     try await writer.finish(nil)
+                 })
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Idefics
+@testable import IdeficsServer
+import Logging
+import TestSupport
+import XCTest
+
+/// The server in process (HummingbirdTesting's router client): TGI's and OpenAI's shapes, its refusals, and the
+/// engine's admission and cancellation. The real clients are driven against the binary by Tests/clients.
+final class ServerTests: XCTestCase {
+    private static let pipeline = Result { try Pipeline(pathOrID: Fixtures.url("models/tiny-f32").path, threads: 2) }
+
+    private func application(capacity: Int = 4, apiKey: String? = nil) throws -> some ApplicationProtocol {
+        let engine = GenerationEngine(pipeline: try Self.pipeline.get(), capacity: capacity)
+        return IdeficsServer.application(engine: engine, configuration: ServerConfiguration(apiKey: apiKey, modelName: "tiny"),
+                                         logger: Logger(label: "test"))
+    }
+
+    private func object(_ buffer: ByteBuffer) throws -> [String: Any] {
+        try XCTUnwrap(JSONSerialization.jsonObject(with: Data(buffer.readableBytesView)) as? [String: Any])
+    }
+
+    func testGenerateAnswersAsTheLibraryDoes() async throws {
+        let expected = try Self.pipeline.get().generate(prompt: "The capital of France is",
+                                                        request: GenerationRequest(maxNewTokens: 5))
+        try await application().test(.router) { client in
+            let body = #"{"inputs": "The capital of France is", "parameters": {"max_new_tokens": 5, "details": true}}"#
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                XCTAssertEqual(response.status, .ok)
+                let answer = try self.object(response.body)
+                XCTAssertEqual(answer["generated_text"] as? String, expected.text)
+                let details = try XCTUnwrap(answer["details"] as? [String: Any])
+                XCTAssertEqual((details["tokens"] as? [[String: Any]])?.map { $0["id"] as! Int }, expected.generatedTokenIds)
+                XCTAssertEqual(details["finish_reason"] as? String, "length")
+                XCTAssertTrue(details["seed"] is NSNull)
+            }
+            try await client.execute(uri: "/generate_stream", method: .post, body: ByteBuffer(string: body)) { response in
+                XCTAssertEqual(response.headers[.contentType], "text/event-stream")
+                let events = String(buffer: response.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+                XCTAssertEqual(events.count, 5)
+                XCTAssertTrue(events.allSatisfy { $0.hasPrefix("data:{") })
+                let last = try self.object(ByteBuffer(string: String(events.last!.dropFirst(5))))
+                XCTAssertEqual(last["generated_text"] as? String, expected.text)
+            }
+        }
+    }
+
+    func testRefusalsNameTheField() async throws {
+        try await application().test(.router) { client in
+            let cases: [(String, HTTPResponse.Status, String)] = [
+                (#"{"inputs": "Hi", "parameters": {"top_k": 0}}"#, .unprocessableContent, "`top_k` must be strictly positive"),
+                (#"{"inputs": "Hi", "parameters": {"typical_p": 1}}"#, .unprocessableContent, "`typical_p` must be > 0.0 and < 1.0"),
+                (#"{"inputs": "Hi", "parameters": {"best_of": 2}}"#, .unprocessableContent, "`best_of` must be 1"),
+                (#"{"inputs": "Hi", "parameters": {"top_n_tokens": 6}}"#, .unprocessableContent, "`top_n_tokens` must be <= 5. Given: 6"),
+                (#"{"inputs": "Hi", "parameters": {"seed": -1}}"#, .unprocessableContent, "`parameters.seed` must be an integer in 0...2^64-1"),
+                (#"{"inputs": "Hi", "parameters": {"details": "yes"}}"#, .unprocessableContent, "`parameters.details` must be true or false"),
+                (#"{"inputs": "Hi", "parameters": []}"#, .unprocessableContent, "`parameters` must be an object"),
+                (#"["Hi"]"#, .unprocessableContent, "the request body is not a JSON object"),
+            ]
+            for (body, status, message) in cases {
+                try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                    XCTAssertEqual(response.status, status, body)
+                    let answer = try self.object(response.body)
+                    XCTAssertEqual(answer["error_type"] as? String, "validation")
+                    XCTAssertTrue((answer["error"] as? String ?? "").contains(message), "\(body): \(answer)")
+                }
+            }
+            let chat = #"{"messages": [{"role": "robot", "content": "Hi"}]}"#
+            try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: chat)) { response in
+                XCTAssertEqual(response.status, .unprocessableContent)
+                XCTAssertEqual(try self.object(response.body)["error"] as? String, "`messages[0].role` must be system, user or assistant")
+            }
+        }
+    }
+
+    func testAPIKeyGuardsEverythingButHealth() async throws {
+        try await application(apiKey: "sesame").test(.router) { client in
+            try await client.execute(uri: "/health", method: .get) { XCTAssertEqual($0.status, .ok) }
+            try await client.execute(uri: "/info", method: .get) { XCTAssertEqual($0.status, .unauthorized) }
+            try await client.execute(uri: "/info", method: .get, headers: [.authorization: "Bearer sesamE"]) {
+                XCTAssertEqual($0.status, .unauthorized)
+            }
+            try await client.execute(uri: "/info", method: .get, headers: [.authorization: "Bearer sesame"]) {
+                XCTAssertEqual($0.status, .ok)
+                XCTAssertEqual(try self.object($0.body)["model_id"] as? String, "tiny")
+            }
+        }
+    }
+
+    func testMarkdownImagesBecomePlaceholders() {
+        let (prompt, references) = Routes.markdownImages("User:![](https://a/b.png)What? ![](data:x)Next![ ]( no")
+        XCTAssertEqual(prompt, "User:<image>What? <image>Next![ ]( no")
+        XCTAssertEqual(references, ["https://a/b.png", "data:x"])
+    }
+
+    /// Admission is bounded: with one place taken the next request is refused (429), and the place frees once the
+    /// first is done.
+    func testEngineRefusesPastItsCapacity() async throws {
+        let engine = GenerationEngine(pipeline: try Self.pipeline.get(), capacity: 1)
+        let gate = DispatchSemaphore(value: 0)
+        let first = try XCTUnwrap(engine.submit { pipeline in
+            gate.wait()
+            return (try pipeline.prepare(prompt: "Hi", images: []), GenerationRequest(maxNewTokens: 2))
+        })
+        XCTAssertNil(engine.submit { pipeline in (try pipeline.prepare(prompt: "Hi", images: []), GenerationRequest()) })
+        gate.signal()
+        var tokens = 0
+        for try await event in first { if case .token = event { tokens += 1 } }
+        XCTAssertEqual(tokens, 2)
+        for _ in 0..<100 where engine.load > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertNotNil(engine.submit { pipeline in (try pipeline.prepare(prompt: "Hi", images: []), GenerationRequest(maxNewTokens: 1)) })
+    }
+
+    /// A client that goes away stops its generation at the next token: a request for 30,000 tokens frees its place
+    /// within seconds of its stream being dropped.
+    func testDroppedStreamStopsItsGeneration() async throws {
+        let engine = GenerationEngine(pipeline: try Self.pipeline.get(), capacity: 1)
+        let events = try XCTUnwrap(engine.submit { pipeline in
+            (try pipeline.prepare(prompt: "Hi", images: []), GenerationRequest(maxNewTokens: 30_000, eosTokenIds: []))
+        })
+        // As the server's handlers do: the task reading the stream is cancelled (its client's connection closed).
+        let reader = Task {
+            var seen = 0
+            for try await event in events {
+                if case .token = event { seen += 1 }
+                if seen == 3 { withUnsafeCurrentTask { $0?.cancel() } }
+            }
+            return seen
+        }
+        let seen = try await reader.value
+        XCTAssertLessThan(seen, 10)
+        for _ in 0..<500 where engine.load > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertEqual(engine.load, 0)
+    }
+
+    func testPrivateImageHostsAreRefused() {
+        for url in ["http://127.0.0.1/a.png", "http://10.1.2.3/a.png", "http://[::1]/a.png", "http://169.254.169.254/latest"] {
+            XCTAssertTrue(errorText { try ImageInput.load(remote: url, policy: .init()) }.contains("this server fetches only public addresses"), url)
+        }
+        XCTAssertTrue(errorText { try ImageInput.load(remote: "/etc/passwd", policy: .init()) }.contains("give an http(s) URL or a data: URI"))
+        XCTAssertTrue(errorText { try ImageInput.load(remote: "https://example.com/a.png", policy: .init(fetchURLs: false)) }
+            .contains("does not fetch image URLs"))
+    }
+}

@@ -1,0 +1,172 @@
+"""`idefics serve` driven by the real clients: text-generation-inference's `text_generation` and the `openai` package.
+
+Each answer must equal what `idefics generate` gives for the same prompt (greedy decoding on the demo model), and
+the server's refusals must be TGI's JSON with its status codes. Run by .ci/run in a venv with the clients installed:
+    python -m venv .venv-clients && .venv-clients/bin/pip install -r Tests/clients/requirements.txt
+    .venv-clients/bin/python Tests/clients/test_clients.py BINARY
+"""
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import unittest
+import urllib.error
+import urllib.request
+
+import openai
+from text_generation import Client
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("IDEFICS_BINARY", os.path.join(ROOT, ".build", "debug", "idefics"))
+MODEL = os.path.join(ROOT, "Models", "idefics2-demo")
+IMAGE = os.path.join(ROOT, "Examples", "shapes-1.png")
+with open(IMAGE, "rb") as f:
+    DATA_URI = "data:image/png;base64," + base64.b64encode(f.read()).decode()
+QUESTION = "What shape is this?"
+NEW_TOKENS = 8
+
+
+def start_server(*extra):
+    process = subprocess.Popen([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads", "2", *extra],
+                               stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    for line in process.stderr:
+        match = re.search(r"listening on (http://\S+)", line)
+        if match:
+            # Keep reading its request log, so that a full pipe never blocks the server.
+            threading.Thread(target=lambda: [None for _ in process.stderr], daemon=True).start()
+            return process, match.group(1)
+    raise RuntimeError(f"the server did not start (exit {process.wait()})")
+
+
+def idefics_generate(*arguments):
+    run = subprocess.run([BINARY, "generate", "--model", MODEL, "--max-new-tokens", str(NEW_TOKENS), "--json", *arguments],
+                         capture_output=True, text=True, check=True)
+    return json.loads(run.stdout)
+
+
+def post(url, body, headers=None):
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+class ServerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.process, cls.url = start_server()
+        raw = idefics_generate("--prompt", "<image>" + QUESTION, "--image", IMAGE)
+        chat = idefics_generate("--chat", "--prompt", QUESTION, "--image", IMAGE)
+        cls.raw, cls.chat = raw, chat
+        assert raw["generated_token_ids"] and chat["text"], (raw, chat)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.process.send_signal(signal.SIGTERM)
+        cls.exit_status = cls.process.wait(timeout=60)
+        assert cls.exit_status == 0, cls.exit_status
+
+    def test_tgi_generate_with_details(self):
+        client = Client(self.url, timeout=120)
+        response = client.generate(f"![]({DATA_URI}){QUESTION}", max_new_tokens=NEW_TOKENS)  # always asks for details
+        self.assertEqual(response.generated_text, self.raw["text"])
+        self.assertEqual([t.id for t in response.details.tokens], self.raw["generated_token_ids"])
+        self.assertEqual(response.details.finish_reason.value, self.raw["finish_reason"])
+        self.assertEqual(response.details.generated_tokens, len(self.raw["generated_token_ids"]))
+        self.assertIsNone(response.details.seed)  # greedy
+        self.assertTrue(all(t.logprob <= 0 for t in response.details.tokens))
+
+    def test_tgi_stream_matches_generate(self):
+        client = Client(self.url, timeout=120)
+        events = list(client.generate_stream(f"![]({DATA_URI}){QUESTION}", max_new_tokens=NEW_TOKENS))
+        self.assertEqual([e.token.id for e in events], self.raw["generated_token_ids"])
+        self.assertTrue(all(e.generated_text is None for e in events[:-1]))
+        self.assertEqual(events[-1].generated_text, self.raw["text"])
+        self.assertEqual(events[-1].details.generated_tokens, len(events))
+        self.assertEqual("".join(e.token.text for e in events if not e.token.special), self.raw["text"])
+
+    def test_tgi_sampling_reports_its_seed_and_repeats_with_it(self):
+        client = Client(self.url, timeout=120)
+        first = client.generate("Once upon a time", max_new_tokens=NEW_TOKENS, do_sample=True, temperature=0.9)
+        self.assertIsNotNone(first.details.seed)
+        again = client.generate("Once upon a time", max_new_tokens=NEW_TOKENS, temperature=0.9, seed=first.details.seed)
+        self.assertEqual(again.generated_text, first.generated_text)
+
+    def test_openai_chat_matches_the_chat_template_run(self):
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key="unused")
+        messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": DATA_URI}},
+                                                 {"type": "text", "text": QUESTION}]}]
+        completion = client.chat.completions.create(model="idefics2-demo", messages=messages, max_tokens=NEW_TOKENS)
+        self.assertEqual(completion.choices[0].message.content, self.chat["text"])
+        self.assertEqual(completion.choices[0].finish_reason, "length" if self.chat["finish_reason"] == "length" else "stop")
+        self.assertEqual(completion.usage.prompt_tokens, len(self.chat["prompt_token_ids"]))
+        self.assertEqual(completion.usage.completion_tokens, len(self.chat["generated_token_ids"]))
+        stream = client.chat.completions.create(model="idefics2-demo", messages=messages, max_tokens=NEW_TOKENS,
+                                                stream=True, stream_options={"include_usage": True})
+        chunks = list(stream)
+        self.assertEqual("".join(c.choices[0].delta.content or "" for c in chunks if c.choices), self.chat["text"])
+        self.assertEqual(chunks[-1].usage.completion_tokens, len(self.chat["generated_token_ids"]))
+        self.assertEqual([m.id for m in client.models.list().data], ["idefics2-demo"])
+
+    def test_openai_completions(self):
+        client = openai.OpenAI(base_url=self.url + "/v1", api_key="unused")
+        completion = client.completions.create(model="idefics2-demo", prompt=f"![]({DATA_URI}){QUESTION}",
+                                               max_tokens=NEW_TOKENS)
+        self.assertEqual(completion.choices[0].text, self.raw["text"])
+
+    def test_refusals_are_tgi_json(self):
+        cases = [
+            ({"inputs": "Hi", "parameters": {"top_p": 1.5}}, 422, "`top_p` must be > 0.0 and < 1.0"),
+            ({"inputs": "Hi", "parameters": {"temperature": 0}}, 422, "`temperature` must be strictly positive"),
+            ({"inputs": "Hi", "parameters": {"max_new_tokens": 0}}, 422, "`max_new_tokens` must be strictly positive"),
+            ({"inputs": "Hi", "parameters": {"stop": ["a", "b", "c", "d", "e"]}}, 422,
+             "`stop` supports up to 4 stop sequences. Given: 5"),
+            ({"inputs": "Hi", "parameters": {"max_new_tokens": 5000}}, 422, "`inputs` tokens + `max_new_tokens` must be <= 4096"),
+            ({"inputs": ""}, 422, "`inputs` cannot be empty"),
+            ({"inputs": 3}, 422, "`inputs` must be a string"),
+            ({"inputs": "![](/etc/passwd)Hi"}, 422, "give an http(s) URL or a data: URI"),
+            ({"inputs": "![](http://127.0.0.1:9/x.png)Hi"}, 422, "(loopback); this server fetches only public addresses"),
+            ({"inputs": "![](data:image/png;base64,AAAA)Hi"}, 422, "data URI: unknown image format"),
+            (b"{not json", 422, "not valid JSON"),
+        ]
+        for body, status, message in cases:
+            code, answer = post(self.url + "/generate", body)
+            self.assertEqual(code, status, (body, answer))
+            self.assertEqual(answer["error_type"], "validation", answer)
+            self.assertIn(message, answer["error"], body)
+        code, answer = post(self.url + "/generate", b"x" * (21 << 20))
+        self.assertEqual((code, answer["error_type"]), (413, "payload_too_large"))
+        code, answer = post(self.url + "/", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
+        self.assertEqual(code, 200)
+        self.assertIsInstance(answer, list)  # the compat route answers an array
+
+
+class APIKeyTest(unittest.TestCase):
+    def test_bearer_key_on_every_route_but_health(self):
+        process, url = start_server("--api-key", "sesame")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=30) as response:
+                self.assertEqual(response.status, 200)
+            code, answer = post(url + "/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 1}})
+            self.assertEqual((code, answer["error_type"]), (401, "authentication"))
+            code, _ = post(url + "/generate", {"inputs": "Hi", "parameters": {"max_new_tokens": 1}},
+                           {"Authorization": "Bearer sesame"})
+            self.assertEqual(code, 200)
+            client = Client(url, headers={"Authorization": "Bearer sesame"}, timeout=60)
+            self.assertEqual(client.generate("Hi", max_new_tokens=1).details.generated_tokens, 1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            self.assertEqual(process.wait(timeout=60), 0)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1:
+        BINARY = sys.argv.pop(1)
+    unittest.main(verbosity=2)
