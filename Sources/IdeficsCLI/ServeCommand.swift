@@ -29,6 +29,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Requests running or queued at once; more are answered 429.")
     var maxConcurrentRequests = 128
 
+    @Option(parsing: .unconditional, help: "Most requests decoded together in one step (continuous batching).")
+    var maxBatchSize = 32
+
     @Option(parsing: .unconditional, help: "Largest request body in bytes (413 past it).")
     var maxBodyBytes = 20 << 20
 
@@ -49,6 +52,7 @@ struct ServeCommand: AsyncParsableCommand {
         try checkOption("max-input-tokens", maxInputTokens, 1...(1 << 24))
         try checkOption("max-total-tokens", maxTotalTokens, 2...(1 << 24))
         try checkOption("max-concurrent-requests", maxConcurrentRequests, 1...65536)
+        try checkOption("max-batch-size", maxBatchSize, 1...1024)
         try checkOption("max-body-bytes", maxBodyBytes, 1024...(1 << 30))
         guard maxInputTokens < maxTotalTokens else {
             throw ValidationError("--max-input-tokens (\(maxInputTokens)) must be less than --max-total-tokens (\(maxTotalTokens))")
@@ -64,10 +68,11 @@ struct ServeCommand: AsyncParsableCommand {
         let configuration = ServerConfiguration(
             host: host, port: port,
             limits: ServerLimits(maxInputTokens: maxInputTokens, maxTotalTokens: maxTotalTokens,
-                                 maxConcurrentRequests: maxConcurrentRequests, maxBodyBytes: maxBodyBytes),
+                                 maxConcurrentRequests: maxConcurrentRequests, maxBatchSize: maxBatchSize,
+                                 maxBodyBytes: maxBodyBytes),
             apiKey: apiKey, images: .init(fetchURLs: !noImageUrls, allowPrivateHosts: allowPrivateImageUrls),
             modelName: servedModelName ?? pipeline.checkpoint.directory.lastPathComponent)
-        let engine = GenerationEngine(pipeline: pipeline, capacity: maxConcurrentRequests)
+        let engine = GenerationEngine(pipeline: pipeline, capacity: maxConcurrentRequests, maxBatchSize: maxBatchSize)
         let host = host
         let app = IdeficsServer.application(engine: engine, configuration: configuration, logger: logger) { port in
             Terminal.writeError("listening on http://\(host):\(port)\n")

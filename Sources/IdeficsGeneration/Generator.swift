@@ -183,7 +183,7 @@ public enum Generator {
         return states.indices.map { states[$0].finalize(prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds) }
     }
 
-    private static func seconds(_ duration: Duration) -> Double {
+    static func seconds(_ duration: Duration) -> Double {
         Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 }

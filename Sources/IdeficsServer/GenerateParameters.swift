@@ -103,14 +103,17 @@ public struct ServerLimits: Sendable {
     public var maxInputTokens: Int
     public var maxTotalTokens: Int
     public var maxConcurrentRequests: Int
+    /// Most requests in one decode step.
+    public var maxBatchSize: Int
     public var maxBodyBytes: Int
     public var maxImagesPerRequest: Int
 
     public init(maxInputTokens: Int = 4095, maxTotalTokens: Int = 4096, maxConcurrentRequests: Int = 128,
-                maxBodyBytes: Int = 20 << 20, maxImagesPerRequest: Int = 8) {
+                maxBatchSize: Int = 32, maxBodyBytes: Int = 20 << 20, maxImagesPerRequest: Int = 8) {
         self.maxInputTokens = maxInputTokens
         self.maxTotalTokens = maxTotalTokens
         self.maxConcurrentRequests = maxConcurrentRequests
+        self.maxBatchSize = maxBatchSize
         self.maxBodyBytes = maxBodyBytes
         self.maxImagesPerRequest = maxImagesPerRequest
     }

@@ -1,11 +1,12 @@
-import Dispatch
 import Foundation
 import Idefics
 
-/// Owns a pipeline and runs its work one request at a time on a thread of its own, in arrival order: the model's
-/// worker pool and scratch memory serve one forward pass at a time, and the server's event loops never wait on the
-/// model. At most `capacity` requests are admitted (running or queued); past that `submit` answers nil (HTTP 429).
-/// A request whose stream is dropped (the client went away) stops at its next token and frees its place.
+/// Owns a pipeline and runs all its model work on one thread of its own: the worker pool and the model's scratch
+/// memory serve one forward pass at a time, and the server's event loops never wait on the model. Requests are
+/// continuously batched: each joins the shared decode step as soon as it is prefilled (one join per step, so running
+/// streams stall at most one prefill) and leaves when it finishes; every row's tokens are those of its lone run.
+/// At most `capacity` requests are admitted (running or queued: `submit` answers nil past that, HTTP 429), at most
+/// `maxBatchSize` decode together. A request whose stream is dropped (its client went away) leaves at its next token.
 public final class GenerationEngine: @unchecked Sendable {
     public enum Event: Sendable {
         case prepared(PreparedPrompt)
@@ -13,55 +14,134 @@ public final class GenerationEngine: @unchecked Sendable {
         case finished(GenerationOutput)
     }
 
+    public typealias Preparation = @Sendable (Pipeline) throws -> (PreparedPrompt, GenerationRequest)
+    private typealias Continuation = AsyncThrowingStream<Event, Error>.Continuation
+
+    private struct Job {
+        let id: Int
+        let prepare: Preparation
+        let continuation: Continuation
+        let dropped: Flag
+    }
+
     public let pipeline: Pipeline
     public let capacity: Int
-    private let queue = DispatchQueue(label: "swift-idefics.engine")
-    private let lock = NSLock()
+    public let maxBatchSize: Int
+    private let condition = NSCondition()
+    private var waiting: [Job] = []
     private var admitted = 0
+    private var nextID = 0
+    private var stopped = false
+    private var largest = 0
 
-    public init(pipeline: Pipeline, capacity: Int) {
-        precondition(capacity > 0)
+    public init(pipeline: Pipeline, capacity: Int, maxBatchSize: Int = 32) {
+        precondition(capacity > 0 && maxBatchSize > 0)
         self.pipeline = pipeline
         self.capacity = capacity
+        self.maxBatchSize = maxBatchSize
+        let thread = Thread { [self] in run() }
+        thread.name = "swift-idefics engine"
+        thread.start()
+    }
+
+    /// Ends the engine's thread once its admitted requests are done (a stopped engine admits nothing).
+    public func stop() {
+        condition.withLock {
+            stopped = true
+            condition.signal()
+        }
     }
 
     /// Requests running or waiting.
-    public var load: Int { lock.withLock { admitted } }
+    public var load: Int { condition.withLock { admitted } }
+    /// The most rows one decode step has run so far.
+    public var largestBatch: Int { condition.withLock { largest } }
 
-    /// Queues `prepare` (tokenizing, image decoding and encoding: model work too, so it runs here as well; it may
-    /// throw to refuse a prompt past a limit, and it settles the request) followed by generation.
-    public func submit(_ prepare: @escaping @Sendable (Pipeline) throws -> (PreparedPrompt, GenerationRequest))
-        -> AsyncThrowingStream<Event, Error>? {
-        let granted = lock.withLock {
-            guard admitted < capacity else { return false }
+    /// Queues `prepare` (tokenizing, image decoding and encoding: model work, so it runs on the engine's thread; it
+    /// may throw to refuse a prompt past a limit, and it settles the request) and then generation.
+    public func submit(_ prepare: @escaping Preparation) -> AsyncThrowingStream<Event, Error>? {
+        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Event.self)
+        let dropped = Flag()
+        let admittedJob = condition.withLock { () -> Bool in
+            guard admitted < capacity, !stopped else { return false }
             admitted += 1
+            nextID += 1
+            waiting.append(Job(id: nextID, prepare: prepare, continuation: continuation, dropped: dropped))
+            condition.signal()
             return true
         }
-        guard granted else { return nil }
-        let cancelled = CancelFlag()
-        let (stream, continuation) = AsyncThrowingStream.makeStream(of: Event.self)
-        continuation.onTermination = { _ in cancelled.set() }
-        queue.async { [self] in
-            defer { lock.withLock { admitted -= 1 } }
-            guard !cancelled.isSet else { return continuation.finish() }
+        guard admittedJob else { return nil }
+        continuation.onTermination = { _ in dropped.set() }
+        return stream
+    }
+
+    // MARK: - The engine's thread
+
+    private func run() {
+        var batch = ContinuousBatch<StreamingDetokenizer>()
+        var streams = [Int: Continuation]()
+        while true {
+            let job: Job? = condition.withLock {
+                while waiting.isEmpty && batch.isEmpty && !stopped { condition.wait() }
+                return batch.count < maxBatchSize && !waiting.isEmpty ? waiting.removeFirst() : nil
+            }
+            if job == nil, batch.isEmpty { return } // stopped, nothing left
+            if let job { join(job, batch: &batch, streams: &streams) }
+            guard !batch.isEmpty else { continue }
+            condition.withLock { largest = max(largest, batch.count) }
             do {
-                let (prepared, request) = try prepare(pipeline)
-                continuation.yield(.prepared(prepared))
-                let output = try pipeline.generate(prepared, request: request) { token in
-                    continuation.yield(.token(token))
-                    return !cancelled.isSet
-                }
-                continuation.yield(.finished(output))
-                continuation.finish()
+                for event in try batch.step() { deliver(event, batch: &batch, streams: &streams) }
             } catch {
-                continuation.finish(throwing: error)
+                for id in batch.ids {
+                    batch.remove(id: id)
+                    streams.removeValue(forKey: id)?.finish(throwing: error)
+                    release()
+                }
             }
         }
-        return stream
+    }
+
+    private func join(_ job: Job, batch: inout ContinuousBatch<StreamingDetokenizer>, streams: inout [Int: Continuation]) {
+        guard !job.dropped.isSet else {
+            job.continuation.finish()
+            return release()
+        }
+        do {
+            let (prepared, request) = try job.prepare(pipeline)
+            job.continuation.yield(.prepared(prepared))
+            let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
+                                                      defaultSeed: UInt64.random(in: 0...UInt64.max))
+            streams[job.id] = job.continuation
+            let first = try batch.add(id: job.id, session: pipeline.makeSession(imageRows: prepared.imageRows),
+                                      prompt: prepared.ids, parameters: parameters,
+                                      text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
+            deliver(first, batch: &batch, streams: &streams)
+        } catch {
+            streams.removeValue(forKey: job.id)
+            job.continuation.finish(throwing: error)
+            release()
+        }
+    }
+
+    private func deliver(_ event: ContinuousBatch<StreamingDetokenizer>.Event, batch: inout ContinuousBatch<StreamingDetokenizer>,
+                         streams: inout [Int: Continuation]) {
+        guard let continuation = streams[event.id] else { return }
+        let gone: Bool
+        if case .terminated = continuation.yield(.token(event.token)) { gone = true } else { gone = false }
+        if let output = event.finished ?? (gone ? batch.remove(id: event.id) : nil) {
+            continuation.yield(.finished(output))
+            continuation.finish()
+            streams.removeValue(forKey: event.id)
+            release()
+        }
+    }
+
+    private func release() {
+        condition.withLock { admitted -= 1 }
     }
 }
 
-private final class CancelFlag: @unchecked Sendable {
+private final class Flag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
     func set() { lock.withLock { value = true } }

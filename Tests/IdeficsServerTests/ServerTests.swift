@@ -99,6 +99,7 @@ final class ServerTests: XCTestCase {
     /// first is done.
     func testEngineRefusesPastItsCapacity() async throws {
         let engine = GenerationEngine(pipeline: try Self.pipeline.get(), capacity: 1)
+        defer { engine.stop() }
         let gate = DispatchSemaphore(value: 0)
         let first = try XCTUnwrap(engine.submit { pipeline in
             gate.wait()
@@ -117,6 +118,7 @@ final class ServerTests: XCTestCase {
     /// within seconds of its stream being dropped.
     func testDroppedStreamStopsItsGeneration() async throws {
         let engine = GenerationEngine(pipeline: try Self.pipeline.get(), capacity: 1)
+        defer { engine.stop() }
         let events = try XCTUnwrap(engine.submit { pipeline in
             (try pipeline.prepare(prompt: "Hi", images: []), GenerationRequest(maxNewTokens: 30_000, eosTokenIds: []))
         })
@@ -133,6 +135,37 @@ final class ServerTests: XCTestCase {
         XCTAssertLessThan(seen, 10)
         for _ in 0..<500 where engine.load > 0 { try await Task.sleep(for: .milliseconds(10)) }
         XCTAssertEqual(engine.load, 0)
+    }
+
+    /// Continuous batching: requests submitted together (different prompts and lengths, so that rows leave at different
+    /// steps and the later ones join a running batch) each get exactly the tokens of their lone run.
+    func testBatchedRequestsGetTheirLoneRunsTokens() async throws {
+        let pipeline = try Self.pipeline.get()
+        let engine = GenerationEngine(pipeline: pipeline, capacity: 8, maxBatchSize: 4)
+        defer { engine.stop() }
+        let prompts = ["The capital of France is", "Once upon a time", "1, 2, 3, 4, 5,", "Hello", "A rainbow has"]
+        let lengths = [12, 5, 9, 15, 7]
+        let expected = try zip(prompts, lengths).map {
+            try pipeline.generate(prompt: $0, request: GenerationRequest(maxNewTokens: $1, eosTokenIds: [])).generatedTokenIds
+        }
+        let streams = try zip(prompts, lengths).map { prompt, length in
+            try XCTUnwrap(engine.submit { pipeline in
+                (try pipeline.prepare(prompt: prompt, images: []), GenerationRequest(maxNewTokens: length, eosTokenIds: []))
+            })
+        }
+        for (index, stream) in streams.enumerated() {
+            var tokens = [Int](), output: GenerationOutput?
+            for try await event in stream {
+                switch event {
+                case .prepared: break
+                case .token(let token): tokens.append(token.id)
+                case .finished(let finished): output = finished
+                }
+            }
+            XCTAssertEqual(tokens, expected[index], prompts[index])
+            XCTAssertEqual(output?.generatedTokenIds, expected[index])
+        }
+        XCTAssertEqual(engine.largestBatch, 4) // the fifth waited for a place
     }
 
     func testPrivateImageHostsAreRefused() {

@@ -6,6 +6,7 @@ the server's refusals must be TGI's JSON with its status codes. Run by .ci/run i
     .venv-clients/bin/python Tests/clients/test_clients.py BINARY
 """
 import base64
+import concurrent.futures
 import json
 import os
 import re
@@ -98,6 +99,20 @@ class ServerTest(unittest.TestCase):
         self.assertIsNotNone(first.details.seed)
         again = client.generate("Once upon a time", max_new_tokens=NEW_TOKENS, temperature=0.9, seed=first.details.seed)
         self.assertEqual(again.generated_text, first.generated_text)
+
+    def test_concurrent_streams_get_their_lone_answers(self):
+        client = Client(self.url, timeout=120)
+        prompts = ["Once upon a time", "The capital of France is", "1, 2, 3,", f"![]({DATA_URI}){QUESTION}"]
+        alone = [client.generate(p, max_new_tokens=4 + 2 * i).generated_text for i, p in enumerate(prompts)]
+
+        def stream(item):
+            index, prompt = item
+            events = client.generate_stream(prompt, max_new_tokens=4 + 2 * index)
+            return "".join(e.token.text for e in events if not e.token.special)
+
+        with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+            together = list(pool.map(stream, enumerate(prompts)))
+        self.assertEqual(together, alone)
 
     def test_openai_chat_matches_the_chat_template_run(self):
         client = openai.OpenAI(base_url=self.url + "/v1", api_key="unused")
