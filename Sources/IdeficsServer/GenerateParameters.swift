@@ -9,6 +9,8 @@ struct GenerateParameters: Sendable {
     var returnFullText = false
     /// Whether the request samples (so that `details.seed` reports the seed it used).
     var sampling = false
+    /// TGI's `truncate`: the most prompt tokens to keep. Cutting a prompt is not supported yet; a prompt within it runs.
+    var truncate: Int?
 
     static let maxStopSequences = 4
     static let maxTopNTokens = 5
@@ -46,6 +48,10 @@ struct GenerateParameters: Sendable {
         }
         for key in ["grammar", "adapter_id"] where p.isPresent(key) {
             throw .validation("`\(key)` is not supported")
+        }
+        if let truncate = try p.int("truncate") {
+            guard truncate > 0 else { throw .validation("`truncate` must be strictly positive") }
+            self.truncate = truncate
         }
         _ = try p.bool("watermark")
         details = try p.bool("details") ?? false
@@ -88,6 +94,10 @@ struct GenerateParameters: Sendable {
         guard promptTokens <= limits.maxInputTokens else {
             throw .validation("Input validation error: `inputs` must have less than \(limits.maxInputTokens) tokens. "
                               + "Given: \(promptTokens)")
+        }
+        if let truncate, promptTokens > truncate {
+            throw .validation("`truncate` is \(truncate) but the prompt has \(promptTokens) tokens: cutting prompts is not "
+                              + "supported yet")
         }
         let maxNew = request.maxNewTokens ?? max(1, limits.maxTotalTokens - promptTokens)
         guard promptTokens + maxNew <= limits.maxTotalTokens else {

@@ -58,6 +58,9 @@ final class ServerTests: XCTestCase {
                 (#"{"inputs": "Hi", "parameters": {"details": "yes"}}"#, .unprocessableContent, "`parameters.details` must be true or false"),
                 (#"{"inputs": "Hi", "parameters": []}"#, .unprocessableContent, "`parameters` must be an object"),
                 (#"["Hi"]"#, .unprocessableContent, "the request body is not a JSON object"),
+                (#"{"inputs": "Hi", "parameters": {"truncate": 0}}"#, .unprocessableContent, "`truncate` must be strictly positive"),
+                (#"{"inputs": "Once upon a time", "parameters": {"truncate": 2}}"#, .unprocessableContent,
+                 "`truncate` is 2 but the prompt has 5 tokens: cutting prompts is not supported yet"),
             ]
             for (body, status, message) in cases {
                 try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
