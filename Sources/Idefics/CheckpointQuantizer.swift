@@ -34,7 +34,7 @@ public enum CheckpointQuantizer {
         let target = URL(fileURLWithPath: output)
         try OutputFile.check(output) // its folder exists
         let directory = try Checkpoint.resolveDirectory(pathOrID, revision: revision)
-        guard try Checkpoint(directory: directory).storedQuantization == nil else {
+        guard try StoredQuantization(config: ConfigObject.required(directory: directory, by: "idefics quantize")) == nil else {
             throw PipelineError.alreadyQuantized(directory: directory.path)
         }
         let log = QuantizedMatrixLog()

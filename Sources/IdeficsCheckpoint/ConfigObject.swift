@@ -126,7 +126,8 @@ public struct ConfigObject: @unchecked Sendable {
         return value
     }
 
-    private static func isBool(_ number: NSNumber) -> Bool {
+    /// Whether a JSON value Foundation parsed as a number was `true`/`false` (NSNumber holds both).
+    public static func isBool(_ number: NSNumber) -> Bool {
         String(cString: number.objCType) == "c" && "\(type(of: number))".contains("Boolean")
     }
 

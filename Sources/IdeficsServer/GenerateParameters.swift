@@ -7,8 +7,12 @@ struct GenerateParameters: Sendable {
     var request = GenerationRequest()
     var details = false
     var returnFullText = false
-    /// Whether the request samples (so that `details.seed` reports the seed it used).
-    var sampling = false
+    /// Whether the request samples (so that `details.seed` reports the seed it used): any sampling field set, as
+    /// `GenerationRequest` reads them.
+    var sampling: Bool {
+        request.doSample == true || request.topK != nil || request.typicalP != nil || request.temperature != nil
+            || request.topP != nil || request.seed != nil
+    }
     /// TGI's `truncate`: the most prompt tokens to keep. Cutting a prompt is not supported yet; a prompt within it runs.
     var truncate: Int?
 
@@ -56,8 +60,6 @@ struct GenerateParameters: Sendable {
         _ = try p.bool("watermark")
         details = try p.bool("details") ?? false
         returnFullText = try p.bool("return_full_text") ?? false
-        sampling = request.doSample == true || request.topK != nil || request.typicalP != nil || request.temperature != nil
-            || request.topP != nil || request.seed != nil
     }
 
     /// The fields TGI and OpenAI share: temperature, top_p, frequency_penalty, seed, the token budget and stops.

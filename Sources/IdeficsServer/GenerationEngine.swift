@@ -9,7 +9,6 @@ import Idefics
 /// `maxBatchSize` decode together. A request whose stream is dropped (its client went away) leaves at its next token.
 public final class GenerationEngine: @unchecked Sendable {
     public enum Event: Sendable {
-        case prepared(PreparedPrompt)
         case token(GeneratedToken)
         case finished(GenerationOutput)
     }
@@ -108,7 +107,6 @@ public final class GenerationEngine: @unchecked Sendable {
         }
         do {
             let (prepared, request) = try job.prepare(pipeline)
-            job.continuation.yield(.prepared(prepared))
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
             streams[job.id] = job.continuation

@@ -1,4 +1,5 @@
 import Foundation
+import IdeficsCheckpoint
 
 /// A JSON object of a request read field by field: an absent or null field is nil, a value of the wrong type is a
 /// validation error naming the field (its dotted path) and what was expected.
@@ -34,7 +35,7 @@ struct JSONFields {
 
     private func number(_ key: String) throws(ServerError) -> NSNumber? {
         guard let value = value(key) else { return nil }
-        guard let number = value as? NSNumber, !Self.isBool(number) else { throw fail(key, "a number") }
+        guard let number = value as? NSNumber, !ConfigObject.isBool(number) else { throw fail(key, "a number") }
         return number
     }
 
@@ -60,7 +61,7 @@ struct JSONFields {
 
     func bool(_ key: String) throws(ServerError) -> Bool? {
         guard let value = value(key) else { return nil }
-        guard let number = value as? NSNumber, Self.isBool(number) else { throw fail(key, "true or false") }
+        guard let number = value as? NSNumber, ConfigObject.isBool(number) else { throw fail(key, "true or false") }
         return number.boolValue
     }
 
@@ -94,8 +95,4 @@ struct JSONFields {
     }
 
     func isPresent(_ key: String) -> Bool { value(key) != nil }
-
-    private static func isBool(_ number: NSNumber) -> Bool {
-        String(cString: number.objCType) == "c" && "\(type(of: number))".contains("Boolean")
-    }
 }

@@ -47,12 +47,12 @@ struct Routes: Sendable {
         let streaming = try stream ?? body.bool("stream") ?? false
         let events = try submit(prompt: prompt, images: images, parameters: &parameters)
         if streaming { return sse(tgiEvents(events, parameters: parameters, inputs: inputs)) }
-        let result = try await collectOutput(events)
-        var answer: [String: Any] = ["generated_text": (parameters.returnFullText ? inputs : "") + result.output.text]
+        let output = try await collectOutput(events)
+        var answer: [String: Any] = ["generated_text": (parameters.returnFullText ? inputs : "") + output.text]
         if parameters.details {
-            answer["details"] = ["finish_reason": result.output.finishReason.rawValue,
-                                 "generated_tokens": result.output.tokens.count, "seed": seed(parameters),
-                                 "prefill": [Any](), "tokens": result.output.tokens.map(tokenJSON),
+            answer["details"] = ["finish_reason": output.finishReason.rawValue,
+                                 "generated_tokens": output.tokens.count, "seed": seed(parameters),
+                                 "prefill": [Any](), "tokens": output.tokens.map(tokenJSON),
                                  "top_tokens": NSNull(), "best_of_sequences": NSNull()] as [String: Any]
         }
         return json(stream == nil ? [answer] : answer)
@@ -67,7 +67,6 @@ struct Routes: Sendable {
             do {
                 for try await event in events {
                     switch event {
-                    case .prepared: break
                     case .token(let token):
                         if let previous = pending { continuation.yield(tgiChunk(previous, index: index, last: nil)); index += 1 }
                         pending = token
@@ -133,7 +132,6 @@ struct Routes: Sendable {
         if let penalty = try body.double("presence_penalty"), penalty != 0 {
             throw ServerError.validation("`presence_penalty` is not supported yet (give 0 or leave it out)")
         }
-        parameters.sampling = parameters.request.temperature != nil || parameters.request.topP != nil || parameters.request.seed != nil
         let stream = try body.bool("stream") ?? false
         let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
         let prompt: String, images: [RGBImage]
@@ -168,7 +166,7 @@ struct Routes: Sendable {
         let head: [String: Any] = ["id": id, "object": object, "created": created, "model": configuration.modelName,
                                    "system_fingerprint": "swift-idefics-\(IdeficsServer.version)"]
         guard stream else {
-            let output = try await collectOutput(events).output
+            let output = try await collectOutput(events)
             return json(head.merging(["choices": [choice(output.text, finish: output.finishReason, delta: false)],
                                       "usage": usage(output)]) { a, _ in a })
         }
@@ -179,7 +177,6 @@ struct Routes: Sendable {
             do {
                 for try await event in events {
                     switch event {
-                    case .prepared: break
                     case .token(let token):
                         guard !token.text.isEmpty else { continue }
                         continuation.yield(Self.encode(chunkHead.merging(
@@ -260,16 +257,10 @@ struct Routes: Sendable {
         return events
     }
 
-    private func collectOutput(_ events: AsyncThrowingStream<GenerationEngine.Event, Error>) async throws
-        -> (prepared: PreparedPrompt?, output: GenerationOutput) {
-        var prepared: PreparedPrompt?
+    private func collectOutput(_ events: AsyncThrowingStream<GenerationEngine.Event, Error>) async throws -> GenerationOutput {
         do {
             for try await event in events {
-                switch event {
-                case .prepared(let p): prepared = p
-                case .token: break
-                case .finished(let output): return (prepared, output)
-                }
+                if case .finished(let output) = event { return output }
             }
         } catch {
             throw ServerError.from(error)

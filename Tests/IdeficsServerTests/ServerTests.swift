@@ -160,7 +160,6 @@ final class ServerTests: XCTestCase {
             var tokens = [Int](), output: GenerationOutput?
             for try await event in stream {
                 switch event {
-                case .prepared: break
                 case .token(let token): tokens.append(token.id)
                 case .finished(let finished): output = finished
                 }
