@@ -108,7 +108,7 @@ public final class Pipeline: @unchecked Sendable {
     /// A tokenizer can know tokens the model has no embedding for (idefics2-8b-base has 32002 rows, its tokenizer
     /// 32003 ids): such a prompt is refused with the token named instead of reaching the embedding lookup.
     private func checked(_ prepared: PreparedPrompt) throws -> PreparedPrompt {
-        let vocabulary = decoder.config.vocabSize
+        let vocabulary = decoder.config.fullVocabSize
         if let id = prepared.ids.first(where: { $0 < 0 || $0 >= vocabulary }) {
             throw PipelineError.tokenWithoutEmbedding(id: id, text: tokenizer.decode([id], skipSpecialTokens: false),
                                                       directory: checkpoint.directory.path, vocabularySize: vocabulary)

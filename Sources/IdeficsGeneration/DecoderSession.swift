@@ -5,7 +5,7 @@ import IdeficsTensors
 /// that the prompt's `<image>` tokens take, in order. Image features are spliced in as tokens arrive, so they are
 /// computed once per request, never per decoded token; a new prompt that starts like the cached tokens (the next
 /// turn of a chat) only runs its new part.
-public struct DecoderSession: NextTokenModel {
+public struct DecoderSession: BatchedNextTokenModel {
     public let decoder: Mistral
     public internal(set) var cache: KVCache
     /// Tokens whose keys and values are in the cache.
@@ -83,8 +83,8 @@ public struct DecoderSession: NextTokenModel {
         guard first + newTokens.count <= contextLength else {
             throw GenerationError.contextExceeded(positions: first + newTokens.count, context: contextLength)
         }
-        if let bad = newTokens.first(where: { $0 < 0 || $0 >= decoder.config.vocabSize }) {
-            throw GenerationError.tokenOutsideVocabulary(id: bad, vocabularySize: decoder.config.vocabSize)
+        if let bad = newTokens.first(where: { $0 < 0 || $0 >= decoder.config.fullVocabSize }) {
+            throw GenerationError.tokenOutsideVocabulary(id: bad, vocabularySize: decoder.config.fullVocabSize)
         }
         var embeddings = decoder.embed(newTokens)
         if let imageTokenId {

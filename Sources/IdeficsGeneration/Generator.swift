@@ -15,6 +15,14 @@ public protocol NextTokenModel {
     mutating func reserve(positions: Int)
 }
 
+/// A model whose sessions can run together: one batched call for several rows' new tokens.
+public protocol BatchedNextTokenModel: NextTokenModel {
+    /// Prefills every session with its prompt in one batched pass.
+    static func prefill(_ sessions: inout [Self], prompts: [[Int]]) throws -> [[Float]]
+    /// Runs `tokens[i]` after everything `sessions[rows[i]]` has seen; returns each row's last logits.
+    static func step(_ sessions: inout [Self], rows: [Int], tokens: [[Int]]) throws -> [[Float]]
+}
+
 extension NextTokenModel {
     public mutating func prefill(_ prompt: [Int]) throws -> [Float] { try logits(after: prompt) }
     public var reusedPromptTokens: Int { 0 }
@@ -148,8 +156,8 @@ public enum Generator {
 
     /// Generates for several prompts together: each step runs the unfinished rows in one batched model call.
     /// Every row's tokens equal what `generate` gives it alone. `onToken` gets (row, token); false stops that row.
-    public static func generate<Text: IncrementalTextDecoder>(
-        batch sessions: inout [DecoderSession], prompts: [[Int]], parameters: [GenerationParameters], text: [Text],
+    public static func generate<Session: BatchedNextTokenModel, Text: IncrementalTextDecoder>(
+        batch sessions: inout [Session], prompts: [[Int]], parameters: [GenerationParameters], text: [Text],
         onToken: (Int, GeneratedToken) -> Bool = { _, _ in true }
     ) throws -> [GenerationOutput] {
         precondition(sessions.count == prompts.count && prompts.count == parameters.count && text.count == prompts.count,
@@ -161,7 +169,7 @@ public enum Generator {
         for row in sessions.indices { sessions[row].reserve(positions: prompts[row].count + states[row].limit) }
         let clock = ContinuousClock()
         var start = clock.now
-        var logits = try DecoderSession.prefill(&sessions, prompts: prompts)
+        var logits = try Session.prefill(&sessions, prompts: prompts)
         for row in states.indices { states[row].output.timings.reusedPromptTokens = sessions[row].reusedPromptTokens }
         let prefillSeconds = seconds(clock.now - start)
         start = clock.now
@@ -175,7 +183,7 @@ public enum Generator {
             }
             active = next
             if !active.isEmpty {
-                logits = try DecoderSession.step(&sessions, rows: active,
+                logits = try Session.step(&sessions, rows: active,
                                                  tokens: active.map { [states[$0].history.last!] })
             }
         }

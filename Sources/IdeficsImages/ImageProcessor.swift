@@ -2,7 +2,9 @@ import Foundation
 import IdeficsFiles
 
 /// Idefics2's image processor settings (`preprocessor_config.json`, or the `image_processor` section of
-/// `processor_config.json`); defaults are `Idefics2ImageProcessorPil`'s.
+/// `processor_config.json`); defaults are `Idefics2ImageProcessorPil`'s. Idefics v1's `IdeficsImageProcessorPil` is
+/// the same pipeline with a fixed square size (`image_size`), bicubic resampling and CLIP's mean/std, all read from
+/// its file.
 public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
     /// Recorded for completeness: `RGBImage` inputs are always RGB already (see `ImageDecoder.loadRGB`).
     public var doConvertRGB = true
@@ -11,6 +13,8 @@ public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
     public var shortestEdge = 378
     public var longestEdge = 980
     public var fixedSize: ImageSize?
+    /// Pillow's filter (`resample`): 2 (bilinear) in Idefics2's files, 3 (bicubic) in Idefics v1's.
+    public var resample = PillowResize.Filter.bilinear
     public var doRescale = true
     public var rescaleFactor = 1.0 / 255.0
     public var doNormalize = true
@@ -43,9 +47,12 @@ public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
         imageStd = fields.image_std?.values ?? imageStd
         doPad = fields.do_pad ?? doPad
         doImageSplitting = fields.do_image_splitting ?? doImageSplitting
-        // PILImageResampling.BILINEAR == 2 is the only filter Idefics2 configurations use.
-        if let resample = fields.resample, resample != 2 {
-            throw ImageError(source: source, kind: .unsupported, detail: "only resample=2 (BILINEAR) is supported")
+        if let code = fields.resample {
+            guard let filter = PillowResize.Filter(pillowCode: code) else {
+                throw ImageError(source: source, kind: .unsupported,
+                                 detail: "resample is \(code); only 2 (BILINEAR) and 3 (BICUBIC) are supported")
+            }
+            resample = filter
         }
         if let size = fields.size {
             if let shortest = size.shortest_edge, let longest = size.longest_edge {
@@ -57,6 +64,8 @@ public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
                                  detail: "size must contain shortest_edge and longest_edge, or height and width")
             }
         }
+        // Idefics v1's processor takes `image_size` as a square size that overrides `size`.
+        if let side = fields.image_size { fixedSize = ImageSize(height: side, width: side) }
         guard imageMean.count == 3, imageStd.count == 3 else {
             throw ImageError(source: source, kind: .corrupt, detail: "image_mean and image_std must have 3 values")
         }
@@ -145,6 +154,7 @@ private struct ConfigFile: Decodable {
         var image_mean: Channels?, image_std: Channels?
         var resample: Int?
         var size: Size?
+        var image_size: Int?
     }
 
     var fields: Fields
@@ -246,7 +256,7 @@ public struct Idefics2ImageProcessor: Sendable {
                     height: part.height, width: part.width,
                     shortestEdge: overrides.shortestEdge ?? config.shortestEdge,
                     longestEdge: overrides.longestEdge ?? config.longestEdge)
-                resized = PillowResize.bilinear(part, width: size.width, height: size.height)
+                resized = PillowResize.resize(part, width: size.width, height: size.height, filter: config.resample)
             }
             return toFloat(resized, tables)
         }

@@ -1,11 +1,42 @@
-/// Pillow's `Image.resize(size, Image.BILINEAR)` on 8-bit RGB, bit for bit (libImaging/Resample.c): a separable
-/// triangle filter whose support widens by the scale factor when shrinking (antialiasing), coefficients computed
+/// Pillow's `Image.resize(size, Image.BILINEAR or Image.BICUBIC)` on 8-bit RGB, bit for bit (libImaging/Resample.c):
+/// a separable filter whose support widens by the scale factor when shrinking (antialiasing), coefficients computed
 /// in double, normalised per output pixel, then rounded to 22-bit fixed point; each pass rounds by adding 2^21 and
 /// clipping to 0...255, so the pass order changes results. Pillow 13 runs the horizontal pass first (over just the
 /// source rows the vertical pass reads) unless the height shrinks by more than twice as many pixels as the width
 /// (`ImagingResampleInner`). A dimension that keeps its size skips its pass; an unchanged size is a plain copy.
 public enum PillowResize {
     static let precisionBits = 22
+
+    /// Pillow's filters (`Image.Resampling`): support radius and kernel.
+    public enum Filter: Sendable, Equatable {
+        /// Triangle, support 1 (`resample=2`).
+        case bilinear
+        /// Keys cubic with a = -0.5, support 2 (`resample=3`); negative lobes, so results are clipped to 0...255.
+        case bicubic
+
+        /// Pillow's `resample` number, for reading preprocessor configs.
+        public init?(pillowCode: Int) {
+            switch pillowCode {
+            case 2: self = .bilinear
+            case 3: self = .bicubic
+            default: return nil
+            }
+        }
+
+        var support: Double { self == .bilinear ? 1 : 2 }
+
+        func weight(_ x: Double) -> Double {
+            let x = abs(x)
+            switch self {
+            case .bilinear: return x < 1 ? 1 - x : 0
+            case .bicubic:
+                let a = -0.5
+                if x < 1 { return ((a + 2) * x - (a + 3)) * x * x + 1 }
+                if x < 2 { return (((x - 5) * x + 8) * x - 4) * a }
+                return 0
+            }
+        }
+    }
 
     /// Filter taps for one axis: output `i` reads `count[i]` inputs starting at `start[i]`, weighted by
     /// `weights[i * taps ..< i * taps + count[i]]`.
@@ -16,12 +47,12 @@ public enum PillowResize {
         var taps: Int
     }
 
-    /// `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter over the whole input (box 0...inSize).
-    static func coefficients(inSize: Int, outSize: Int) -> Coefficients {
+    /// `precompute_coeffs` + `normalize_coeffs_8bpc` for `filter` over the whole input (box 0...inSize).
+    static func coefficients(inSize: Int, outSize: Int, filter: Filter) -> Coefficients {
         // Pillow passes the box as C floats; (in1 - in0) is exact for any realistic size.
         let scale = Double(Float(inSize) - Float(0)) / Double(outSize)
         let filterScale = max(scale, 1.0)
-        let support = 1.0 * filterScale
+        let support = filter.support * filterScale
         let taps = Int(support.rounded(.up)) * 2 + 1
         var start = [Int](repeating: 0, count: outSize), count = [Int](repeating: 0, count: outSize)
         var weights = [Int32](repeating: 0, count: outSize * taps)
@@ -34,9 +65,7 @@ public enum PillowResize {
             let xmax = min(inSize, Int(center + support + 0.5)) - xmin
             var sum = 0.0
             for x in 0..<xmax {
-                var t = (Double(x + xmin) - center + 0.5) * inverse
-                if t < 0 { t = -t }
-                let w = t < 1.0 ? 1.0 - t : 0.0
+                let w = filter.weight((Double(x + xmin) - center + 0.5) * inverse)
                 raw[x] = w
                 sum += w
             }
@@ -58,13 +87,17 @@ public enum PillowResize {
     }
 
     public static func bilinear(_ image: RGBImage, width: Int, height: Int) -> RGBImage {
+        resize(image, width: width, height: height, filter: .bilinear)
+    }
+
+    public static func resize(_ image: RGBImage, width: Int, height: Int, filter: Filter) -> RGBImage {
         precondition(width > 0 && height > 0, "resize to an empty size")
         let needHorizontal = width != image.width, needVertical = height != image.height
         guard needHorizontal || needVertical else { return image }
         let shrinkY = image.height - height, shrinkX = image.width - width
         let horizontalFirst = !(shrinkY > 0 && shrinkY > shrinkX * 2)
-        let vertical = coefficients(inSize: image.height, outSize: height)
-        let horizontal = coefficients(inSize: image.width, outSize: width)
+        let vertical = coefficients(inSize: image.height, outSize: height, filter: filter)
+        let horizontal = coefficients(inSize: image.width, outSize: width, filter: filter)
         if !horizontalFirst {
             let rows = needVertical ? verticalPass(image.pixels, width: image.width, rowOffset: 0, outHeight: height,
                                                    coefficients: vertical) : image.pixels

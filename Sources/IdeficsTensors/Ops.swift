@@ -1,3 +1,4 @@
+import Foundation
 import CKernels
 
 /// Row-wise operations on row-major float32 activations [rows, width], vectorized in C (CKernels).
@@ -73,5 +74,25 @@ public enum KernelPath: String, CaseIterable, Sendable {
         case .avx2: CK_PATH_AVX2
         case .avx512: CK_PATH_AVX512
         }
+    }
+}
+
+extension Ops {
+    /// Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), in place (torch's `gelu`, CLIP's activation).
+    public static func geluErf(_ x: inout [Float]) {
+        let scale = Float(0.5).squareRoot()
+        for i in x.indices { x[i] = 0.5 * x[i] * (1 + erff(x[i] * scale)) }
+    }
+
+    /// x * sigmoid(1.702 x), in place (`quick_gelu`).
+    public static func quickGelu(_ x: inout [Float]) {
+        for i in x.indices { x[i] = x[i] / (1 + expf(-1.702 * x[i])) }
+    }
+}
+
+extension Ops {
+    /// max(x, 0), in place.
+    public static func relu(_ x: inout [Float]) {
+        for i in x.indices where !(x[i] > 0) { x[i] = 0 }
     }
 }

@@ -122,8 +122,9 @@ final class ImageProcessorTests: XCTestCase {
         var expected = Idefics2ImageProcessorConfig()
         expected.doImageSplitting = true
         XCTAssertEqual(config, expected)
-        XCTAssertThrowsError(try Idefics2ImageProcessorConfig(json: Data(#"{"resample": 3}"#.utf8))) { error in
-            XCTAssertEqual("\(error)", "preprocessor_config.json: only resample=2 (BILINEAR) is supported")
+        XCTAssertThrowsError(try Idefics2ImageProcessorConfig(json: Data(#"{"resample": 0}"#.utf8))) { error in
+            XCTAssertEqual("\(error)", "preprocessor_config.json: resample is 0; only 2 (BILINEAR) and 3 (BICUBIC) "
+                           + "are supported")
         }
         XCTAssertThrowsError(try Idefics2ImageProcessorConfig(json: Data(#"{"size": {"shortest_edge": 3}}"#.utf8))) {
             XCTAssertEqual("\($0)", "preprocessor_config.json: size must contain shortest_edge and longest_edge, "

@@ -2,18 +2,27 @@ import Foundation
 import IdeficsCheckpoint
 
 /// An Idefics (v1, Flamingo-style) config.json as transformers 5.23's `IdeficsConfig` resolves it: a LLaMA decoder
-/// with gated cross-attention blocks every `crossLayerInterval` layers, reading CLIP ViT features that a perceiver
-/// optionally resamples. Only the configuration is read today; the model itself is not implemented yet.
+/// with gated cross-attention blocks before every `crossLayerInterval`-th layer, reading CLIP ViT features that a
+/// perceiver optionally resamples.
 public struct IdeficsConfig: Sendable, Equatable {
     public struct Vision: Sendable, Equatable {
         public var embedDim, imageSize, intermediateSize, patchSize, layerCount, headCount, channelCount: Int
         public var hiddenAct: String
+        public var activation: VisionActivation
         public var layerNormEps: Float
+
+        /// Patches per image (the class token comes on top).
+        public var patchCount: Int { (imageSize / patchSize) * (imageSize / patchSize) }
     }
 
     public struct Perceiver: Sendable, Equatable {
         public var latentCount, depth, headCount, headDim: Int
         public var qkLayerNorms: Bool
+    }
+
+    /// The gates `tanh(alpha)` of a cross-attention block: one number, or one per hidden channel.
+    public enum AlphaType: String, Sendable {
+        case float, vector
     }
 
     public var vocabSize, additionalVocabSize, hiddenSize, intermediateSize, layerCount, headCount: Int
@@ -24,11 +33,20 @@ public struct IdeficsConfig: Sendable, Equatable {
     public var tieWordEmbeddings: Bool
     public var crossLayerInterval: Int
     public var qkLayerNorms: Bool
+    public var alphaType: AlphaType
     /// Whether the perceiver resamples the image features (the top-level flag; the perceiver config's own copy is
     /// ignored, as in transformers).
     public var useResampler: Bool
     public var vision: Vision
     public var perceiver: Perceiver
+    /// The LLaMA decoder, its vocabulary decoupled into `vocab_size` + `additional_vocab_size` rows.
+    public var text: MistralConfig
+
+    /// Cross-attention blocks: one before each layer whose index is a multiple of the interval.
+    public var crossLayerCount: Int { layerCount / crossLayerInterval }
+
+    /// Image vectors each image gives the cross-attention: the perceiver's latents, or every patch and the class token.
+    public var imageSequenceLength: Int { useResampler ? perceiver.latentCount : vision.patchCount + 1 }
 
     public init(directory: URL) throws {
         try self.init(ConfigObject.required(directory: directory, by: "Idefics"))
@@ -36,21 +54,25 @@ public struct IdeficsConfig: Sendable, Equatable {
 
     public init(_ o: ConfigObject) throws {
         _ = try o.choice("model_type", default: "", supported: ["idefics"], what: "this model type")
-        vocabSize = try o.positiveInt("vocab_size", default: 32000)
-        additionalVocabSize = try o.int("additional_vocab_size", default: 0)
-        hiddenSize = try o.positiveInt("hidden_size", default: 4096)
-        intermediateSize = try o.positiveInt("intermediate_size", default: 11008)
-        layerCount = try o.positiveInt("num_hidden_layers", default: 32)
-        headCount = try o.positiveInt("num_attention_heads", default: 32)
+        text = try MistralConfig(o, family: .llama)
+        vocabSize = text.vocabSize
+        additionalVocabSize = try o.int("additional_vocab_size", default: 0, in: 0...ConfigObject.sizeLimit)
+        text.additionalVocabSize = additionalVocabSize
+        (hiddenSize, intermediateSize, layerCount, headCount) = (text.hiddenSize, text.intermediateSize,
+                                                                  text.layerCount, text.headCount)
         hiddenAct = try o.string("hidden_act", default: "silu")
-        rmsNormEps = try o.float("rms_norm_eps", default: 1e-6)
-        ropeTheta = try o.object("rope_parameters")?.double("rope_theta", default: 10000) ?? 10000
-        maxPositionEmbeddings = try o.positiveInt("max_position_embeddings", default: 2048)
-        tieWordEmbeddings = try o.bool("tie_word_embeddings", default: false)
+        (rmsNormEps, ropeTheta) = (text.rmsNormEps, text.ropeTheta)
+        (maxPositionEmbeddings, tieWordEmbeddings) = (text.maxPositionEmbeddings, text.tieWordEmbeddings)
         crossLayerInterval = try o.positiveInt("cross_layer_interval", default: 1)
+        guard crossLayerInterval <= layerCount else {
+            throw o.error("cross_layer_interval", "is \(crossLayerInterval), more than num_hidden_layers \(layerCount)")
+        }
         qkLayerNorms = try o.bool("qk_layer_norms", default: false)
+        let alpha = try o.choice("alpha_type", default: "float", supported: ["float", "vector"], what: "this alpha_type")
+        alphaType = AlphaType(rawValue: alpha)!
         useResampler = try o.bool("use_resampler", default: false)
         let v = try o.object("vision_config") ?? ConfigObject(path: o.path, prefix: "vision_config", values: [:])
+        let act = try v.choice("hidden_act", default: "gelu", supported: ["gelu", "quick_gelu"], what: "this activation")
         vision = Vision(embedDim: try v.positiveInt("embed_dim", default: 768),
                         imageSize: try v.positiveInt("image_size", default: 224),
                         intermediateSize: try v.positiveInt("intermediate_size", default: 5120),
@@ -58,8 +80,15 @@ public struct IdeficsConfig: Sendable, Equatable {
                         layerCount: try v.positiveInt("num_hidden_layers", default: 32),
                         headCount: try v.positiveInt("num_attention_heads", default: 16),
                         channelCount: try v.positiveInt("num_channels", default: 3),
-                        hiddenAct: try v.string("hidden_act", default: "gelu"),
-                        layerNormEps: try v.float("layer_norm_eps", default: 1e-5))
+                        hiddenAct: act, activation: VisionActivation(rawValue: act)!,
+                        layerNormEps: try v.positiveFloat("layer_norm_eps", default: 1e-5))
+        guard vision.embedDim % vision.headCount == 0 else {
+            throw v.error("num_attention_heads", "is \(vision.headCount): embed_dim \(vision.embedDim) must be a multiple of it")
+        }
+        guard vision.patchSize <= vision.imageSize else {
+            throw v.error("patch_size", "is \(vision.patchSize), larger than image_size \(vision.imageSize)")
+        }
+        guard vision.channelCount == 3 else { throw v.error("num_channels", "is \(vision.channelCount); only 3 (RGB) is supported") }
         let p = try o.object("perceiver_config") ?? ConfigObject(path: o.path, prefix: "perceiver_config", values: [:])
         perceiver = Perceiver(latentCount: try p.positiveInt("resampler_n_latents", default: 64),
                               depth: try p.positiveInt("resampler_depth", default: 6),

@@ -45,6 +45,8 @@ public struct Idefics2: Sendable {
 public enum ModelError: Error, Equatable, CustomStringConvertible {
     /// After resizing, the image has less than one patch in some direction.
     case imageTooSmall(width: Int, height: Int, patchSize: Int)
+    /// A vision tower with learned absolute positions (Idefics v1's CLIP) takes only its own square size.
+    case imageSizeMismatch(width: Int, height: Int, expected: Int)
 
     public var isCallerFault: Bool { true }
 
@@ -52,6 +54,8 @@ public enum ModelError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .imageTooSmall(width, height, patch):
             "an image of \(width)x\(height) pixels has no whole \(patch)x\(patch) patch"
+        case let .imageSizeMismatch(width, height, expected):
+            "the vision tower takes \(expected)x\(expected) images, not \(width)x\(height) (resize it with the image processor)"
         }
     }
 }

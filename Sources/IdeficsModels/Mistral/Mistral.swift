@@ -21,11 +21,15 @@ public struct Mistral: Sendable {
     public let layers: [Layer]
     public let finalNorm: [Float]
     public let head: Linear
+    /// The rows of `config.additionalVocabSize` extra ids (Idefics v1), or nil.
+    public let additionalEmbedding: WeightTensor?
+    public let additionalHead: Linear?
     let rope: RotaryEmbedding
 
     /// Loads the weights named `<prefix>embed_tokens.weight`, `<prefix>layers.N...`, `<prefix>norm.weight` and
     /// those of layer `lmHead` (the embedding matrix itself when the config ties them), each checked against the
-    /// shape the config implies.
+    /// shape the config implies. Extra ids (`config.additionalVocabSize`) read `<prefix>embed_tokens.additional_embedding`
+    /// and `<lmHead>.additional_fc`.
     public init(config: MistralConfig, checkpoint: Checkpoint, prefix: String, lmHead: String = "lm_head") throws {
         let (hidden, vocab) = (config.hiddenSize, config.vocabSize)
         let qWidth = config.headCount * config.headDim, kvWidth = config.keyValueHeadCount * config.headDim
@@ -50,11 +54,20 @@ public struct Mistral: Sendable {
                           ? checkpoint.matrix(embedding, as: lmHead + ".weight")
                           : checkpoint.matrix(try checkpoint.storedMatrix(lmHead, rows: vocab, columns: hidden)))
         rope = RotaryEmbedding(headDim: config.headDim, theta: config.ropeTheta)
+        let extra = config.additionalVocabSize
+        additionalEmbedding = extra == 0 ? nil
+            : try checkpoint.tensor(prefix + "embed_tokens.additional_embedding.weight", shape: [extra, hidden])
+        additionalHead = try additionalEmbedding.map { rows in
+            Linear(weight: config.tieWordEmbeddings && !checkpoint.storesQuantized(lmHead + ".additional_fc")
+                ? checkpoint.matrix(rows, as: lmHead + ".additional_fc.weight")
+                : checkpoint.matrix(try checkpoint.storedMatrix(lmHead + ".additional_fc", rows: extra, columns: hidden)))
+        }
     }
 
-    /// Every matrix of the decoder: each layer's seven (q, k, v, o, gate, up, down), then the head.
+    /// Every matrix of the decoder: each layer's seven (q, k, v, o, gate, up, down), then the head(s).
     public var matrices: [Linear] {
         layers.flatMap { [$0.query, $0.key, $0.value, $0.output, $0.mlp.gate, $0.mlp.up, $0.mlp.down] } + [head]
+            + (additionalHead.map { [$0] } ?? [])
     }
 
     /// Bytes of weights one decoded token reads, in the formats they are held in (quantized ones included): every
@@ -74,8 +87,12 @@ public struct Mistral: Sendable {
         var rows = [Float](repeating: 0, count: ids.count * hidden)
         rows.withUnsafeMutableBufferPointer { buffer in
             for (i, id) in ids.enumerated() {
-                precondition(id >= 0 && id < config.vocabSize, "token id \(id) outside the vocabulary")
-                embedding.row(id, into: buffer.baseAddress! + i * hidden)
+                precondition(id >= 0 && id < config.fullVocabSize, "token id \(id) outside the vocabulary")
+                if id < config.vocabSize {
+                    embedding.row(id, into: buffer.baseAddress! + i * hidden)
+                } else {
+                    additionalEmbedding!.row(id - config.vocabSize, into: buffer.baseAddress! + i * hidden)
+                }
             }
         }
         return rows
@@ -106,8 +123,10 @@ public struct Mistral: Sendable {
 
     /// Runs several sequences at once, each against its own cache: the matrix products see all their rows
     /// together, attention stays within each sequence, so every row equals its unbatched result.
-    public func forward(batch: [Segment], caches: inout [KVCache], logits: LogitsSelection = .last,
-                        pool: WorkerPool) -> [[Float]] {
+    /// `beforeLayer(index, &x)` may rewrite the hidden states [all rows, hidden] before layer `index` (Idefics v1's
+    /// gated cross-attention blocks).
+    public func forward(batch: [Segment], caches: inout [KVCache], logits: LogitsSelection = .last, pool: WorkerPool,
+                        beforeLayer: ((Int, inout [Float]) -> Void)? = nil) -> [[Float]] {
         precondition(batch.count == caches.count, "one cache per sequence")
         let width = config.hiddenSize
         let counts = batch.map(\.positions.count)
@@ -124,6 +143,7 @@ public struct Mistral: Sendable {
         let (qWidth, kvWidth) = (config.headCount * config.headDim, config.keyValueHeadCount * config.headDim)
         var x = batch.flatMap(\.hidden)
         for (index, layer) in layers.enumerated() {
+            beforeLayer?(index, &x)
             let normed = Ops.rmsNorm(x, weight: layer.inputNorm, eps: config.rmsNormEps)
             var q = layer.query(normed, tokens: tokens, pool: pool)
             var k = layer.key(normed, tokens: tokens, pool: pool)
@@ -156,12 +176,28 @@ public struct Mistral: Sendable {
         case .all: selectedRows = counts.indices.map { offsets[$0]..<offsets[$0] + counts[$0] }
         }
         let selected = selectedRows.flatMap { x[$0.lowerBound * width..<$0.upperBound * width] }
-        let all = head(Ops.rmsNorm(selected, weight: finalNorm, eps: config.rmsNormEps), tokens: selected.count / width,
-                       pool: pool)
+        let all = scores(Ops.rmsNorm(selected, weight: finalNorm, eps: config.rmsNormEps), tokens: selected.count / width,
+                         pool: pool)
+        let vocab = config.fullVocabSize
         var start = 0
         return selectedRows.map { rows in
-            defer { start += rows.count * config.vocabSize }
-            return Array(all[start..<start + rows.count * config.vocabSize])
+            defer { start += rows.count * vocab }
+            return Array(all[start..<start + rows.count * vocab])
         }
+    }
+
+    /// Logits [tokens, fullVocabSize] of final hidden states: the head's rows, then the additional head's.
+    func scores(_ normed: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
+        let main = head(normed, tokens: tokens, pool: pool)
+        guard let additionalHead else { return main }
+        let extra = additionalHead(normed, tokens: tokens, pool: pool)
+        let (vocab, added) = (config.vocabSize, config.additionalVocabSize)
+        var out = [Float]()
+        out.reserveCapacity(tokens * (vocab + added))
+        for t in 0..<tokens {
+            out += main[t * vocab..<(t + 1) * vocab]
+            out += extra[t * added..<(t + 1) * added]
+        }
+        return out
     }
 }

@@ -12,6 +12,11 @@ public struct MistralConfig: Sendable, Equatable {
 
     public var family: Family
     public var vocabSize: Int
+    /// Idefics v1's decoupled vocabulary: ids `vocabSize..<vocabSize + additionalVocabSize` have embedding and output
+    /// rows in tensors of their own (`additional_embedding`, `additional_fc`).
+    public var additionalVocabSize = 0
+    /// Every id the decoder embeds and scores.
+    public var fullVocabSize: Int { vocabSize + additionalVocabSize }
     public var hiddenSize: Int
     public var intermediateSize: Int
     public var layerCount: Int

@@ -1,0 +1,62 @@
+import Foundation
+import IdeficsCheckpoint
+import IdeficsTensors
+
+/// The activation of a vision MLP (`hidden_act`).
+public enum VisionActivation: String, Sendable, CaseIterable {
+    /// SigLIP's `gelu_pytorch_tanh`.
+    case geluTanh = "gelu_pytorch_tanh"
+    /// Exact GELU with erf (`gelu`, CLIP ViT-H/14's).
+    case gelu
+    /// CLIP's `quick_gelu`: x * sigmoid(1.702 x).
+    case quickGelu = "quick_gelu"
+
+    func apply(_ x: inout [Float]) {
+        switch self {
+        case .geluTanh: Ops.geluTanh(&x)
+        case .gelu: Ops.geluErf(&x)
+        case .quickGelu: Ops.quickGelu(&x)
+        }
+    }
+}
+
+/// One pre-norm ViT encoder layer as SigLIP and CLIP have it: LayerNorm -> bidirectional attention with biased
+/// projections -> residual, LayerNorm -> fc1 -> activation -> fc2 -> residual.
+struct VisionEncoderLayer: Sendable {
+    let norm1Weight, norm1Bias: [Float]
+    let query, key, value, output: Linear
+    let norm2Weight, norm2Bias: [Float]
+    let fc1, fc2: Linear
+
+    /// Weights under `prefix` (`...encoder.layers.N.`): `layer_norm1`, `self_attn.{q,k,v,out}_proj`, `layer_norm2`,
+    /// `mlp.fc1`, `mlp.fc2`.
+    init(checkpoint: Checkpoint, prefix p: String, hidden: Int, intermediate: Int) throws {
+        norm1Weight = try checkpoint.floats(p + "layer_norm1.weight", count: hidden)
+        norm1Bias = try checkpoint.floats(p + "layer_norm1.bias", count: hidden)
+        query = try checkpoint.linear(p + "self_attn.q_proj", out: hidden, input: hidden, bias: true)
+        key = try checkpoint.linear(p + "self_attn.k_proj", out: hidden, input: hidden, bias: true)
+        value = try checkpoint.linear(p + "self_attn.v_proj", out: hidden, input: hidden, bias: true)
+        output = try checkpoint.linear(p + "self_attn.out_proj", out: hidden, input: hidden, bias: true)
+        norm2Weight = try checkpoint.floats(p + "layer_norm2.weight", count: hidden)
+        norm2Bias = try checkpoint.floats(p + "layer_norm2.bias", count: hidden)
+        fc1 = try checkpoint.linear(p + "mlp.fc1", out: intermediate, input: hidden, bias: true)
+        fc2 = try checkpoint.linear(p + "mlp.fc2", out: hidden, input: intermediate, bias: true)
+    }
+
+    /// x [count, hidden] in place.
+    func callAsFunction(_ x: inout [Float], count: Int, headCount: Int, eps: Float, activation: VisionActivation,
+                        pool: WorkerPool) {
+        let shape = AttentionShape(headCount: headCount, keyValueHeadCount: headCount,
+                                   headDim: norm1Weight.count / headCount)
+        let normed = Ops.layerNorm(x, weight: norm1Weight, bias: norm1Bias, eps: eps)
+        let attended = attend(queries: query(normed, tokens: count, pool: pool),
+                              keys: key(normed, tokens: count, pool: pool),
+                              values: value(normed, tokens: count, pool: pool),
+                              shape: shape, queryCount: count, allowedSlots: { _ in 0..<count }, pool: pool)
+        Ops.add(&x, output(attended, tokens: count, pool: pool))
+        let normed2 = Ops.layerNorm(x, weight: norm2Weight, bias: norm2Bias, eps: eps)
+        var activated = fc1(normed2, tokens: count, pool: pool)
+        activation.apply(&activated)
+        Ops.add(&x, fc2(activated, tokens: count, pool: pool))
+    }
+}

@@ -1,0 +1,70 @@
+/// Idefics v1's prompt building, as transformers' `IdeficsProcessor` does it: a list of items (text and images) becomes
+/// `<s>` followed by each text item stripped of spaces at both ends, each image as
+/// `<fake_token_around_image><image><fake_token_around_image>` (consecutive images share the fake token between
+/// them), and, when asked, `<end_of_utterance>` between two consecutive text items. Then which image each token sees.
+public enum IdeficsPrompt {
+    public static let endOfUtterance = "<end_of_utterance>"
+
+    /// A prompt item: text, or the place of the next image.
+    public enum Item: Sendable, Equatable {
+        case text(String)
+        case image
+    }
+
+    /// The prompt text (tokenized afterwards without special tokens added: `<s>` is part of it).
+    public static func text(_ items: [Item], addEndOfUtterance: Bool, bosToken: String = "<s>") -> String {
+        let fake = Idefics2Prompt.fakeToken, image = Idefics2Prompt.imageToken
+        var text = bosToken
+        var lastWasImage = false
+        for (index, item) in items.enumerated() {
+            switch item {
+            case .image:
+                text += lastWasImage ? image + fake : fake + image + fake
+                lastWasImage = true
+            case .text(let value):
+                if addEndOfUtterance && index > 0 && !lastWasImage { text += endOfUtterance }
+                text += stripSpaces(value)
+                lastWasImage = false
+            }
+        }
+        return text
+    }
+
+    /// Python's `str.strip(" ")`: spaces only, not newlines or tabs.
+    static func stripSpaces(_ s: String) -> String {
+        let scalars = s.unicodeScalars
+        guard let first = scalars.firstIndex(where: { $0 != " " }) else { return "" }
+        let last = scalars.lastIndex(where: { $0 != " " })!
+        return String(scalars[first...last])
+    }
+
+    /// Whether the processor takes a text item for an image URL (`is_url`: no space, and `urlparse` finds a scheme
+    /// and a network location, as in `https://host/...`; `file:///...` and `data:` URIs have none and stay text).
+    public static func isURL(_ item: String) -> Bool {
+        let s = stripSpaces(item)
+        guard !s.contains(" "), let colon = s.firstIndex(of: ":") else { return false }
+        let scheme = s[..<colon]
+        guard let head = scheme.first, head.isASCII, head.isLetter,
+              scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) else { return false }
+        let rest = s[s.index(after: colon)...]
+        guard rest.hasPrefix("//") else { return false }
+        let netloc = rest.dropFirst(2).prefix { !"/?#".contains($0) }
+        return !netloc.isEmpty
+    }
+
+    /// The image each token sees (`image_attention_mask_for_packed_input_ids`): the most recent `<image>` token's
+    /// image, nil before the first one, and nil after a `</s>` (the `</s>` itself still sees it) until the next
+    /// `<image>`.
+    public static func attendedImages(_ ids: [Int], imageTokenId: Int, eosTokenId: Int?) -> [Int?] {
+        var count = -1
+        var seenEnd = false
+        return ids.map { id in
+            if id == imageTokenId {
+                count += 1
+                seenEnd = false
+            }
+            defer { if id == eosTokenId { seenEnd = true } }
+            return seenEnd || count < 0 ? nil : count
+        }
+    }
+}
