@@ -5,7 +5,7 @@ import IdeficsTokenizer
 
 /// A multi-turn chat that keeps its KV cache and image features between turns: a follow-up question runs only
 /// its own tokens (plus whatever the re-rendered history no longer shares with the cache), and no image is
-/// encoded twice.
+/// encoded twice. (Idefics v1 keeps the image states but runs each turn's whole prompt.)
 public final class Conversation {
     public let pipeline: Pipeline
     public let options: Idefics2ImageProcessorOverrides
@@ -36,8 +36,14 @@ public final class Conversation {
         let newFeatures = try turn.images.map { try pipeline.imageFeatures($0, options: options) }
         let (text, _) = try pipeline.render(messages + [turn])
         let prepared = try pipeline.prepare(prompt: text, imageFeatures: features + newFeatures, options: options)
-        session.imageRows = prepared.imageRows
-        let output = try pipeline.generate(prepared, in: &session, request: request, onToken: onToken)
+        let output: GenerationOutput
+        if pipeline.ideficsV1 != nil {
+            // Each turn runs its whole prompt (the images' states are kept): the cache is not reused across turns yet.
+            output = try pipeline.generate(prepared, request: request, onToken: onToken)
+        } else {
+            session.imageRows = prepared.imageRows
+            output = try pipeline.generate(prepared, in: &session, request: request, onToken: onToken)
+        }
         messages.append(turn)
         features += newFeatures
         messages.append(.assistant(output.text.trimmingCharacters(in: .whitespaces)))

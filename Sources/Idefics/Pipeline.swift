@@ -12,10 +12,12 @@ public final class Pipeline: @unchecked Sendable {
     public let checkpoint: Checkpoint
     public let tokenizer: Tokenizer
     public let generationConfig: GenerationConfig
-    /// The decoder (of the Idefics2 model, or of a plain Mistral checkpoint).
+    /// The decoder (of the Idefics2 or Idefics v1 model, or of a plain Mistral / Llama checkpoint).
     public let decoder: Mistral
-    /// nil for text-only checkpoints.
+    /// The model, for an Idefics2 checkpoint.
     public let idefics2: Idefics2?
+    /// The model, for an Idefics v1 checkpoint (`IdeficsForVisionText2Text`).
+    public let ideficsV1: Idefics?
     public let imageProcessor: Idefics2ImageProcessor?
     /// nil when the checkpoint has none.
     public let chatTemplate: ChatTemplate?
@@ -39,9 +41,7 @@ public final class Pipeline: @unchecked Sendable {
         switch try ModelFamily(directory: directory) {
         case .idefics2: config = .idefics2(try Idefics2Config(directory: directory))
         case .decoder(let type, let object): config = .decoder(try MistralConfig(object, family: type))
-        case .idefics:
-            _ = try IdeficsConfig(directory: directory)
-            throw ModelFamily.ideficsV1NotImplemented(directory)
+        case .idefics: config = .idefics(try IdeficsConfig(directory: directory))
         }
         tokenizer = try Tokenizer(directory: directory)
         let pool = WorkerPool(threads: threads)
@@ -67,15 +67,24 @@ public final class Pipeline: @unchecked Sendable {
                                                        tokenizerId: tokenizerId)
             }
             let model = try Idefics2(config: parsed, checkpoint: checkpoint)
-            idefics2 = model
+            (idefics2, ideficsV1) = (model, nil)
             decoder = model.decoder
             imageProcessor = try Idefics2ImageProcessor(checkpointDirectory: checkpoint.directory)
+        case .idefics(let parsed):
+            for token in [Idefics2Prompt.imageToken, Idefics2Prompt.fakeToken] where tokenizer.tokenToId(token) == nil {
+                throw PipelineError.missingToken(directory: directory.path, token: token)
+            }
+            let model = try Idefics(config: parsed, checkpoint: checkpoint)
+            (idefics2, ideficsV1) = (nil, model)
+            decoder = model.decoder
+            imageProcessor = try Idefics2ImageProcessor(
+                checkpointDirectory: checkpoint.directory, defaults: .ideficsV1(imageSize: parsed.vision.imageSize))
         case .decoder(let parsed):
-            idefics2 = nil
+            (idefics2, ideficsV1) = (nil, nil)
             decoder = try Mistral(config: parsed, checkpoint: checkpoint, prefix: "model.")
             imageProcessor = nil
         }
-        chatTemplate = try ChatTemplate.load(directory: directory) ?? (idefics2 == nil ? nil
+        chatTemplate = try ChatTemplate.load(directory: directory) ?? (idefics2 == nil && ideficsV1 == nil ? nil
             : ChatTemplate(source: Idefics2Prompt.defaultChatTemplate, specialTokens: ChatTemplate.specialTokens(directory: directory),
                            origin: Idefics2Prompt.defaultChatTemplateOrigin))
     }
@@ -93,6 +102,10 @@ public final class Pipeline: @unchecked Sendable {
     /// The same, with each image's vectors already computed by `imageFeatures` (a chat keeps them across turns).
     public func prepare(prompt: String, imageFeatures: [[Float]], options: Idefics2ImageProcessorOverrides = .init())
         throws -> PreparedPrompt {
+        if ideficsV1 != nil {
+            return try prepareV1(items: IdeficsPrompt.items(splitting: prompt, imageCount: imageFeatures.count),
+                                 imageStates: imageFeatures, addEndOfUtterance: nil)
+        }
         guard let idefics2, let imageProcessor else {
             guard imageFeatures.isEmpty else {
                 throw PipelineError.textOnlyModel(directory: checkpoint.directory.path)
@@ -123,8 +136,14 @@ public final class Pipeline: @unchecked Sendable {
         return prepared
     }
 
-    /// The vectors one image becomes: `imageSequenceLength` per processed image (five of them when split).
+    /// The vectors one image becomes: `imageSequenceLength` per processed image (five of them when split); for
+    /// Idefics v1, the states its cross-attention reads.
     public func imageFeatures(_ image: RGBImage, options: Idefics2ImageProcessorOverrides = .init()) throws -> [Float] {
+        if let ideficsV1, let imageProcessor {
+            let pixels = try imageProcessor.process(image)[0]
+            return try ideficsV1.imageStates(PixelImage(height: pixels.height, width: pixels.width, values: pixels.values),
+                                             pool: pool)
+        }
         guard let idefics2, let imageProcessor else {
             throw PipelineError.textOnlyModel(directory: checkpoint.directory.path)
         }
@@ -137,8 +156,19 @@ public final class Pipeline: @unchecked Sendable {
     /// returning false stops early.
     public func generate(_ prepared: PreparedPrompt, request: GenerationRequest = .init(),
                          onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
+        if ideficsV1 != nil {
+            var session = makeV1Session(imageStates: prepared.imageStates)
+            return try Generator.generate(model: &session, prompt: prepared.ids, parameters: parameters(request),
+                                          text: StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true),
+                                          onToken: onToken)
+        }
         var session = makeSession(imageRows: prepared.imageRows)
         return try generate(prepared, in: &session, request: request, onToken: onToken)
+    }
+
+    private func parameters(_ request: GenerationRequest, seed: UInt64 = .random(in: 0...UInt64.max)) throws
+        -> GenerationParameters {
+        try GenerationParameters(request: request, config: generationConfig, defaultSeed: seed)
     }
 
     /// A fresh decoding state (KV cache) for this model.
@@ -149,9 +179,7 @@ public final class Pipeline: @unchecked Sendable {
     /// Generates in an existing session, reusing the cached prefix the prompt shares with it.
     public func generate(_ prepared: PreparedPrompt, in session: inout DecoderSession, request: GenerationRequest = .init(),
                          onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
-        let parameters = try GenerationParameters(request: request, config: generationConfig,
-                                                  defaultSeed: UInt64.random(in: 0...UInt64.max))
-        return try Generator.generate(model: &session, prompt: prepared.ids, parameters: parameters,
+        return try Generator.generate(model: &session, prompt: prepared.ids, parameters: parameters(request),
                                       text: StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true),
                                       onToken: onToken)
     }
@@ -160,12 +188,15 @@ public final class Pipeline: @unchecked Sendable {
     /// what it would get alone. `onToken` gets (row, token); returning false stops that row.
     public func generate(batch: [PreparedPrompt], request: GenerationRequest = .init(),
                          onToken: (Int, GeneratedToken) -> Bool = { _, _ in true }) throws -> [GenerationOutput] {
-        let seed = UInt64.random(in: 0...UInt64.max)
-        let parameters = try GenerationParameters(request: request, config: generationConfig, defaultSeed: seed)
+        let parameters = Array(repeating: try parameters(request), count: batch.count)
+        let text = batch.map { _ in StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true) }
+        if ideficsV1 != nil {
+            var sessions = batch.map { makeV1Session(imageStates: $0.imageStates) }
+            return try Generator.generate(batch: &sessions, prompts: batch.map(\.ids), parameters: parameters, text: text,
+                                          onToken: onToken)
+        }
         var sessions = batch.map { makeSession(imageRows: $0.imageRows) }
-        return try Generator.generate(batch: &sessions, prompts: batch.map(\.ids),
-                                      parameters: Array(repeating: parameters, count: batch.count),
-                                      text: batch.map { _ in StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true) },
+        return try Generator.generate(batch: &sessions, prompts: batch.map(\.ids), parameters: parameters, text: text,
                                       onToken: onToken)
     }
 
@@ -179,16 +210,20 @@ public final class Pipeline: @unchecked Sendable {
 /// The parsed config of a folder the pipeline runs.
 private enum ParsedConfig {
     case idefics2(Idefics2Config)
+    case idefics(IdeficsConfig)
     case decoder(MistralConfig)
 }
 
-/// A prompt ready for the decoder: token ids, and the image vectors its `<image>` tokens take in order.
+/// A prompt ready for the decoder: token ids, and the image vectors its `<image>` tokens take in order (Idefics2),
+/// or each image's states for the cross-attention (Idefics v1).
 public struct PreparedPrompt: Sendable, Equatable {
     public var ids: [Int]
     public var imageRows: [Float]
+    public var imageStates: [[Float]]
 
-    public init(ids: [Int], imageRows: [Float] = []) {
+    public init(ids: [Int], imageRows: [Float] = [], imageStates: [[Float]] = []) {
         self.ids = ids
         self.imageRows = imageRows
+        self.imageStates = imageStates
     }
 }

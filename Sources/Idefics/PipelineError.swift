@@ -13,9 +13,12 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
     /// `idefics quantize`: the output folder exists (nothing is ever written over), or the input is quantized already.
     case outputExists(path: String)
     case alreadyQuantized(directory: String)
+    /// An Idefics v1 tokenizer without a token its prompts need.
+    case missingToken(directory: String, token: String)
 
     public var isCallerFault: Bool {
         if case .imageTokenMismatch = self { return false }
+        if case .missingToken = self { return false }
         return true
     }
 
@@ -36,6 +39,8 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
         case let .badEvaluationItem(path, line, reason): "\(path):\(line): \(reason)"
         case let .emptyEvaluationSet(path): "\(path) holds no evaluation items: nothing to evaluate"
         case let .outputExists(path): "\(path) exists: the quantized checkpoint goes to a new folder (nothing is written over)"
+        case let .missingToken(directory, token):
+            "\(directory)/tokenizer.json has no \(token) token: Idefics v1 prompts cannot be built"
         case let .alreadyQuantized(directory):
             "\(directory) is quantized already (config.json has a quantization_config): quantize the unquantized checkpoint"
         }

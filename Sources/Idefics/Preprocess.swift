@@ -4,13 +4,14 @@ import IdeficsImages
 
 extension Idefics2ImageProcessor {
     /// The processor a checkpoint folder configures: its preprocessor_config.json, transformers' defaults without one.
-    public init(checkpointDirectory directory: URL) throws {
+    /// The folder's `preprocessor_config.json` read over `defaults` (Idefics2's unless given), or the defaults.
+    public init(checkpointDirectory directory: URL, defaults: Idefics2ImageProcessorConfig = .init()) throws {
         let file = directory.appendingPathComponent("preprocessor_config.json")
         guard FileManager.default.fileExists(atPath: file.path) else {
-            self.init()
+            self.init(config: defaults)
             return
         }
-        self.init(config: try Idefics2ImageProcessorConfig(contentsOf: file))
+        self.init(config: try Idefics2ImageProcessorConfig(contentsOf: file, defaults: defaults))
     }
 }
 

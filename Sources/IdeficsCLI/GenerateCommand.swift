@@ -18,6 +18,14 @@ struct GenerateCommand: ParsableCommand {
     @Option(help: "Read the prompt from this UTF-8 file instead (- for standard input).")
     var promptFile: String?
 
+    @Option(help: ArgumentHelp("The prompt as a JSON list of items: strings and {\"image\": PATH_OR_URL} objects, in order "
+                               + "(a list of such lists is a batch: one output per row, with --json one object per line).",
+                               valueName: "file.json"))
+    var items: String?
+
+    @Flag(help: "Idefics v1: put <end_of_utterance> between consecutive text items (the processor's add_end_of_utterance_token).")
+    var addEndOfUtteranceToken = false
+
     @Flag(help: "Send the images (first) and the prompt as one user turn through the checkpoint's chat template.")
     var chat = false
 
@@ -60,16 +68,26 @@ struct GenerateCommand: ParsableCommand {
     }
 
     func validate() throws {
-        guard (prompt == nil) != (promptFile == nil) else { throw ValidationError("give one of --prompt and --prompt-file") }
+        guard [prompt, promptFile, items].compactMap({ $0 }).count == 1 else {
+            throw ValidationError("give one of --prompt, --prompt-file and --items")
+        }
+        guard items == nil || (!chat && imageOptions.images.isEmpty) else {
+            throw ValidationError("--items holds the whole prompt, images included: it takes neither --chat nor --image")
+        }
         guard chat || system == nil else { throw ValidationError("--system needs --chat") }
         do { try request.validate() } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
-        let prompt = try self.prompt ?? PromptFile.read(promptFile!)
         let loadStart = ContinuousClock.now
         let generator = try modelOptions.load()
         let loadSeconds = (ContinuousClock.now - loadStart).seconds
+        if addEndOfUtteranceToken && generator.ideficsV1 == nil {
+            throw ValidationErrorMessage("--add-end-of-utterance-token is an Idefics v1 processor option; "
+                                         + "\(generator.checkpoint.directory.path) is not an Idefics v1 checkpoint")
+        }
+        if let items { return try runItems(items, generator: generator, loadSeconds: loadSeconds) }
+        let prompt = try self.prompt ?? PromptFile.read(promptFile!)
         let pictures = try imageOptions.load()
         let text: String
         if chat {
@@ -78,7 +96,9 @@ struct GenerateCommand: ParsableCommand {
         } else {
             text = prompt
         }
-        let prepared = try generator.prepare(prompt: text, images: pictures, options: imageOptions.overrides)
+        let prepared = generator.ideficsV1 != nil && !chat
+            ? try generator.prepare(items: PromptItem.split(text, images: pictures), addEndOfUtterance: addEndOfUtteranceToken)
+            : try generator.prepare(prompt: text, images: pictures, options: imageOptions.overrides)
         var streamed = ""
         let output = try generator.generate(prepared, request: request) { token in
             if !json {
@@ -91,6 +111,34 @@ struct GenerateCommand: ParsableCommand {
             try Terminal.printJSON(GenerateReport(output: output, loadSeconds: loadSeconds))
         } else {
             Terminal.write(String(output.text.dropFirst(streamed.count)) + "\n")
+        }
+    }
+}
+
+extension GenerateCommand {
+    /// `--items`: one prompt, streamed like `--prompt`, or a batch generated together, printed row by row.
+    func runItems(_ path: String, generator: Pipeline, loadSeconds: Double) throws {
+        let (rows, batch) = try ItemsFile.read(path)
+        let loading = ImageLoadOptions(limits: ImageLimits(maxPixels: imageOptions.maxImagePixels))
+        let prepared = try rows.map {
+            try generator.prepare(items: ItemsFile.load($0, pipeline: generator, options: loading),
+                                  addEndOfUtterance: addEndOfUtteranceToken, options: imageOptions.overrides)
+        }
+        guard batch else {
+            var streamed = ""
+            let output = try generator.generate(prepared[0], request: request) { token in
+                if !json { Terminal.write(token.text); streamed += token.text }
+                return true
+            }
+            if json { return try Terminal.printJSON(GenerateReport(output: output, loadSeconds: loadSeconds)) }
+            return Terminal.write(String(output.text.dropFirst(streamed.count)) + "\n")
+        }
+        for output in try generator.generate(batch: prepared, request: request) {
+            if json {
+                try Terminal.printJSON(GenerateReport(output: output, loadSeconds: loadSeconds))
+            } else {
+                Terminal.write(output.text + "\n")
+            }
         }
     }
 }

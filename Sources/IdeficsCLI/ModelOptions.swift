@@ -35,7 +35,7 @@ struct ModelOptions: ParsableArguments {
         if let problem = KernelPath.requestProblem {
             Terminal.writeError("\(problem); using the \(KernelPath.active.rawValue) kernels\n")
         }
-        if pipeline.usesDefaultChatTemplate {
+        if pipeline.usesDefaultChatTemplate && pipeline.ideficsV1 == nil { // v1 folders ship none: its README says so
             Terminal.writeError("\(pipeline.checkpoint.directory.path) has no chat template; chat prompts use "
                                 + "\(pipeline.chatTemplate!.origin)\n")
         }

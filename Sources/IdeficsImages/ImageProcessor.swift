@@ -27,9 +27,21 @@ public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
 
     public init() {}
 
-    /// Parses the JSON of `preprocessor_config.json` or `processor_config.json`; unknown keys are ignored.
-    /// (Decodable rather than JSONSerialization: the latter misreads 0.00392156862745098 by one ulp.)
-    public init(json: Data, source: String = "preprocessor_config.json") throws {
+    /// `IdeficsImageProcessorPil`'s defaults (Idefics v1): bicubic to a fixed square, OpenAI CLIP's mean and std.
+    public static func ideficsV1(imageSize: Int) -> Self {
+        var config = Self()
+        config.fixedSize = ImageSize(height: imageSize, width: imageSize)
+        config.resample = .bicubic
+        config.imageMean = [0.48145466, 0.4578275, 0.40821073]
+        config.imageStd = [0.26862954, 0.26130258, 0.27577711]
+        config.doPad = false
+        return config
+    }
+
+    /// Parses the JSON of `preprocessor_config.json` or `processor_config.json` over `defaults`; unknown keys are
+    /// ignored. (Decodable rather than JSONSerialization: the latter misreads 0.00392156862745098 by one ulp.)
+    public init(json: Data, source: String = "preprocessor_config.json", defaults: Self = Self()) throws {
+        self = defaults
         let file: ConfigFile
         do {
             file = try JSONDecoder().decode(ConfigFile.self, from: json)
@@ -105,14 +117,14 @@ public struct Idefics2ImageProcessorConfig: Sendable, Equatable {
         }
     }
 
-    public init(contentsOf url: URL) throws {
+    public init(contentsOf url: URL, defaults: Self = Self()) throws {
         let data: Data
         do {
             data = try InputFile.data(at: url.path)
         } catch let error as InputFileError {
             throw ImageError(source: url.path, kind: .unreadable, detail: error.reason)
         }
-        try self.init(json: data, source: url.path)
+        try self.init(json: data, source: url.path, defaults: defaults)
     }
 
 }

@@ -8,7 +8,7 @@ public enum ModelFamily {
     case idefics2
     /// A plain decoder (`MistralForCausalLM`, `LlamaForCausalLM`) with its config object.
     case decoder(MistralConfig.Family, ConfigObject)
-    /// Idefics v1 (`IdeficsForVisionText2Text`): the config is read, the model is not implemented yet.
+    /// Idefics v1 (`IdeficsForVisionText2Text`).
     case idefics
 
     static let architectures = ["idefics2": "Idefics2ForConditionalGeneration", "mistral": "MistralForCausalLM",
@@ -28,11 +28,5 @@ public enum ModelFamily {
         case "idefics": self = .idefics
         default: self = .decoder(MistralConfig.Family(rawValue: type)!, config)
         }
-    }
-
-    public static func ideficsV1NotImplemented(_ directory: URL) -> CheckpointError {
-        .invalidConfig(path: directory.appendingPathComponent("config.json").path,
-                       reason: "model_type idefics (Idefics v1, IdeficsForVisionText2Text) is not supported yet; "
-                           + "Idefics2 checkpoints (HuggingFaceM4/idefics2-8b and its variants) are")
     }
 }

@@ -11,6 +11,21 @@ public enum IdeficsPrompt {
         case image
     }
 
+    /// A raw prompt as items: the text pieces between `<image>` placeholders (empty pieces dropped, so adjacent
+    /// placeholders are consecutive images), which must number `imageCount`.
+    public static func items(splitting prompt: String, imageCount: Int) throws -> [Item] {
+        let pieces = prompt.components(separatedBy: Idefics2Prompt.imageToken)
+        guard pieces.count - 1 == imageCount else {
+            throw Idefics2Prompt.CountMismatch(placeholders: pieces.count - 1, images: imageCount)
+        }
+        var items = [Item]()
+        for (index, piece) in pieces.enumerated() {
+            if index > 0 { items.append(.image) }
+            if !piece.isEmpty { items.append(.text(piece)) }
+        }
+        return items
+    }
+
     /// The prompt text (tokenized afterwards without special tokens added: `<s>` is part of it).
     public static func text(_ items: [Item], addEndOfUtterance: Bool, bosToken: String = "<s>") -> String {
         let fake = Idefics2Prompt.fakeToken, image = Idefics2Prompt.imageToken

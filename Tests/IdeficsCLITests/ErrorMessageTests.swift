@@ -26,7 +26,7 @@ final class ErrorMessageTests: XCTestCase {
         try Data([0x63, 0x61, 0x66, 0xE9]).write(to: latin1)
         try CLI.assertRefused(["generate", "--prompt-file", latin1.path], "\(latin1.path): is not valid UTF-8 text")
         try CLI.assertRefused(["generate", "--prompt", "a", "--prompt-file", latin1.path], status: 64,
-                              "give one of --prompt and --prompt-file")
+                              "give one of --prompt, --prompt-file and --items")
     }
 
     /// A truncated JSON file is named with the parser's plain reason; a weight file that is a pipe is refused at once

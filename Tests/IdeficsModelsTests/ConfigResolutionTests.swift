@@ -194,10 +194,19 @@ final class ConfigResolutionTests: XCTestCase {
         XCTAssertFalse(StoredQuantization.names(["layers.1"], module: "model.text_model.layers.11.mlp.up_proj"))
     }
 
-    func testV1IsReadButNotRun() throws {
-        let v1 = Fixtures.url("configs/layouts/idefics-9b")
-        XCTAssertEqual(try IdeficsConfig(directory: v1).crossLayerInterval, 4)
-        XCTAssertTrue(ModelFamily.ideficsV1NotImplemented(v1).description.contains("Idefics v1"))
+    func testV1ConfigGivesItsDecoderAndImageShapes() throws {
+        let config = try IdeficsConfig(directory: Fixtures.url("configs/layouts/idefics-9b"))
+        XCTAssertEqual(config.crossLayerInterval, 4)
+        XCTAssertEqual(config.crossLayerCount, 8)
+        XCTAssertEqual(config.text.fullVocabSize, 32002)
+        XCTAssertEqual(config.text.keyValueHeadCount, 32)
+        XCTAssertEqual(config.imageSequenceLength, 64)
+        XCTAssertEqual(config.vision.activation, .gelu)
+        // The decoder alone would skip the cross-attention blocks: refused, with the way out named.
+        let tiny = Fixtures.url("models/tiny-idefics-plain")
+        XCTAssertThrowsError(try Mistral(checkpoint: Checkpoint(directory: tiny))) {
+            XCTAssertTrue("\($0)".contains("Idefics(checkpoint:)"), "\($0)")
+        }
     }
 
     func testWrongTypesNameFileAndField() throws {

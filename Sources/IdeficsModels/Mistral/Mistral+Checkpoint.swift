@@ -11,7 +11,10 @@ extension Mistral {
         case .decoder(let family, let object):
             try self.init(config: MistralConfig(object, family: family), checkpoint: checkpoint, prefix: "model.")
         case .idefics:
-            throw ModelFamily.ideficsV1NotImplemented(checkpoint.directory)
+            // Its layers are only half of the decoder: the gated cross-attention blocks sit between them.
+            throw CheckpointError.invalidConfig(path: checkpoint.directory.appendingPathComponent("config.json").path,
+                                                reason: "an Idefics v1 checkpoint: its decoder runs with the gated "
+                                                    + "cross-attention blocks (load it with Idefics(checkpoint:) or a Pipeline)")
         }
     }
 }
