@@ -57,7 +57,7 @@ extension Pipeline {
     }
 
     /// A fresh Idefics v1 decoding state whose cross-attention reads `imageStates` (one `imageFeatures` per image).
-    func makeV1Session(imageStates: [[Float]]) -> IdeficsSession {
+    public func makeV1Session(imageStates: [[Float]]) -> IdeficsSession {
         IdeficsSession(model: ideficsV1!, pool: pool, imageStates: imageStates,
                        imageTokenId: tokenizer.tokenToId(Idefics2Prompt.imageToken)!, eosTokenId: tokenizer.eosTokenId)
     }

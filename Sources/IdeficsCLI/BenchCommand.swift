@@ -56,15 +56,18 @@ struct BenchCommand: ParsableCommand {
         }
         let (imageSeconds, t) = best!
         Terminal.write(String(format: "model=%@ weights=%.2fGB threads=%d load=%.2fs images=%d image_encode=%.2fs prompt=%d "
-                     + "prefill=%.1f tok/s new=%d decode=%.2f tok/s\n",
+                     + "prefill=%.1f tok/s new=%d decode=%.2f tok/s peak_rss=%.2fGB\n",
                      pipeline.checkpoint.directory.lastPathComponent, Double(pipeline.checkpoint.weightBytes) / 1e9,
                      pipeline.pool.threadCount, loadSeconds, pictures.count, imageSeconds, t.promptTokens,
-                     t.prefillTokensPerSecond, t.generatedTokens, t.decodeTokensPerSecond))
+                     t.prefillTokensPerSecond, t.generatedTokens, t.decodeTokensPerSecond,
+                     Self.peakResidentBytes() / 1e9))
         guard !noMachineLimits else { return }
         let limits = MachineLimits.measure(pool: pipeline.pool)
         let figures = BenchFigures(pipeline: pipeline)
         var patches = [Int]()
-        if let processor = pipeline.imageProcessor, let model = pipeline.idefics2 {
+        if let v1 = pipeline.ideficsV1 {
+            patches = pictures.map { _ in v1.config.vision.patchCount + 1 }
+        } else if let processor = pipeline.imageProcessor, let model = pipeline.idefics2 {
             for picture in pictures {
                 for part in try processor.process(picture, overrides: options) {
                     let grid = model.vision.patchGrid(height: part.height, width: part.width)
@@ -81,5 +84,17 @@ struct BenchCommand: ParsableCommand {
                      + "(%.0f%%) decode=%.1f GB/s of weights (%.0f%% of read bandwidth)\n",
                      imageRate / 1e9, 100 * imageRate / limits.fmaPeak, patches.reduce(0, +), prefillRate / 1e9,
                      100 * prefillRate / limits.fmaPeak, decodeRate / 1e9, 100 * decodeRate / limits.readBandwidth))
+    }
+
+    /// Peak resident memory of this process so far (getrusage counts kilobytes on Linux, bytes on macOS).
+    static func peakResidentBytes() -> Double {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+        return Double(usage.ru_maxrss) * 1024
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        return Double(usage.ru_maxrss)
+        #endif
     }
 }

@@ -25,8 +25,8 @@ public enum QuantizedFormat: String, Sendable, CaseIterable {
     public func rowBytes(columns: Int) -> Int { ck_row_bytes(kernelType, columns) }
 }
 
-/// Which matrices a load quantizes. The vision tower and the connector (vision_model., connector.) stay in their
-/// stored type unless `includeVision`: they run once per image, so their weights cost memory but no decoding
+/// Which matrices a load quantizes. The vision tower and the connector (vision_model., connector.; Idefics v1's
+/// perceiver_resampler.) stay in their stored type unless `includeVision`: they run once per image, so their weights cost memory but no decoding
 /// bandwidth, and they are the most sensitive to rounding. `log`, when set, is handed every matrix quantized.
 public struct WeightQuantization: Sendable {
     public var format: QuantizedFormat
@@ -41,7 +41,7 @@ public struct WeightQuantization: Sendable {
     }
 
     public func applies(to name: String) -> Bool {
-        includeVision || !(name.contains("vision_model.") || name.contains("connector."))
+        includeVision || !["vision_model.", "connector.", "perceiver_resampler."].contains { name.contains($0) }
     }
 }
 

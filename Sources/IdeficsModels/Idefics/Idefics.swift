@@ -34,6 +34,15 @@ public struct Idefics: Sendable {
         decoder = try Mistral(config: config.text, checkpoint: checkpoint, prefix: "model.")
     }
 
+    /// Bytes of weights one decoded token reads, in the formats they are held in: the decoder's, and each
+    /// cross-attention block's query, output, MLP and norms (its keys and values come from the images, once).
+    public var weightBytesPerToken: Int {
+        crossLayers.reduce(decoder.weightBytesPerToken) { total, block in
+            total + [block.query, block.output, block.mlp.gate, block.mlp.up, block.mlp.down].reduce(0) { $0 + $1.weight.byteCount }
+                + 4 * (block.inputNorm.count + block.postAttentionNorm.count)
+        }
+    }
+
     /// The vectors one image gives the cross-attention, [imageSequenceLength, embedDim]: the vision tower's last
     /// hidden states, resampled when the model has a perceiver.
     public func imageStates(_ image: PixelImage, pool: WorkerPool) throws -> [Float] {
