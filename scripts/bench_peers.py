@@ -1,6 +1,6 @@
 """Side-by-side benchmark: swift-idefics, transformers (CPU, the pinned reference env) and mistral.rs (PyPI
-`mistralrs`, its prebuilt CPU wheel) on the same Idefics2 checkpoint, image and prompt, one engine after another in
-one run. Prints one markdown table: time to first token, image encoding (where the engine reports it), prefill and
+`mistralrs`, its prebuilt CPU wheel) on the same Idefics2 or Idefics v1 checkpoint, image and prompt, one engine
+after another in one run (mistral.rs has no Idefics v1 architecture: it is skipped for v1 checkpoints). Prints one markdown table: time to first token, image encoding (where the engine reports it), prefill and
 decode tokens/s, peak RSS. Each peer runs in its own process under a memory cap (`prlimit --as`), so a peer that
 runs out of memory is reported as such instead of taking the machine down.
 
@@ -34,17 +34,31 @@ def run_swift(args):
             "decode": float(fields["decode"])}
 
 
+def is_idefics_v1(model):
+    with open(os.path.join(model, "config.json")) as f:
+        return json.load(f).get("model_type") == "idefics"
+
+
 def run_transformers(args):
     import torch
     from PIL import Image
-    from transformers import AutoProcessor, Idefics2ForConditionalGeneration
+    from transformers import (AutoProcessor, Idefics2ForConditionalGeneration, IdeficsForVisionText2Text,
+                              IdeficsImageProcessorPil, IdeficsProcessor, PreTrainedTokenizerFast)
 
     torch.set_num_threads(os.cpu_count())
-    processor = AutoProcessor.from_pretrained(args.model, do_image_splitting=args.split)
-    model = Idefics2ForConditionalGeneration.from_pretrained(args.model, dtype=torch.bfloat16).eval()
-    messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]
-    text = processor.apply_chat_template(messages, add_generation_prompt=True)
-    inputs = processor(text=text, images=[Image.open(args.image).convert("RGB")], return_tensors="pt")
+    image = Image.open(args.image).convert("RGB")
+    if is_idefics_v1(args.model):
+        processor = IdeficsProcessor(image_processor=IdeficsImageProcessorPil.from_pretrained(args.model),
+                                     tokenizer=PreTrainedTokenizerFast.from_pretrained(args.model))
+        model = IdeficsForVisionText2Text.from_pretrained(args.model, dtype=torch.bfloat16).eval()
+        inputs = processor(text=[["User:", image, PROMPT, "\nAssistant:"]], return_tensors="pt")  # idefics-9b embeds no <end_of_utterance>
+        inputs["pixel_values"] = inputs["pixel_values"].to(torch.bfloat16)
+    else:
+        processor = AutoProcessor.from_pretrained(args.model, do_image_splitting=args.split)
+        model = Idefics2ForConditionalGeneration.from_pretrained(args.model, dtype=torch.bfloat16).eval()
+        messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": PROMPT}]}]
+        text = processor.apply_chat_template(messages, add_generation_prompt=True)
+        inputs = processor(text=text, images=[image], return_tensors="pt")
     prompt = inputs["input_ids"].shape[1]
     with torch.inference_mode():
         start = time.perf_counter()
@@ -52,7 +66,8 @@ def run_transformers(args):
         ttft = time.perf_counter() - start
         print(f"transformers: time to first token {ttft:.1f} s", file=sys.stderr, flush=True)
         start = time.perf_counter()
-        out = model.generate(**inputs, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False)
+        out = model.generate(**inputs, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False,
+                             eos_token_id=None, bad_words_ids=None)
         total = time.perf_counter() - start
     new = out.shape[1] - prompt
     return {"ttft": ttft, "image": None, "prompt": prompt, "prefill": None,
@@ -110,6 +125,9 @@ def main():
         return child(args)
     rows = []
     for engine in args.engines.split(","):
+        if engine == "mistralrs" and is_idefics_v1(args.model):
+            rows.append((engine, None, "not run: mistral.rs has no Idefics v1 (IdeficsForVisionText2Text) architecture"))
+            continue
         cmd = ["prlimit", f"--as={int(args.mem_gb * 2**30)}", sys.executable, __file__, args.model, args.image,
                "--new-tokens", str(args.new_tokens), "--swift", args.swift, "--child", engine] + \
               (["--split"] if args.split else [])

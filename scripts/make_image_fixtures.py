@@ -424,7 +424,8 @@ def jpeg_cases():
 
 
 def resize_cases():
-    """Image.resize(BILINEAR) of RGB inputs to many sizes: up, down, one axis only, extreme ratios."""
+    """Image.resize(BILINEAR) and Image.resize(BICUBIC) (Idefics v1's filter) of RGB inputs to many sizes: up, down,
+    one axis only, extreme ratios."""
     manifest["resize"] = []
     # Pillow 13 runs the vertical pass first when the height loses more than twice as many pixels as the width
     # (e.g. 41x37 -> 300x5, 40x10, 30x14); the order changes rounding, so both sides of that rule are covered.
@@ -437,6 +438,11 @@ def resize_cases():
             name = f"resized/{os.path.splitext(os.path.basename(source))[0]}_{w}x{h}.png"
             save_rgb(name, np.array(im.resize((w, h), Image.BILINEAR)))
             manifest["resize"].append({"input": source, "width": w, "height": h, "expected": name})
+        for w, h in sizes:
+            name = f"resized/{os.path.splitext(os.path.basename(source))[0]}_{w}x{h}_bicubic.png"
+            save_rgb(name, np.array(im.resize((w, h), Image.BICUBIC)))
+            manifest["resize"].append({"input": source, "width": w, "height": h, "expected": name,
+                                       "filter": "bicubic"})
 
 
 def processor_inputs():
