@@ -1,3 +1,4 @@
+import IdeficsTensors
 /// Sequences that join and leave one shared decode step (continuous batching). Each row keeps its own session,
 /// logits processing, random generator and stop state, and the batched decoder call gives each row what it would
 /// compute alone, so a row's tokens are those of a lone `Generator.generate` whoever shares its steps.
@@ -37,7 +38,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
         let start = clock.now
         let logits = try session.prefill(prompt)
         state.output.timings.reusedPromptTokens = session.reusedPromptTokens
-        let prefillSeconds = Generator.seconds(clock.now - start)
+        let prefillSeconds = (clock.now - start).seconds
         let token = try state.choose(logits)
         guard state.finish == nil else {
             return Event(id: id, token: token, finished: state.finalize(prefillSeconds: prefillSeconds, decodeSeconds: 0))
@@ -77,6 +78,6 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     }
 
     private func finish(_ row: inout Row) -> GenerationOutput {
-        row.state.finalize(prefillSeconds: row.prefillSeconds, decodeSeconds: Generator.seconds(clock.now - row.joined))
+        row.state.finalize(prefillSeconds: row.prefillSeconds, decodeSeconds: (clock.now - row.joined).seconds)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import IdeficsTensors
 
 /// A model that turns tokens into next-token logits, keeping its own cache: each call continues where the
 /// previous one stopped. Image-aware models splice their image features in when the prompt arrives.
@@ -144,14 +145,14 @@ public enum Generator {
         var start = clock.now
         var logits = try model.prefill(prompt)
         state.output.timings.reusedPromptTokens = model.reusedPromptTokens
-        let prefillSeconds = seconds(clock.now - start)
+        let prefillSeconds = (clock.now - start).seconds
         start = clock.now
         while state.finish == nil {
             let token = try state.choose(logits)
             if !onToken(token), state.finish == nil { state.finish = .length }
             if state.finish == nil { logits = try model.logits(after: [token.id]) }
         }
-        return state.finalize(prefillSeconds: prefillSeconds, decodeSeconds: seconds(clock.now - start))
+        return state.finalize(prefillSeconds: prefillSeconds, decodeSeconds: (clock.now - start).seconds)
     }
 
     /// Generates for several prompts together: each step runs the unfinished rows in one batched model call.
@@ -171,7 +172,7 @@ public enum Generator {
         var start = clock.now
         var logits = try Session.prefill(&sessions, prompts: prompts)
         for row in states.indices { states[row].output.timings.reusedPromptTokens = sessions[row].reusedPromptTokens }
-        let prefillSeconds = seconds(clock.now - start)
+        let prefillSeconds = (clock.now - start).seconds
         start = clock.now
         var active = Array(prompts.indices)
         while !active.isEmpty {
@@ -187,11 +188,7 @@ public enum Generator {
                                                  tokens: active.map { [states[$0].history.last!] })
             }
         }
-        let decodeSeconds = seconds(clock.now - start)
+        let decodeSeconds = (clock.now - start).seconds
         return states.indices.map { states[$0].finalize(prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds) }
-    }
-
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) * 1e-18
     }
 }

@@ -21,11 +21,14 @@ public final class GenerationEngine: @unchecked Sendable {
         let prepare: Preparation
         let continuation: Continuation
         let dropped: Flag
+        let submitted = ContinuousClock.now
     }
 
     public let pipeline: Pipeline
     public let capacity: Int
     public let maxBatchSize: Int
+    /// What `/metrics` reports; the engine counts its requests, tokens, queue, batch and times to the first token.
+    public let metrics = ServerMetrics()
     private let condition = NSCondition()
     private var waiting: [Job] = []
     private var admitted = 0
@@ -66,6 +69,7 @@ public final class GenerationEngine: @unchecked Sendable {
             admitted += 1
             nextID += 1
             waiting.append(Job(id: nextID, prepare: prepare, continuation: continuation, dropped: dropped))
+            metrics.admit(queueSize: waiting.count)
             condition.signal()
             return true
         }
@@ -82,14 +86,23 @@ public final class GenerationEngine: @unchecked Sendable {
         while true {
             let job: Job? = condition.withLock {
                 while waiting.isEmpty && batch.isEmpty && !stopped { condition.wait() }
-                return batch.count < maxBatchSize && !waiting.isEmpty ? waiting.removeFirst() : nil
+                guard batch.count < maxBatchSize && !waiting.isEmpty else { return nil }
+                defer { metrics.dequeue(queueSize: waiting.count) }
+                return waiting.removeFirst()
             }
             if job == nil, batch.isEmpty { return } // stopped, nothing left
             if let job { join(job, batch: &batch, streams: &streams) }
-            guard !batch.isEmpty else { continue }
+            guard !batch.isEmpty else {
+                metrics.idle()
+                continue
+            }
             condition.withLock { largest = max(largest, batch.count) }
             do {
-                for event in try batch.step() { deliver(event, batch: &batch, streams: &streams) }
+                let (start, rows) = (ContinuousClock.now, batch.count)
+                let events = try batch.step()
+                metrics.step(rows: rows, seconds: (ContinuousClock.now - start).seconds)
+                for event in events { deliver(event, batch: &batch, streams: &streams) }
+                if batch.isEmpty { metrics.idle() }
             } catch {
                 for id in batch.ids {
                     batch.remove(id: id)
@@ -110,9 +123,11 @@ public final class GenerationEngine: @unchecked Sendable {
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
             streams[job.id] = job.continuation
+            metrics.prefilled(promptTokens: prepared.ids.count)
             let first = try batch.add(id: job.id, session: pipeline.makeSession(imageRows: prepared.imageRows),
                                       prompt: prepared.ids, parameters: parameters,
                                       text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
+            metrics.firstToken(after: (ContinuousClock.now - job.submitted).seconds)
             deliver(first, batch: &batch, streams: &streams)
         } catch {
             streams.removeValue(forKey: job.id)
@@ -125,8 +140,10 @@ public final class GenerationEngine: @unchecked Sendable {
                          streams: inout [Int: Continuation]) {
         guard let continuation = streams[event.id] else { return }
         let gone: Bool
+        metrics.generated()
         if case .terminated = continuation.yield(.token(event.token)) { gone = true } else { gone = false }
         if let output = event.finished ?? (gone ? batch.remove(id: event.id) : nil) {
+            metrics.finish(reason: gone && event.finished == nil ? "cancelled" : output.finishReason.rawValue)
             continuation.yield(.finished(output))
             continuation.finish()
             streams.removeValue(forKey: event.id)

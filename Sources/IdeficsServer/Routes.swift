@@ -14,6 +14,10 @@ struct Routes: Sendable {
     func register(on router: Router<BasicRequestContext>) {
         router.get("health") { _, _ in Response(status: .ok) }
         router.get("info") { _, _ in json(info) }
+        router.get("metrics") { _, _ in
+            Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: engine.metrics.render())))
+        }
         router.get("v1/models") { _, _ in
             json(["object": "list", "data": [["id": configuration.modelName, "object": "model", "created": 0,
                                                "owned_by": "swift-idefics"]]])

@@ -3,8 +3,8 @@ import Hummingbird
 import Idefics
 import Logging
 
-/// `idefics serve`: text-generation-inference's routes (`/generate`, `/generate_stream`, `/`, `/info`, `/health`)
-/// and OpenAI's (`/v1/chat/completions`, `/v1/completions`, `/v1/models`) in front of one `GenerationEngine`.
+/// `idefics serve`: text-generation-inference's routes (`/generate`, `/generate_stream`, `/`, `/info`, `/health`,
+/// `/metrics`) and OpenAI's (`/v1/chat/completions`, `/v1/completions`, `/v1/models`) in front of one `GenerationEngine`.
 public struct ServerConfiguration: Sendable {
     public var host: String
     public var port: Int
@@ -30,7 +30,7 @@ public enum IdeficsServer {
         -> some ApplicationProtocol {
         let routes = Routes(engine: engine, configuration: configuration)
         let router = Router()
-        router.add(middleware: RequestLogger(logger: logger))
+        router.add(middleware: RequestLogger(logger: logger, metrics: engine.metrics))
         if let key = configuration.apiKey { router.add(middleware: APIKeyCheck(key: key)) }
         routes.register(on: router)
         return Application(router: router,
@@ -57,14 +57,22 @@ struct APIKeyCheck<Context: RequestContext>: RouterMiddleware {
     }
 }
 
-/// One line per request: method, path, status and time, never the prompt.
+/// One line per request: method, path, status and time, never the prompt; every status is counted for /metrics.
 struct RequestLogger<Context: RequestContext>: RouterMiddleware {
     let logger: Logger
+    let metrics: ServerMetrics
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
-        let response = try await next(request, context)
+        let response: Response
+        do {
+            response = try await next(request, context)
+        } catch let error as HTTPResponseError {
+            metrics.respond(status: UInt(error.status.code)) // Hummingbird's own answers (404 no route, ...)
+            throw error
+        }
         let elapsed = ContinuousClock.now - start
+        metrics.respond(status: UInt(response.status.code))
         logger.info("\(request.method) \(request.uri.path) \(response.status.code) \(elapsed)")
         return response
     }

@@ -22,7 +22,7 @@ public struct MachineLimits: Sendable {
             for _ in 0..<repeats {
                 let start = ContinuousClock.now
                 pool.run(tasks: threads) { _ = ck_read_probe(data.baseAddress! + $0 * perThread, perThread) }
-                bandwidth = max(bandwidth, Double(perThread * threads * 4) / seconds(since: start))
+                bandwidth = max(bandwidth, Double(perThread * threads * 4) / (ContinuousClock.now - start).seconds)
             }
         }
         for _ in 0..<repeats {
@@ -30,15 +30,15 @@ public struct MachineLimits: Sendable {
             let start = ContinuousClock.now
             pool.run(tasks: threads) { _ in _ = ck_fma_probe(iterations) }
             let flops = Double(threads) * flopsPerIteration * Double(iterations)
-            peak = max(peak, flops / seconds(since: start))
+            peak = max(peak, flops / (ContinuousClock.now - start).seconds)
         }
         return MachineLimits(readBandwidth: bandwidth, fmaPeak: peak, threads: threads, kernels: .active)
     }
 
     private static let flopsPerIteration = ck_fma_probe(1)
+}
 
-    private static func seconds(since start: ContinuousClock.Instant) -> Double {
-        let d = ContinuousClock.now - start
-        return Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
-    }
+extension Duration {
+    /// The duration in seconds, as a Double (for rates).
+    public var seconds: Double { Double(components.seconds) + Double(components.attoseconds) * 1e-18 }
 }

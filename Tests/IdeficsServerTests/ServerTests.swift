@@ -178,4 +178,54 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(errorText { try ImageInput.load(remote: "https://example.com/a.png", policy: .init(fetchURLs: false)) }
             .contains("does not fetch image URLs"))
     }
+
+    /// `/metrics` in Prometheus' text format: every sample line belongs to a family declared by `# TYPE`, counters
+    /// count what was served (tokens, finishes, statuses), the histogram's buckets are cumulative.
+    func testMetricsCountWhatWasServed() async throws {
+        try await application().test(.router) { client in
+            for tokens in [3, 4] {
+                let body = #"{"inputs": "Hello there", "parameters": {"max_new_tokens": \#(tokens)}}"#
+                try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                    XCTAssertEqual(response.status, .ok)
+                }
+            }
+            let refused = #"{"inputs": "Hi", "parameters": {"top_k": 0}}"#
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: refused)) { response in
+                XCTAssertEqual(response.status, .unprocessableContent)
+            }
+            try await client.execute(uri: "/metrics", method: .get) { response in
+                XCTAssertEqual(response.status, .ok)
+                XCTAssertEqual(response.headers[.contentType], "text/plain; version=0.0.4; charset=utf-8")
+                let text = String(buffer: response.body)
+                var families = Set<String>(), samples = [String: Double]()
+                for line in text.split(separator: "\n") {
+                    if line.hasPrefix("# TYPE ") {
+                        families.insert(String(line.split(separator: " ")[2]))
+                    } else if !line.hasPrefix("#") {
+                        let parts = line.split(separator: " ")
+                        XCTAssertEqual(parts.count, 2, String(line))
+                        let name = String(parts[0].prefix { $0 != "{" })
+                        let family = ["_bucket", "_sum", "_count"].reduce(name) { n, suffix in
+                            n.hasSuffix(suffix) && families.contains(String(n.dropLast(suffix.count))) ? String(n.dropLast(suffix.count)) : n
+                        }
+                        XCTAssertTrue(families.contains(family), "\(line): no # TYPE for \(family)")
+                        samples[String(parts[0])] = try XCTUnwrap(Double(parts[1]), String(line))
+                    }
+                }
+                XCTAssertEqual(samples["idefics_requests_admitted_total"], 2)
+                XCTAssertEqual(samples["idefics_generated_tokens_total"], 7)
+                XCTAssertEqual(samples["idefics_requests_finished_total{finish_reason=\"length\"}"], 2)
+                XCTAssertEqual(samples["idefics_http_responses_total{status=\"200\"}"], 2)
+                XCTAssertEqual(samples["idefics_http_responses_total{status=\"422\"}"], 1)
+                XCTAssertEqual(samples["idefics_queue_size"], 0)
+                XCTAssertEqual(samples["idefics_time_to_first_token_seconds_count"], 2)
+                XCTAssertEqual(samples["idefics_time_to_first_token_seconds_bucket{le=\"+Inf\"}"], 2)
+                let buckets = ServerMetrics.firstTokenBounds.map { bound in
+                    samples["idefics_time_to_first_token_seconds_bucket{le=\"\(bound == bound.rounded() ? String(Int(bound)) : String(bound))\"}"]!
+                }
+                XCTAssertEqual(buckets, buckets.sorted(), "cumulative buckets")
+                XCTAssertGreaterThan(samples["idefics_prompt_tokens_total"] ?? 0, 2)
+            }
+        }
+    }
 }

@@ -19,6 +19,7 @@ import urllib.error
 import urllib.request
 
 import openai
+from prometheus_client.parser import text_string_to_metric_families
 from text_generation import Client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -161,6 +162,35 @@ class ServerTest(unittest.TestCase):
         code, answer = post(self.url + "/", {"inputs": "Hi", "parameters": {"max_new_tokens": 2}})
         self.assertEqual(code, 200)
         self.assertIsInstance(answer, list)  # the compat route answers an array
+
+
+    def scrape(self):
+        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as response:
+            self.assertTrue(response.headers["Content-Type"].startswith("text/plain; version=0.0.4"))
+            text = response.read().decode()
+        families = {f.name: f for f in text_string_to_metric_families(text)}  # Prometheus' own parser
+        return families, {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families.values() for s in f.samples}
+
+    def test_metrics_parse_and_count(self):
+        _, before = self.scrape()
+        client = Client(self.url, timeout=120)
+        self.assertEqual(client.generate("Hi", max_new_tokens=3).details.generated_tokens, 3)
+        code, _ = post(self.url + "/generate", {"inputs": "Hi", "parameters": {"top_k": 0}})
+        self.assertEqual(code, 422)
+        families, after = self.scrape()
+        types = {name: f.type for name, f in families.items()}
+        self.assertEqual(types["idefics_generated_tokens"], "counter")  # the parser drops counters' _total
+        self.assertEqual(types["idefics_queue_size"], "gauge")
+        self.assertEqual(types["idefics_time_to_first_token_seconds"], "histogram")
+        delta = lambda key: after.get(key, 0) - before.get(key, 0)
+        self.assertEqual(delta(("idefics_generated_tokens_total", ())), 3)
+        self.assertEqual(delta(("idefics_requests_admitted_total", ())), 1)
+        self.assertEqual(delta(("idefics_http_responses_total", (("status", "422"),))), 1)
+        self.assertEqual(delta(("idefics_time_to_first_token_seconds_count", ())), 1)
+        buckets = sorted((float(dict(labels)["le"]), value) for (name, labels), value in after.items()
+                         if name == "idefics_time_to_first_token_seconds_bucket")
+        self.assertEqual([v for _, v in buckets], sorted(v for _, v in buckets))  # cumulative
+        self.assertEqual(buckets[-1][1], after[("idefics_time_to_first_token_seconds_count", ())])
 
 
 class APIKeyTest(unittest.TestCase):
