@@ -32,6 +32,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Most requests decoded together in one step (continuous batching).")
     var maxBatchSize = 32
 
+    @Option(parsing: .unconditional, help: "Prompt tokens prefilled per step beside the decoding rows (chunked prefill).")
+    var maxBatchPrefillTokens = 512
+
     @Option(parsing: .unconditional, help: "Largest request body in bytes (413 past it).")
     var maxBodyBytes = 20 << 20
 
@@ -53,6 +56,7 @@ struct ServeCommand: AsyncParsableCommand {
         try checkOption("max-total-tokens", maxTotalTokens, 2...(1 << 24))
         try checkOption("max-concurrent-requests", maxConcurrentRequests, 1...65536)
         try checkOption("max-batch-size", maxBatchSize, 1...1024)
+        try checkOption("max-batch-prefill-tokens", maxBatchPrefillTokens, 1...(1 << 20))
         try checkOption("max-body-bytes", maxBodyBytes, 1024...(1 << 30))
         guard maxInputTokens < maxTotalTokens else {
             throw ValidationError("--max-input-tokens (\(maxInputTokens)) must be less than --max-total-tokens (\(maxTotalTokens))")
@@ -77,7 +81,8 @@ struct ServeCommand: AsyncParsableCommand {
                                  maxBodyBytes: maxBodyBytes),
             apiKey: apiKey, images: .init(fetchURLs: !noImageUrls, allowPrivateHosts: allowPrivateImageUrls),
             modelName: servedModelName ?? pipeline.checkpoint.directory.lastPathComponent)
-        let engine = GenerationEngine(pipeline: pipeline, capacity: maxConcurrentRequests, maxBatchSize: maxBatchSize)
+        let engine = GenerationEngine(pipeline: pipeline, capacity: maxConcurrentRequests, maxBatchSize: maxBatchSize,
+                                      prefillChunk: maxBatchPrefillTokens)
         let host = host
         let app = IdeficsServer.application(engine: engine, configuration: configuration, logger: logger) { port in
             Terminal.writeError("listening on http://\(host):\(port)\n")

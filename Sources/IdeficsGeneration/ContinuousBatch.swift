@@ -2,6 +2,9 @@ import IdeficsTensors
 /// Sequences that join and leave one shared decode step (continuous batching). Each row keeps its own session,
 /// logits processing, random generator and stop state, and the batched decoder call gives each row what it would
 /// compute alone, so a row's tokens are those of a lone `Generator.generate` whoever shares its steps.
+/// Prompts are prefilled in chunks of at most `prefillChunk` tokens, one chunk per step, in the same batched call
+/// as the decoding rows: a long prompt stalls the running rows for one chunk at a time, not for its whole prefill.
+/// (A chunked prompt's logits equal a whole prefill's up to float reassociation, as with a chat's cached prefix.)
 public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     /// What a row produced: a token, and the whole output when that token ended it (it has left the batch).
     public struct Event {
@@ -14,58 +17,72 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
         let id: Int
         var session: DecoderSession
         var state: SequenceState<Text>
-        let prefillSeconds: Double
-        let joined: ContinuousClock.Instant
+        /// Prompt tokens still to prefill (empty once the row decodes).
+        var pending: [Int]
+        var prefillSeconds = 0.0
+        var decodeStart: ContinuousClock.Instant?
     }
 
     private var rows: [Row] = []
     private let clock = ContinuousClock()
+    public let prefillChunk: Int
 
-    public init() {}
+    public init(prefillChunk: Int = .max) {
+        precondition(prefillChunk > 0, "a prefill chunk has at least one token")
+        self.prefillChunk = prefillChunk
+    }
 
     public var count: Int { rows.count }
     public var isEmpty: Bool { rows.isEmpty }
     public var ids: [Int] { rows.map(\.id) }
 
-    /// Prefills `prompt` in `session` and chooses the row's first token from it; the row joins the batch unless
-    /// that token already ends it.
+    /// Rows still prefilling their prompt.
+    public var prefilling: Int { rows.lazy.filter { !$0.pending.isEmpty }.count }
+
+    /// The row joins with `prompt` (the part `session` does not hold cached); its prefill runs in the next steps,
+    /// and the step that ends it gives the row's first token.
     public mutating func add(id: Int, session: DecoderSession, prompt: [Int], parameters: GenerationParameters,
-                             text: Text) throws -> Event {
+                             text: Text) throws {
         precondition(!rows.contains { $0.id == id }, "row \(id) is in the batch already")
         var session = session
         var state = try SequenceState(prompt: prompt, contextLength: session.contextLength, parameters: parameters, text: text)
         session.reserve(positions: prompt.count + state.limit)
-        let start = clock.now
-        let logits = try session.prefill(prompt)
+        let pending = session.reusePrefix(of: prompt)
         state.output.timings.reusedPromptTokens = session.reusedPromptTokens
-        let prefillSeconds = (clock.now - start).seconds
-        let token = try state.choose(logits)
-        guard state.finish == nil else {
-            return Event(id: id, token: token, finished: state.finalize(prefillSeconds: prefillSeconds, decodeSeconds: 0))
-        }
-        rows.append(Row(id: id, session: session, state: state, prefillSeconds: prefillSeconds, joined: clock.now))
-        return Event(id: id, token: token, finished: nil)
+        rows.append(Row(id: id, session: session, state: state, pending: pending))
     }
 
-    /// One batched decoder call for every row: each gets its next token; rows that finish leave.
+    /// One batched decoder call: every decoding row's next token, and the next chunk of the oldest prefilling row
+    /// (whose first token comes with its last chunk). Rows that finish leave.
     public mutating func step() throws -> [Event] {
         guard !rows.isEmpty else { return [] }
-        var sessions = rows.map(\.session)
-        let logits = try DecoderSession.step(&sessions, rows: Array(sessions.indices),
-                                             tokens: rows.map { [$0.state.history.last!] })
-        var events = [Event](), kept = [Row]()
-        for index in rows.indices {
-            var row = rows[index]
-            row.session = sessions[index]
-            let token = try row.state.choose(logits[index])
-            if row.state.finish == nil {
-                kept.append(row)
-                events.append(Event(id: row.id, token: token, finished: nil))
+        let chunked = rows.firstIndex { !$0.pending.isEmpty }
+        let running = rows.indices.filter { rows[$0].pending.isEmpty || $0 == chunked }
+        var sessions = running.map { rows[$0].session }
+        let tokens = running.map { index in
+            index == chunked ? Array(rows[index].pending.prefix(prefillChunk)) : [rows[index].state.history.last!]
+        }
+        let start = clock.now
+        let logits = try DecoderSession.step(&sessions, rows: Array(sessions.indices), tokens: tokens)
+        let seconds = (clock.now - start).seconds
+        var events = [Event](), finished = Set<Int>()
+        for (slot, index) in running.enumerated() {
+            rows[index].session = sessions[slot]
+            if index == chunked {
+                rows[index].prefillSeconds += seconds
+                rows[index].pending.removeFirst(tokens[slot].count)
+                guard rows[index].pending.isEmpty else { continue }
+                rows[index].decodeStart = clock.now
+            }
+            let token = try rows[index].state.choose(logits[slot])
+            if rows[index].state.finish == nil {
+                events.append(Event(id: rows[index].id, token: token, finished: nil))
             } else {
-                events.append(Event(id: row.id, token: token, finished: finish(&row)))
+                events.append(Event(id: rows[index].id, token: token, finished: finish(rows[index])))
+                finished.insert(index)
             }
         }
-        rows = kept
+        rows = rows.indices.filter { !finished.contains($0) }.map { rows[$0] }
         return events
     }
 
@@ -73,11 +90,12 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     @discardableResult
     public mutating func remove(id: Int) -> GenerationOutput? {
         guard let index = rows.firstIndex(where: { $0.id == id }) else { return nil }
-        var row = rows.remove(at: index)
-        return finish(&row)
+        return finish(rows.remove(at: index))
     }
 
-    private func finish(_ row: inout Row) -> GenerationOutput {
-        row.state.finalize(prefillSeconds: row.prefillSeconds, decodeSeconds: (clock.now - row.joined).seconds)
+    private func finish(_ row: Row) -> GenerationOutput {
+        var state = row.state
+        return state.finalize(prefillSeconds: row.prefillSeconds,
+                              decodeSeconds: row.decodeStart.map { (clock.now - $0).seconds } ?? 0)
     }
 }

@@ -66,8 +66,9 @@ public struct DecoderSession: BatchedNextTokenModel {
     }
 
     /// Drops the cached tokens after the longest common prefix with `prompt`; returns what remains to run
-    /// (at least the last prompt token, whose logits start generation).
-    mutating func reusePrefix(of prompt: [Int]) -> [Int] {
+    /// (at least the last prompt token, whose logits start generation). A caller that runs the rest in pieces
+    /// (chunked prefill) feeds them to `step`.
+    public mutating func reusePrefix(of prompt: [Int]) -> [Int] {
         var common = zip(tokens, prompt).prefix { $0 == $1 }.count
         if common == prompt.count { common -= 1 }
         reusedPromptTokens = common

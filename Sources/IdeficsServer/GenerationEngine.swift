@@ -3,8 +3,9 @@ import Idefics
 
 /// Owns a pipeline and runs all its model work on one thread of its own: the worker pool and the model's scratch
 /// memory serve one forward pass at a time, and the server's event loops never wait on the model. Requests are
-/// continuously batched: each joins the shared decode step as soon as it is prefilled (one join per step, so running
-/// streams stall at most one prefill) and leaves when it finishes; every row's tokens are those of its lone run.
+/// continuously batched: each joins the shared step (one join per step), its prompt prefilled `prefillChunk` tokens
+/// per step beside the decoding rows (so running streams stall for one chunk at a time, plus the new request's
+/// image encoding), and leaves when it finishes; every row's tokens are those of its lone run.
 /// At most `capacity` requests are admitted (running or queued: `submit` answers nil past that, HTTP 429), at most
 /// `maxBatchSize` decode together. A request whose stream is dropped (its client went away) leaves at its next token.
 public final class GenerationEngine: @unchecked Sendable {
@@ -27,6 +28,7 @@ public final class GenerationEngine: @unchecked Sendable {
     public let pipeline: Pipeline
     public let capacity: Int
     public let maxBatchSize: Int
+    public let prefillChunk: Int
     /// What `/metrics` reports; the engine counts its requests, tokens, queue, batch and times to the first token.
     public let metrics = ServerMetrics()
     private let condition = NSCondition()
@@ -36,11 +38,12 @@ public final class GenerationEngine: @unchecked Sendable {
     private var stopped = false
     private var largest = 0
 
-    public init(pipeline: Pipeline, capacity: Int, maxBatchSize: Int = 32) {
-        precondition(capacity > 0 && maxBatchSize > 0)
+    public init(pipeline: Pipeline, capacity: Int, maxBatchSize: Int = 32, prefillChunk: Int = 512) {
+        precondition(capacity > 0 && maxBatchSize > 0 && prefillChunk > 0)
         self.pipeline = pipeline
         self.capacity = capacity
         self.maxBatchSize = maxBatchSize
+        self.prefillChunk = prefillChunk
         let thread = Thread { [self] in run() }
         thread.name = "swift-idefics engine"
         thread.start()
@@ -81,8 +84,10 @@ public final class GenerationEngine: @unchecked Sendable {
     // MARK: - The engine's thread
 
     private func run() {
-        var batch = ContinuousBatch<StreamingDetokenizer>()
+        var batch = ContinuousBatch<StreamingDetokenizer>(prefillChunk: prefillChunk)
         var streams = [Int: Continuation]()
+        var awaitingFirstToken = [Int: ContinuousClock.Instant]()
+        var dropped = [Int: Flag]()
         while true {
             let job: Job? = condition.withLock {
                 while waiting.isEmpty && batch.isEmpty && !stopped { condition.wait() }
@@ -91,21 +96,41 @@ public final class GenerationEngine: @unchecked Sendable {
                 return waiting.removeFirst()
             }
             if job == nil, batch.isEmpty { return } // stopped, nothing left
-            if let job { join(job, batch: &batch, streams: &streams) }
+            if let job, join(job, batch: &batch, streams: &streams) {
+                (awaitingFirstToken[job.id], dropped[job.id]) = (job.submitted, job.dropped)
+            }
+            // A client that went away frees its row now, prefilling or decoding.
+            for (id, flag) in dropped where flag.isSet {
+                dropped[id] = nil
+                awaitingFirstToken[id] = nil
+                if let output = batch.remove(id: id), let continuation = streams.removeValue(forKey: id) {
+                    metrics.finish(reason: "cancelled")
+                    continuation.yield(.finished(output))
+                    continuation.finish()
+                    release()
+                }
+            }
             guard !batch.isEmpty else {
                 metrics.idle()
                 continue
             }
             condition.withLock { largest = max(largest, batch.count) }
             do {
-                let (start, rows) = (ContinuousClock.now, batch.count)
+                let (start, rows) = (ContinuousClock.now, batch.count - max(batch.prefilling - 1, 0))
                 let events = try batch.step()
                 metrics.step(rows: rows, seconds: (ContinuousClock.now - start).seconds)
-                for event in events { deliver(event, batch: &batch, streams: &streams) }
+                for event in events {
+                    if event.finished != nil { dropped[event.id] = nil }
+                    if let submitted = awaitingFirstToken.removeValue(forKey: event.id) {
+                        metrics.firstToken(after: (ContinuousClock.now - submitted).seconds)
+                    }
+                    deliver(event, batch: &batch, streams: &streams)
+                }
                 if batch.isEmpty { metrics.idle() }
             } catch {
                 for id in batch.ids {
                     batch.remove(id: id)
+                    (awaitingFirstToken[id], dropped[id]) = (nil, nil)
                     streams.removeValue(forKey: id)?.finish(throwing: error)
                     release()
                 }
@@ -113,10 +138,13 @@ public final class GenerationEngine: @unchecked Sendable {
         }
     }
 
-    private func join(_ job: Job, batch: inout ContinuousBatch<StreamingDetokenizer>, streams: inout [Int: Continuation]) {
+    /// Prepares the job and adds it to the batch (its prefill runs in the next steps); false if it did not join.
+    private func join(_ job: Job, batch: inout ContinuousBatch<StreamingDetokenizer>, streams: inout [Int: Continuation])
+        -> Bool {
         guard !job.dropped.isSet else {
             job.continuation.finish()
-            return release()
+            release()
+            return false
         }
         do {
             let (prepared, request) = try job.prepare(pipeline)
@@ -124,15 +152,15 @@ public final class GenerationEngine: @unchecked Sendable {
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
             streams[job.id] = job.continuation
             metrics.prefilled(promptTokens: prepared.ids.count)
-            let first = try batch.add(id: job.id, session: pipeline.makeSession(imageRows: prepared.imageRows),
-                                      prompt: prepared.ids, parameters: parameters,
-                                      text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
-            metrics.firstToken(after: (ContinuousClock.now - job.submitted).seconds)
-            deliver(first, batch: &batch, streams: &streams)
+            try batch.add(id: job.id, session: pipeline.makeSession(imageRows: prepared.imageRows),
+                          prompt: prepared.ids, parameters: parameters,
+                          text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
+            return true
         } catch {
             streams.removeValue(forKey: job.id)
             job.continuation.finish(throwing: error)
             release()
+            return false
         }
     }
 

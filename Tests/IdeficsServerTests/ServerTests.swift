@@ -142,32 +142,35 @@ final class ServerTests: XCTestCase {
 
     /// Continuous batching: requests submitted together (different prompts and lengths, so that rows leave at different
     /// steps and the later ones join a running batch) each get exactly the tokens of their lone run.
+    /// Also with prompts prefilled 2 tokens per step beside the decoding rows (chunked prefill).
     func testBatchedRequestsGetTheirLoneRunsTokens() async throws {
         let pipeline = try Self.pipeline.get()
-        let engine = GenerationEngine(pipeline: pipeline, capacity: 8, maxBatchSize: 4)
-        defer { engine.stop() }
         let prompts = ["The capital of France is", "Once upon a time", "1, 2, 3, 4, 5,", "Hello", "A rainbow has"]
         let lengths = [12, 5, 9, 15, 7]
         let expected = try zip(prompts, lengths).map {
             try pipeline.generate(prompt: $0, request: GenerationRequest(maxNewTokens: $1, eosTokenIds: [])).generatedTokenIds
         }
-        let streams = try zip(prompts, lengths).map { prompt, length in
-            try XCTUnwrap(engine.submit { pipeline in
-                (try pipeline.prepare(prompt: prompt, images: []), GenerationRequest(maxNewTokens: length, eosTokenIds: []))
-            })
-        }
-        for (index, stream) in streams.enumerated() {
-            var tokens = [Int](), output: GenerationOutput?
-            for try await event in stream {
-                switch event {
-                case .token(let token): tokens.append(token.id)
-                case .finished(let finished): output = finished
-                }
+        for chunk in [512, 2] {
+            let engine = GenerationEngine(pipeline: pipeline, capacity: 8, maxBatchSize: 4, prefillChunk: chunk)
+            defer { engine.stop() }
+            let streams = try zip(prompts, lengths).map { prompt, length in
+                try XCTUnwrap(engine.submit { pipeline in
+                    (try pipeline.prepare(prompt: prompt, images: []), GenerationRequest(maxNewTokens: length, eosTokenIds: []))
+                })
             }
-            XCTAssertEqual(tokens, expected[index], prompts[index])
-            XCTAssertEqual(output?.generatedTokenIds, expected[index])
+            for (index, stream) in streams.enumerated() {
+                var tokens = [Int](), output: GenerationOutput?
+                for try await event in stream {
+                    switch event {
+                    case .token(let token): tokens.append(token.id)
+                    case .finished(let finished): output = finished
+                    }
+                }
+                XCTAssertEqual(tokens, expected[index], "\(prompts[index]), chunk \(chunk)")
+                XCTAssertEqual(output?.generatedTokenIds, expected[index])
+            }
+            XCTAssertEqual(engine.largestBatch, 4) // the fifth waited for a place
         }
-        XCTAssertEqual(engine.largestBatch, 4) // the fifth waited for a place
     }
 
     func testPrivateImageHostsAreRefused() {
