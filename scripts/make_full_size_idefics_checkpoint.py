@@ -6,7 +6,7 @@ seeded table; norm weights 1.0; deterministic for a given --seed). Shapes as Hug
 vocab 32000 + 2 decoupled rows), a gated cross-attention block before every 4th layer (8 blocks), CLIP ViT-H/14
 (32 layers, 1280 wide, 16 heads, 224 px: 256 patches + the class token), perceiver (6 blocks, 16 x 96 heads,
 64 latents). About 17.9 GB at full depth. `--layers 4 --vision-layers 4` makes the reduced-depth twin (one cross
-block, about 3.5 GB). Tokenizer files are copied from Tests/Fixtures/tokenizer (no chat template).
+block, about 2.9 GB). Tokenizer files are copied from Tests/Fixtures/tokenizer (no chat template).
 
 Usage: python scripts/make_full_size_idefics_checkpoint.py [OUT_DIR] [--layers N] [--vision-layers N] [--shard-gb 5]
        [--workers K] [--seed S]     (default OUT_DIR /work/scratch/idefics-9b-random)

@@ -10,7 +10,8 @@ public final class Conversation {
     public let pipeline: Pipeline
     public let options: Idefics2ImageProcessorOverrides
     public private(set) var messages: [Message]
-    private var session: DecoderSession
+    /// nil for Idefics v1 (each turn runs in a fresh session).
+    private var session: DecoderSession?
     private var features: [[Float]] = []
     private let system: String?
 
@@ -19,14 +20,14 @@ public final class Conversation {
         self.options = options
         self.system = system
         messages = system.map { [.system($0)] } ?? []
-        session = pipeline.makeSession()
+        session = pipeline.ideficsV1 == nil ? pipeline.makeSession() : nil
     }
 
     /// Forgets every turn (the system message stays).
     public func reset() {
         messages = system.map { [.system($0)] } ?? []
         features = []
-        session = pipeline.makeSession()
+        session = pipeline.ideficsV1 == nil ? pipeline.makeSession() : nil
     }
 
     /// Adds a user turn, generates the reply (streamed through `onToken`) and adds it to the conversation.
@@ -37,12 +38,12 @@ public final class Conversation {
         let (text, _) = try pipeline.render(messages + [turn])
         let prepared = try pipeline.prepare(prompt: text, imageFeatures: features + newFeatures, options: options)
         let output: GenerationOutput
-        if pipeline.ideficsV1 != nil {
-            // Each turn runs its whole prompt (the images' states are kept): the cache is not reused across turns yet.
-            output = try pipeline.generate(prepared, request: request, onToken: onToken)
+        if session != nil {
+            session!.imageRows = prepared.imageRows // in place: the cache is not copied
+            output = try pipeline.generate(prepared, in: &session!, request: request, onToken: onToken)
         } else {
-            session.imageRows = prepared.imageRows
-            output = try pipeline.generate(prepared, in: &session, request: request, onToken: onToken)
+            // Idefics v1: each turn runs its whole prompt (the images' states are kept).
+            output = try pipeline.generate(prepared, request: request, onToken: onToken)
         }
         messages.append(turn)
         features += newFeatures

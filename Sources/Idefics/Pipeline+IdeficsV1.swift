@@ -48,17 +48,14 @@ extension Pipeline {
         let text = IdeficsPrompt.text(items, addEndOfUtterance: addEndOfUtterance ?? false,
                                       bosToken: tokenizer.bosTokenId.flatMap(tokenizer.idToToken) ?? "<s>")
         let ids = tokenizer.encode(text, addSpecialTokens: false)
-        let vocabulary = decoder.config.fullVocabSize
-        if let id = ids.first(where: { $0 < 0 || $0 >= vocabulary }) {
-            throw PipelineError.tokenWithoutEmbedding(id: id, text: tokenizer.decode([id], skipSpecialTokens: false),
-                                                      directory: checkpoint.directory.path, vocabularySize: vocabulary)
-        }
+        try checkEmbedded(ids)
         return PreparedPrompt(ids: ids, imageStates: imageStates)
     }
 
     /// A fresh Idefics v1 decoding state whose cross-attention reads `imageStates` (one `imageFeatures` per image).
     public func makeV1Session(imageStates: [[Float]]) -> IdeficsSession {
-        IdeficsSession(model: ideficsV1!, pool: pool, imageStates: imageStates,
+        guard let ideficsV1 else { preconditionFailure("makeV1Session needs an Idefics v1 pipeline: use makeSession") }
+        return IdeficsSession(model: ideficsV1, pool: pool, imageStates: imageStates,
                        imageTokenId: tokenizer.tokenToId(Idefics2Prompt.imageToken)!, eosTokenId: tokenizer.eosTokenId)
     }
 }

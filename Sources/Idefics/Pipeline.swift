@@ -77,8 +77,7 @@ public final class Pipeline: @unchecked Sendable {
             let model = try Idefics(config: parsed, checkpoint: checkpoint)
             (idefics2, ideficsV1) = (nil, model)
             decoder = model.decoder
-            imageProcessor = try Idefics2ImageProcessor(
-                checkpointDirectory: checkpoint.directory, defaults: .ideficsV1(imageSize: parsed.vision.imageSize))
+            imageProcessor = try Idefics2ImageProcessor(checkpointDirectory: checkpoint.directory)
         case .decoder(let parsed):
             (idefics2, ideficsV1) = (nil, nil)
             decoder = try Mistral(config: parsed, checkpoint: checkpoint, prefix: "model.")
@@ -120,12 +119,17 @@ public final class Pipeline: @unchecked Sendable {
 
     /// A tokenizer can know tokens the model has no embedding for (idefics2-8b-base has 32002 rows, its tokenizer
     /// 32003 ids): such a prompt is refused with the token named instead of reaching the embedding lookup.
-    private func checked(_ prepared: PreparedPrompt) throws -> PreparedPrompt {
+    func checkEmbedded(_ ids: [Int]) throws {
         let vocabulary = decoder.config.fullVocabSize
-        if let id = prepared.ids.first(where: { $0 < 0 || $0 >= vocabulary }) {
+        if let id = ids.first(where: { $0 < 0 || $0 >= vocabulary }) {
             throw PipelineError.tokenWithoutEmbedding(id: id, text: tokenizer.decode([id], skipSpecialTokens: false),
                                                       directory: checkpoint.directory.path, vocabularySize: vocabulary)
         }
+    }
+
+    /// The same, and for Idefics2 as many image vectors as `<image>` tokens.
+    private func checked(_ prepared: PreparedPrompt) throws -> PreparedPrompt {
+        try checkEmbedded(prepared.ids)
         if let idefics2 {
             let imageTokens = prepared.ids.lazy.filter { $0 == idefics2.config.imageTokenId }.count
             let features = prepared.imageRows.count / decoder.config.hiddenSize
@@ -171,9 +175,10 @@ public final class Pipeline: @unchecked Sendable {
         try GenerationParameters(request: request, config: generationConfig, defaultSeed: seed)
     }
 
-    /// A fresh decoding state (KV cache) for this model.
+    /// A fresh decoding state (KV cache) for this model (Idefics2 or text-only: Idefics v1 runs in `makeV1Session`'s).
     public func makeSession(imageRows: [Float] = []) -> DecoderSession {
-        DecoderSession(decoder: decoder, pool: pool, imageTokenId: idefics2?.config.imageTokenId, imageRows: imageRows)
+        precondition(ideficsV1 == nil, "an Idefics v1 decoder runs with its cross-attention: use makeV1Session")
+        return DecoderSession(decoder: decoder, pool: pool, imageTokenId: idefics2?.config.imageTokenId, imageRows: imageRows)
     }
 
     /// Generates in an existing session, reusing the cached prefix the prompt shares with it.

@@ -1,11 +1,16 @@
 import Foundation
 import IdeficsCheckpoint
 import IdeficsImages
+import IdeficsModels
 
 extension Idefics2ImageProcessor {
-    /// The processor a checkpoint folder configures: its preprocessor_config.json, transformers' defaults without one.
-    /// The folder's `preprocessor_config.json` read over `defaults` (Idefics2's unless given), or the defaults.
-    public init(checkpointDirectory directory: URL, defaults: Idefics2ImageProcessorConfig = .init()) throws {
+    /// The folder's `preprocessor_config.json` read over its family's defaults (`IdeficsImageProcessorPil`'s for an
+    /// Idefics v1 folder, sized by its vision tower; Idefics2's otherwise), or those defaults.
+    public init(checkpointDirectory directory: URL) throws {
+        var defaults = Idefics2ImageProcessorConfig()
+        if case .idefics? = try? ModelFamily(directory: directory) {
+            defaults = .ideficsV1(imageSize: try IdeficsConfig(directory: directory).vision.imageSize)
+        }
         let file = directory.appendingPathComponent("preprocessor_config.json")
         guard FileManager.default.fileExists(atPath: file.path) else {
             self.init(config: defaults)

@@ -75,6 +75,9 @@ struct GenerateCommand: ParsableCommand {
             throw ValidationError("--items holds the whole prompt, images included: it takes neither --chat nor --image")
         }
         guard chat || system == nil else { throw ValidationError("--system needs --chat") }
+        guard !(chat && addEndOfUtteranceToken) else {
+            throw ValidationError("--add-end-of-utterance-token is for --prompt and --items: with --chat the template writes the turns")
+        }
         do { try request.validate() } catch { throw ValidationError("\(error)") }
     }
 
@@ -85,6 +88,10 @@ struct GenerateCommand: ParsableCommand {
         if addEndOfUtteranceToken && generator.ideficsV1 == nil {
             throw ValidationErrorMessage("--add-end-of-utterance-token is an Idefics v1 processor option; "
                                          + "\(generator.checkpoint.directory.path) is not an Idefics v1 checkpoint")
+        }
+        if generator.ideficsV1 != nil && imageOptions.overrides != Idefics2ImageProcessorOverrides() {
+            throw ValidationErrorMessage("--image-splitting, --no-image-splitting, --longest-edge and --shortest-edge are "
+                                         + "Idefics2 options: Idefics v1 resizes every image to its vision tower's square")
         }
         if let items { return try runItems(items, generator: generator, loadSeconds: loadSeconds) }
         let prompt = try self.prompt ?? PromptFile.read(promptFile!)
@@ -99,6 +106,13 @@ struct GenerateCommand: ParsableCommand {
         let prepared = generator.ideficsV1 != nil && !chat
             ? try generator.prepare(items: PromptItem.split(text, images: pictures), addEndOfUtterance: addEndOfUtteranceToken)
             : try generator.prepare(prompt: text, images: pictures, options: imageOptions.overrides)
+        try stream(prepared, generator: generator, loadSeconds: loadSeconds)
+    }
+}
+
+extension GenerateCommand {
+    /// Generates after one prompt: the text streamed to stdout as it comes, or with --json one object at the end.
+    func stream(_ prepared: PreparedPrompt, generator: Pipeline, loadSeconds: Double) throws {
         var streamed = ""
         let output = try generator.generate(prepared, request: request) { token in
             if !json {
@@ -113,9 +127,7 @@ struct GenerateCommand: ParsableCommand {
             Terminal.write(String(output.text.dropFirst(streamed.count)) + "\n")
         }
     }
-}
 
-extension GenerateCommand {
     /// `--items`: one prompt, streamed like `--prompt`, or a batch generated together, printed row by row.
     func runItems(_ path: String, generator: Pipeline, loadSeconds: Double) throws {
         let (rows, batch) = try ItemsFile.read(path)
@@ -124,15 +136,7 @@ extension GenerateCommand {
             try generator.prepare(items: ItemsFile.load($0, pipeline: generator, options: loading),
                                   addEndOfUtterance: addEndOfUtteranceToken, options: imageOptions.overrides)
         }
-        guard batch else {
-            var streamed = ""
-            let output = try generator.generate(prepared[0], request: request) { token in
-                if !json { Terminal.write(token.text); streamed += token.text }
-                return true
-            }
-            if json { return try Terminal.printJSON(GenerateReport(output: output, loadSeconds: loadSeconds)) }
-            return Terminal.write(String(output.text.dropFirst(streamed.count)) + "\n")
-        }
+        guard batch else { return try stream(prepared[0], generator: generator, loadSeconds: loadSeconds) }
         for output in try generator.generate(batch: prepared, request: request) {
             if json {
                 try Terminal.printJSON(GenerateReport(output: output, loadSeconds: loadSeconds))

@@ -50,7 +50,7 @@ enum ItemsFile {
         try row.map { item in
             switch item {
             case .text(let text) where pipeline.ideficsV1 != nil && IdeficsPrompt.isURL(text):
-                return .image(try ImageInput.load(text.trimmingCharacters(in: [" "]), options: options))
+                return .image(try ImageInput.load(IdeficsPrompt.url(text)!, options: options))
             case .text(let text): return .text(text)
             case .image(let reference): return .image(try ImageInput.load(reference, options: options))
             }

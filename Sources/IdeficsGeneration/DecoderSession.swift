@@ -81,12 +81,7 @@ public struct DecoderSession: BatchedNextTokenModel {
     /// Embeddings and positions of tokens that follow the cached ones, image vectors spliced in.
     func segment(for newTokens: [Int]) throws -> Mistral.Segment {
         let first = cache.count
-        guard first + newTokens.count <= contextLength else {
-            throw GenerationError.contextExceeded(positions: first + newTokens.count, context: contextLength)
-        }
-        if let bad = newTokens.first(where: { $0 < 0 || $0 >= decoder.config.fullVocabSize }) {
-            throw GenerationError.tokenOutsideVocabulary(id: bad, vocabularySize: decoder.config.fullVocabSize)
-        }
+        try checkNewTokens(newTokens, after: first, contextLength: contextLength, vocabulary: decoder.config.fullVocabSize)
         var embeddings = decoder.embed(newTokens)
         if let imageTokenId {
             let hidden = decoder.config.hiddenSize
@@ -108,5 +103,15 @@ public struct DecoderSession: BatchedNextTokenModel {
     private mutating func commit(_ newTokens: [Int]) {
         tokens += newTokens
         if let imageTokenId { cachedImageTokens += newTokens.lazy.filter { $0 == imageTokenId }.count }
+    }
+}
+
+/// New tokens must fit the context after the `cached` ones and have embedding rows.
+func checkNewTokens(_ tokens: [Int], after cached: Int, contextLength: Int, vocabulary: Int) throws {
+    guard cached + tokens.count <= contextLength else {
+        throw GenerationError.contextExceeded(positions: cached + tokens.count, context: contextLength)
+    }
+    if let bad = tokens.first(where: { $0 < 0 || $0 >= vocabulary }) {
+        throw GenerationError.tokenOutsideVocabulary(id: bad, vocabularySize: vocabulary)
     }
 }

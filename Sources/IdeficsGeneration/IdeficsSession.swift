@@ -73,12 +73,7 @@ public struct IdeficsSession: BatchedNextTokenModel {
         let segments = try rows.indices.map { i -> Idefics.Segment in
             let (session, new) = (sessions[rows[i]], tokens[i])
             let start = session.cache.count
-            guard start + new.count <= session.contextLength else {
-                throw GenerationError.contextExceeded(positions: start + new.count, context: session.contextLength)
-            }
-            if let bad = new.first(where: { $0 < 0 || $0 >= vocabulary }) {
-                throw GenerationError.tokenOutsideVocabulary(id: bad, vocabularySize: vocabulary)
-            }
+            try checkNewTokens(new, after: start, contextLength: session.contextLength, vocabulary: vocabulary)
             return Idefics.Segment(decoder: Mistral.Segment(hidden: model.decoder.embed(new),
                                                             positions: Array(start..<start + new.count)),
                                    images: seen[i])

@@ -40,6 +40,7 @@ public final class GenerationEngine: @unchecked Sendable {
 
     public init(pipeline: Pipeline, capacity: Int, maxBatchSize: Int = 32, prefillChunk: Int = 512) {
         precondition(capacity > 0 && maxBatchSize > 0 && prefillChunk > 0)
+        precondition(pipeline.ideficsV1 == nil, "the engine batches Idefics2 and text-only pipelines, not Idefics v1")
         self.pipeline = pipeline
         self.capacity = capacity
         self.maxBatchSize = maxBatchSize
@@ -129,6 +130,7 @@ public final class GenerationEngine: @unchecked Sendable {
                 if batch.isEmpty { metrics.idle() }
             } catch {
                 for id in batch.ids {
+                    metrics.finish(reason: "error")
                     batch.remove(id: id)
                     (awaitingFirstToken[id], dropped[id]) = (nil, nil)
                     streams.removeValue(forKey: id)?.finish(throwing: error)
@@ -142,6 +144,7 @@ public final class GenerationEngine: @unchecked Sendable {
     private func join(_ job: Job, batch: inout ContinuousBatch<StreamingDetokenizer>, streams: inout [Int: Continuation])
         -> Bool {
         guard !job.dropped.isSet else {
+            metrics.finish(reason: "cancelled")
             job.continuation.finish()
             release()
             return false
@@ -151,12 +154,13 @@ public final class GenerationEngine: @unchecked Sendable {
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
             streams[job.id] = job.continuation
-            metrics.prefilled(promptTokens: prepared.ids.count)
             try batch.add(id: job.id, session: pipeline.makeSession(imageRows: prepared.imageRows),
                           prompt: prepared.ids, parameters: parameters,
                           text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
+            metrics.prefilled(promptTokens: prepared.ids.count)
             return true
         } catch {
+            metrics.finish(reason: "error")
             streams.removeValue(forKey: job.id)
             job.continuation.finish(throwing: error)
             release()

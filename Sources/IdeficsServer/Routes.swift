@@ -82,6 +82,7 @@ struct Routes: Sendable {
                 }
                 continuation.finish()
             } catch {
+                engine.metrics.streamFailed()
                 continuation.yield(Self.encode(ServerError.from(error).json))
                 continuation.finish()
             }
@@ -192,6 +193,7 @@ struct Routes: Sendable {
                     }
                 }
             } catch {
+                engine.metrics.streamFailed()
                 continuation.yield(Self.encode(ServerError.from(error).json))
             }
             continuation.yield("[DONE]")

@@ -67,8 +67,9 @@ struct RequestLogger<Context: RequestContext>: RouterMiddleware {
         let response: Response
         do {
             response = try await next(request, context)
-        } catch let error as HTTPResponseError {
-            metrics.respond(status: UInt(error.status.code)) // Hummingbird's own answers (404 no route, ...)
+        } catch {
+            // Hummingbird answers these itself (404 for no route, ...); anything else becomes a 500.
+            metrics.respond(status: UInt((error as? HTTPResponseError)?.status.code ?? 500))
             throw error
         }
         let elapsed = ContinuousClock.now - start

@@ -24,7 +24,7 @@ public struct ServerError: Error, Sendable, Equatable {
     public static func from(_ error: Error) -> ServerError {
         if let error = error as? ServerError { return error }
         let callerFault = (error as? GenerationError)?.isCallerFault ?? (error as? PipelineError)?.isCallerFault
-            ?? (error is ImageError || error is TokenizerError)
+            ?? (error is ImageError || error is TokenizerError || error is Idefics2Prompt.CountMismatch)
         return callerFault ? .validation("\(error)") : .generation("\(error)")
     }
 

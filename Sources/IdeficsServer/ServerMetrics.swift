@@ -57,7 +57,8 @@ public final class ServerMetrics: @unchecked Sendable {
             }
             family("idefics_requests_admitted_total", "counter", "Generation requests admitted to the engine.",
                    [("", "", "\(admitted)")])
-            family("idefics_requests_finished_total", "counter", "Generations finished, by finish reason.",
+            family("idefics_requests_finished_total", "counter",
+                   "Admitted requests ended, by finish reason (length, eos_token, stop_sequence, cancelled, error).",
                    labelled("finish_reason", finished))
             family("idefics_http_responses_total", "counter", "HTTP responses, by status code (errors included).",
                    labelled("status", Dictionary(uniqueKeysWithValues: responses.map { ("\($0.key)", $0.value) })))

@@ -55,16 +55,21 @@ public enum IdeficsPrompt {
 
     /// Whether the processor takes a text item for an image URL (`is_url`: no space, and `urlparse` finds a scheme
     /// and a network location, as in `https://host/...`; `file:///...` and `data:` URIs have none and stay text).
-    public static func isURL(_ item: String) -> Bool {
-        let s = stripSpaces(item)
-        guard !s.contains(" "), let colon = s.firstIndex(of: ":") else { return false }
+    public static func isURL(_ item: String) -> Bool { url(item) != nil }
+
+    /// The URL an image item names, as `urlparse` reads it: leading C0 controls dropped, tabs and newlines removed.
+    public static func url(_ item: String) -> String? {
+        let spaced = stripSpaces(item)
+        guard !spaced.contains(" ") else { return nil }
+        let s = String(spaced.unicodeScalars.drop { $0.value <= 0x20 }.filter { !"\t\r\n".unicodeScalars.contains($0) })
+        guard let colon = s.firstIndex(of: ":") else { return nil }
         let scheme = s[..<colon]
         guard let head = scheme.first, head.isASCII, head.isLetter,
-              scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) else { return false }
+              scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+-.".contains($0)) }) else { return nil }
         let rest = s[s.index(after: colon)...]
-        guard rest.hasPrefix("//") else { return false }
+        guard rest.hasPrefix("//") else { return nil }
         let netloc = rest.dropFirst(2).prefix { !"/?#".contains($0) }
-        return !netloc.isEmpty
+        return netloc.isEmpty ? nil : s
     }
 
     /// The image each token sees (`image_attention_mask_for_packed_input_ids`): the most recent `<image>` token's

@@ -78,6 +78,10 @@ final class IdeficsV1CLITests: XCTestCase {
         try CLI.assertRefused(base + ["--items", emptyRow, "--chat"], status: 64, "--items holds the whole prompt")
         try CLI.assertRefused(base + ["--prompt", "<image><image>", "--image", images.appendingPathComponent("coffee_70x70.png").path],
                               "the prompt has 2 <image> placeholders but 1 image was given")
+        try CLI.assertRefused(base + ["--prompt", "hi", "--chat", "--add-end-of-utterance-token"], status: 64,
+                              "--add-end-of-utterance-token is for --prompt and --items")
+        try CLI.assertRefused(base + ["--prompt", "hi", "--image-splitting"],
+                              "Idefics v1 resizes every image to its vision tower's square")
         let idefics2 = Fixtures.url("models/tiny-f32").path
         try CLI.assertRefused(["generate", "--model", idefics2, "--prompt", "hi", "--add-end-of-utterance-token"],
                               "--add-end-of-utterance-token is an Idefics v1 processor option")

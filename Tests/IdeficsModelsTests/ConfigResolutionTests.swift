@@ -202,6 +202,16 @@ final class ConfigResolutionTests: XCTestCase {
         XCTAssertEqual(config.text.keyValueHeadCount, 32)
         XCTAssertEqual(config.imageSequenceLength, 64)
         XCTAssertEqual(config.vision.activation, .gelu)
+        // transformers indexes past its last cross-attention block when the interval does not divide the layers.
+        let odd = ConfigObject(path: "config.json", values: ["model_type": "idefics", "num_hidden_layers": 5,
+                                                             "cross_layer_interval": 2])
+        XCTAssertThrowsError(try IdeficsConfig(odd)) {
+            XCTAssertEqual("\($0)", "config.json: field cross_layer_interval is 2; it must divide num_hidden_layers 5")
+        }
+        // `hidden_size` is read as the vision tower's `embed_dim`, as transformers' attribute map does.
+        let alias = ConfigObject(path: "config.json", values: ["model_type": "idefics", "vision_config": ["hidden_size": 64,
+                                                                                                          "num_attention_heads": 4]])
+        XCTAssertEqual(try IdeficsConfig(alias).vision.embedDim, 64)
         // The decoder alone would skip the cross-attention blocks: refused, with the way out named.
         let tiny = Fixtures.url("models/tiny-idefics-plain")
         XCTAssertThrowsError(try Mistral(checkpoint: Checkpoint(directory: tiny))) {

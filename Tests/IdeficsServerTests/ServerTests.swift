@@ -196,6 +196,11 @@ final class ServerTests: XCTestCase {
             try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: refused)) { response in
                 XCTAssertEqual(response.status, .unprocessableContent)
             }
+            // Admitted, then refused while the engine prepares it (the prompt's <image> has no image).
+            let mismatch = #"{"inputs": "<image>Hi", "parameters": {"max_new_tokens": 2}}"#
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: mismatch)) { response in
+                XCTAssertEqual(response.status, .unprocessableContent)
+            }
             try await client.execute(uri: "/metrics", method: .get) { response in
                 XCTAssertEqual(response.status, .ok)
                 XCTAssertEqual(response.headers[.contentType], "text/plain; version=0.0.4; charset=utf-8")
@@ -215,11 +220,12 @@ final class ServerTests: XCTestCase {
                         samples[String(parts[0])] = try XCTUnwrap(Double(parts[1]), String(line))
                     }
                 }
-                XCTAssertEqual(samples["idefics_requests_admitted_total"], 2)
+                XCTAssertEqual(samples["idefics_requests_admitted_total"], 3)
+                XCTAssertEqual(samples["idefics_requests_finished_total{finish_reason=\"error\"}"], 1)
                 XCTAssertEqual(samples["idefics_generated_tokens_total"], 7)
                 XCTAssertEqual(samples["idefics_requests_finished_total{finish_reason=\"length\"}"], 2)
                 XCTAssertEqual(samples["idefics_http_responses_total{status=\"200\"}"], 2)
-                XCTAssertEqual(samples["idefics_http_responses_total{status=\"422\"}"], 1)
+                XCTAssertEqual(samples["idefics_http_responses_total{status=\"422\"}"], 2)
                 XCTAssertEqual(samples["idefics_queue_size"], 0)
                 XCTAssertEqual(samples["idefics_time_to_first_token_seconds_count"], 2)
                 XCTAssertEqual(samples["idefics_time_to_first_token_seconds_bucket{le=\"+Inf\"}"], 2)

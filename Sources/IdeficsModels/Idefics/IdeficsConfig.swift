@@ -7,9 +7,11 @@ import IdeficsCheckpoint
 public struct IdeficsConfig: Sendable, Equatable {
     public struct Vision: Sendable, Equatable {
         public var embedDim, imageSize, intermediateSize, patchSize, layerCount, headCount, channelCount: Int
-        public var hiddenAct: String
         public var activation: VisionActivation
         public var layerNormEps: Float
+
+        /// `hidden_act` as the config spells it.
+        public var hiddenAct: String { activation.rawValue }
 
         /// Patches per image (the class token comes on top).
         public var patchCount: Int { (imageSize / patchSize) * (imageSize / patchSize) }
@@ -25,12 +27,6 @@ public struct IdeficsConfig: Sendable, Equatable {
         case float, vector
     }
 
-    public var vocabSize, additionalVocabSize, hiddenSize, intermediateSize, layerCount, headCount: Int
-    public var hiddenAct: String
-    public var rmsNormEps: Float
-    public var ropeTheta: Double
-    public var maxPositionEmbeddings: Int
-    public var tieWordEmbeddings: Bool
     public var crossLayerInterval: Int
     public var qkLayerNorms: Bool
     public var alphaType: AlphaType
@@ -39,8 +35,22 @@ public struct IdeficsConfig: Sendable, Equatable {
     public var useResampler: Bool
     public var vision: Vision
     public var perceiver: Perceiver
-    /// The LLaMA decoder, its vocabulary decoupled into `vocab_size` + `additional_vocab_size` rows.
+    /// The LLaMA decoder, its vocabulary decoupled into `vocab_size` + `additional_vocab_size` rows; the fields
+    /// below read it (one source of truth).
     public var text: MistralConfig
+
+    public var vocabSize: Int { text.vocabSize }
+    public var additionalVocabSize: Int { text.additionalVocabSize }
+    public var hiddenSize: Int { text.hiddenSize }
+    public var intermediateSize: Int { text.intermediateSize }
+    public var layerCount: Int { text.layerCount }
+    public var headCount: Int { text.headCount }
+    /// Always `silu`: the decoder's config refuses anything else.
+    public var hiddenAct: String { "silu" }
+    public var rmsNormEps: Float { text.rmsNormEps }
+    public var ropeTheta: Double { text.ropeTheta }
+    public var maxPositionEmbeddings: Int { text.maxPositionEmbeddings }
+    public var tieWordEmbeddings: Bool { text.tieWordEmbeddings }
 
     /// Cross-attention blocks: one before each layer whose index is a multiple of the interval.
     public var crossLayerCount: Int { layerCount / crossLayerInterval }
@@ -55,17 +65,12 @@ public struct IdeficsConfig: Sendable, Equatable {
     public init(_ o: ConfigObject) throws {
         _ = try o.choice("model_type", default: "", supported: ["idefics"], what: "this model type")
         text = try MistralConfig(o, family: .llama)
-        vocabSize = text.vocabSize
-        additionalVocabSize = try o.int("additional_vocab_size", default: 0, in: 0...ConfigObject.sizeLimit)
-        text.additionalVocabSize = additionalVocabSize
-        (hiddenSize, intermediateSize, layerCount, headCount) = (text.hiddenSize, text.intermediateSize,
-                                                                  text.layerCount, text.headCount)
-        hiddenAct = try o.string("hidden_act", default: "silu")
-        (rmsNormEps, ropeTheta) = (text.rmsNormEps, text.ropeTheta)
-        (maxPositionEmbeddings, tieWordEmbeddings) = (text.maxPositionEmbeddings, text.tieWordEmbeddings)
+        text.additionalVocabSize = try o.int("additional_vocab_size", default: 0, in: 0...ConfigObject.sizeLimit)
         crossLayerInterval = try o.positiveInt("cross_layer_interval", default: 1)
-        guard crossLayerInterval <= layerCount else {
-            throw o.error("cross_layer_interval", "is \(crossLayerInterval), more than num_hidden_layers \(layerCount)")
+        // transformers builds layers / interval blocks and indexes one before every interval-th layer: an interval
+        // that does not divide the layers indexes past the last block.
+        guard text.layerCount % crossLayerInterval == 0 else {
+            throw o.error("cross_layer_interval", "is \(crossLayerInterval); it must divide num_hidden_layers \(text.layerCount)")
         }
         qkLayerNorms = try o.bool("qk_layer_norms", default: false)
         let alpha = try o.choice("alpha_type", default: "float", supported: ["float", "vector"], what: "this alpha_type")
@@ -73,14 +78,16 @@ public struct IdeficsConfig: Sendable, Equatable {
         useResampler = try o.bool("use_resampler", default: false)
         let v = try o.object("vision_config") ?? ConfigObject(path: o.path, prefix: "vision_config", values: [:])
         let act = try v.choice("hidden_act", default: "gelu", supported: ["gelu", "quick_gelu"], what: "this activation")
-        vision = Vision(embedDim: try v.positiveInt("embed_dim", default: 768),
+        // `hidden_size` is transformers' alias of `embed_dim`.
+        let embedKey = v.values["embed_dim"] == nil && v.values["hidden_size"] != nil ? "hidden_size" : "embed_dim"
+        vision = Vision(embedDim: try v.positiveInt(embedKey, default: 768),
                         imageSize: try v.positiveInt("image_size", default: 224),
                         intermediateSize: try v.positiveInt("intermediate_size", default: 5120),
                         patchSize: try v.positiveInt("patch_size", default: 14),
                         layerCount: try v.positiveInt("num_hidden_layers", default: 32),
                         headCount: try v.positiveInt("num_attention_heads", default: 16),
                         channelCount: try v.positiveInt("num_channels", default: 3),
-                        hiddenAct: act, activation: VisionActivation(rawValue: act)!,
+                        activation: VisionActivation(rawValue: act)!,
                         layerNormEps: try v.positiveFloat("layer_norm_eps", default: 1e-5))
         guard vision.embedDim % vision.headCount == 0 else {
             throw v.error("num_attention_heads", "is \(vision.headCount): embed_dim \(vision.embedDim) must be a multiple of it")

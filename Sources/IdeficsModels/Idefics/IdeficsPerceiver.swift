@@ -26,7 +26,6 @@ public struct IdeficsPerceiver: Sendable {
     }
 
     public let config: IdeficsConfig.Perceiver
-    let width: Int
     let latents: [Float]
     let blocks: [Block]
     let finalNorm: Norm
@@ -35,7 +34,6 @@ public struct IdeficsPerceiver: Sendable {
     public init(config: IdeficsConfig.Perceiver, embedDim: Int, checkpoint: Checkpoint, prefix: String) throws {
         let inner = config.headCount * config.headDim
         self.config = config
-        width = embedDim
         latents = try checkpoint.tensor(prefix + "latents", shape: [config.latentCount, embedDim]).floats()
         blocks = try (0..<config.depth).map { index in
             let (a, m) = ("\(prefix)blocks.\(index).0.", "\(prefix)blocks.\(index).1.")
