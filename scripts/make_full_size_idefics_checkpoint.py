@@ -17,12 +17,9 @@ import os
 import shutil
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-
-import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_full_size_text_checkpoint import REPO, plan_shards, write_shard  # noqa: E402
+from make_full_size_text_checkpoint import REPO, write_weights  # noqa: E402
 
 H, I, HEADS, VOCAB, EXTRA = 4096, 11008, 32, 32000, 2
 INTERVAL = 4
@@ -102,26 +99,7 @@ def main():
     args = ap.parse_args()
     assert args.layers % INTERVAL == 0 and args.layers >= INTERVAL, "--layers must be a multiple of 4"
     t0 = time.time()
-    os.makedirs(args.out, exist_ok=True)
-    for fn in os.listdir(args.out):
-        if fn.startswith("model") and (fn.endswith(".safetensors") or fn.endswith(".index.json")):
-            os.remove(os.path.join(args.out, fn))
-    specs = tensor_specs(args.layers, args.vision_layers)
-    index_of = {name: i + 1 for i, (name, _, _) in enumerate(specs)}
-    shards = plan_shards(specs, int(args.shard_gb * 1e9))
-    n = len(shards)
-    names = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)] if n > 1 else ["model.safetensors"]
-    jobs = [(os.path.join(args.out, fn), entries, args.seed, index_of) for fn, entries in zip(names, shards)]
-    total = sum(int(np.prod(s)) * 2 for _, s, _ in specs)
-    print(f"{len(specs)} tensors, {total / 1e9:.2f} GB in {n} shard(s)", flush=True)
-    with ProcessPoolExecutor(max_workers=max(1, min(args.workers, n))) as ex:
-        for path in ex.map(write_shard, jobs):
-            print("wrote", path, f"{os.path.getsize(path) / 1e9:.2f} GB", flush=True)
-    if n > 1:
-        weight_map = {name: fn for fn, entries in zip(names, shards) for name, _, _ in entries}
-        with open(os.path.join(args.out, "model.safetensors.index.json"), "w") as f:
-            json.dump({"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))}, f, indent=2)
-            f.write("\n")
+    write_weights(args.out, tensor_specs(args.layers, args.vision_layers), args.shard_gb, args.workers, args.seed)
     write_configs(args.out, args.layers, args.vision_layers)
     for fn in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copyfile(os.path.join(REPO, "Tests", "Fixtures", "tokenizer", fn), os.path.join(args.out, fn))

@@ -164,6 +164,31 @@ def write_shard(args):
     return path
 
 
+def write_weights(out, specs, shard_gb, workers, seed):
+    """Writes `specs` as BF16 safetensors shards of at most `shard_gb` (with an index when there are several), after
+    dropping stale shards of an earlier run."""
+    os.makedirs(out, exist_ok=True)
+    for fn in os.listdir(out):
+        if fn.startswith("model") and (fn.endswith(".safetensors") or fn.endswith(".index.json")):
+            os.remove(os.path.join(out, fn))
+    index_of = {name: i + 1 for i, (name, _, _) in enumerate(specs)}
+    shards = plan_shards(specs, int(shard_gb * 1e9))
+    n = len(shards)
+    names = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)] if n > 1 else ["model.safetensors"]
+    jobs = [(os.path.join(out, fn), entries, seed, index_of) for fn, entries in zip(names, shards)]
+    total = sum(int(np.prod(s)) * 2 for _, s, _ in specs)
+    print(f"{len(specs)} tensors, {total / 1e9:.2f} GB in {n} shard(s), {workers} worker(s)", flush=True)
+    with ProcessPoolExecutor(max_workers=max(1, min(workers, n))) as ex:
+        for path in ex.map(write_shard, jobs):
+            print("wrote", path, f"{os.path.getsize(path) / 1e9:.2f} GB", flush=True)
+    if n > 1:
+        weight_map = {name: fn for fn, entries in zip(names, shards) for name, _, _ in entries}
+        index = {"metadata": {"total_parameters": total // 2, "total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
+        with open(os.path.join(out, "model.safetensors.index.json"), "w") as f:
+            json.dump(index, f, indent=2)
+            f.write("\n")
+
+
 def write_configs(out, layers):
     H = TEXT["hidden_size"]
     config = {
@@ -233,27 +258,7 @@ def main():
             VISION["num_hidden_layers"] = args.vision_layers
 
     t0 = time.time()
-    os.makedirs(args.out, exist_ok=True)
-    for fn in os.listdir(args.out):  # drop stale shards of an earlier run
-        if fn.startswith("model") and (fn.endswith(".safetensors") or fn.endswith(".index.json")):
-            os.remove(os.path.join(args.out, fn))
-    specs = tensor_specs(args.layers)
-    index_of = {name: i + 1 for i, (name, _, _) in enumerate(specs)}
-    shards = plan_shards(specs, int(args.shard_gb * 1e9))
-    n = len(shards)
-    names = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)] if n > 1 else ["model.safetensors"]
-    jobs = [(os.path.join(args.out, fn), entries, args.seed, index_of) for fn, entries in zip(names, shards)]
-    total = sum(int(np.prod(s)) * 2 for _, s, _ in specs)
-    print(f"{len(specs)} tensors, {total / 1e9:.2f} GB in {n} shard(s), {args.workers} worker(s)", flush=True)
-    with ProcessPoolExecutor(max_workers=max(1, min(args.workers, n))) as ex:
-        for path in ex.map(write_shard, jobs):
-            print("wrote", path, f"{os.path.getsize(path) / 1e9:.2f} GB", flush=True)
-    if n > 1:
-        weight_map = {name: fn for fn, entries in zip(names, shards) for name, _, _ in entries}
-        index = {"metadata": {"total_parameters": total // 2, "total_size": total}, "weight_map": dict(sorted(weight_map.items()))}
-        with open(os.path.join(args.out, "model.safetensors.index.json"), "w") as f:
-            json.dump(index, f, indent=2)
-            f.write("\n")
+    write_weights(args.out, tensor_specs(args.layers), args.shard_gb, args.workers, args.seed)
     write_configs(args.out, args.layers)
     for fn in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.json"):
         shutil.copyfile(os.path.join(args.tokenizer_dir, fn), os.path.join(args.out, fn))

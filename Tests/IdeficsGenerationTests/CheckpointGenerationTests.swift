@@ -9,11 +9,6 @@ import XCTest
 /// Generation with each tiny checkpoint's own generation_config.json (eos lists, bad words) reproduces
 /// transformers' `generate(max_new_tokens=24)` token for token.
 final class CheckpointGenerationTests: XCTestCase {
-    private struct NoText: IncrementalTextDecoder {
-        mutating func append(_ id: Int) -> String { "" }
-        mutating func flush() -> String { "" }
-    }
-
     func testDefaultGenerationMatchesTransformers() throws {
         let pool = WorkerPool(threads: 2)
         for name in ["tiny-f32", "tiny-bf16-swa", "tiny-f16-sharded"] {

@@ -10,11 +10,6 @@ import XCTest
 /// the same batched call, and every row still gets the tokens of its lone `Generator.generate` (greedy, so equal
 /// logits up to reassociation give equal tokens unless two logits tie; the fixture's margins are >= 1e-3).
 final class ContinuousBatchTests: XCTestCase {
-    private struct NoText: IncrementalTextDecoder {
-        mutating func append(_ id: Int) -> String { "" }
-        mutating func flush() -> String { "" }
-    }
-
     func testChunkedPrefillRowsGetTheirLoneRunsTokens() throws {
         let pool = WorkerPool(threads: 2)
         let directory = Fixtures.url("models/tiny-f32")
