@@ -64,6 +64,20 @@ final class IdeficsV1CLITests: XCTestCase {
                        cases["two_images_text_between"]!["greedy_tokens"] as? [Int])
     }
 
+    /// Idefics2 takes items too: joined with an `<image>` placeholder per image, as its processor takes text and images.
+    func testItemsForIdefics2AreItsPromptWithPlaceholders() throws {
+        let idefics2 = Fixtures.url("models/tiny-f32").path, image = images.appendingPathComponent("coffee_70x70.png").path
+        let greedy = ["--model", idefics2, "--max-new-tokens", "4", "--json"]
+        let items = try CLI.run(["generate", "--items", try write(["User:", ["image": image], "What is this?"])] + greedy)
+        let prompt = try CLI.run(["generate", "--prompt", "User:<image>What is this?", "--image", image] + greedy)
+        XCTAssertEqual(items.status, 0, items.stderr)
+        XCTAssertEqual(prompt.status, 0, prompt.stderr)
+        let (a, b) = (try rows(items.stdout)[0], try rows(prompt.stdout)[0])
+        XCTAssertEqual(a["prompt_token_ids"] as? [Int], b["prompt_token_ids"] as? [Int])
+        XCTAssertEqual(a["generated_token_ids"] as? [Int], b["generated_token_ids"] as? [Int])
+        XCTAssertEqual((a["prompt_token_ids"] as! [Int]).filter { $0 == 32001 }.count, 4) // tiny-f32's 4 latents
+    }
+
     func testBadItemsAndMisplacedOptionsAreRefusedByName() throws {
         let base = ["generate", "--model", model.path, "--max-new-tokens", "1"]
         let notList = try write(["text": "hi"])
