@@ -35,6 +35,12 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Prompt tokens prefilled per step beside the decoding rows (chunked prefill).")
     var maxBatchPrefillTokens = 512
 
+    @Option(parsing: .unconditional, help: "Positions of finished requests kept for prompts that start like them (0: none).")
+    var prefixCacheTokens = 4096
+
+    @Option(parsing: .unconditional, help: "Megabytes of image vectors kept by image content (0: none).")
+    var imageCacheMb = 256
+
     @Option(parsing: .unconditional, help: "Largest request body in bytes (413 past it).")
     var maxBodyBytes = 20 << 20
 
@@ -57,6 +63,8 @@ struct ServeCommand: AsyncParsableCommand {
         try checkOption("max-concurrent-requests", maxConcurrentRequests, 1...65536)
         try checkOption("max-batch-size", maxBatchSize, 1...1024)
         try checkOption("max-batch-prefill-tokens", maxBatchPrefillTokens, 1...(1 << 20))
+        try checkOption("prefix-cache-tokens", prefixCacheTokens, 0...(1 << 24))
+        try checkOption("image-cache-mb", imageCacheMb, 0...(1 << 20))
         try checkOption("max-body-bytes", maxBodyBytes, 1024...(1 << 30))
         guard maxInputTokens < maxTotalTokens else {
             throw ValidationError("--max-input-tokens (\(maxInputTokens)) must be less than --max-total-tokens (\(maxTotalTokens))")
@@ -82,7 +90,8 @@ struct ServeCommand: AsyncParsableCommand {
             apiKey: apiKey, images: .init(fetchURLs: !noImageUrls, allowPrivateHosts: allowPrivateImageUrls),
             modelName: servedModelName ?? pipeline.checkpoint.directory.lastPathComponent)
         let engine = GenerationEngine(pipeline: pipeline, capacity: maxConcurrentRequests, maxBatchSize: maxBatchSize,
-                                      prefillChunk: maxBatchPrefillTokens)
+                                      prefillChunk: maxBatchPrefillTokens, prefixCacheTokens: prefixCacheTokens,
+                                      imageCacheBytes: imageCacheMb << 20)
         let host = host
         let app = IdeficsServer.application(engine: engine, configuration: configuration, logger: logger) { port in
             Terminal.writeError("listening on http://\(host):\(port)\n")

@@ -24,6 +24,8 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     }
 
     private var rows: [Row] = []
+    /// Sessions of rows that left, for a caller that keeps them (a prefix cache): `takeRetired` empties it.
+    private var retired: [DecoderSession] = []
     private let clock = ContinuousClock()
     public let prefillChunk: Int
 
@@ -36,13 +38,20 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     public var isEmpty: Bool { rows.isEmpty }
     public var ids: [Int] { rows.map(\.id) }
 
+    /// The sessions of the rows that left since the last call, their caches holding what they ran.
+    public mutating func takeRetired() -> [DecoderSession] {
+        defer { retired = [] }
+        return retired
+    }
+
     /// Rows still prefilling their prompt.
     public var prefilling: Int { rows.lazy.filter { !$0.pending.isEmpty }.count }
 
     /// The row joins with `prompt` (the part `session` does not hold cached); its prefill runs in the next steps,
-    /// and the step that ends it gives the row's first token.
+    /// and the step that ends it gives the row's first token. Returns how many prompt tokens the session had cached.
+    @discardableResult
     public mutating func add(id: Int, session: DecoderSession, prompt: [Int], parameters: GenerationParameters,
-                             text: Text) throws {
+                             text: Text) throws -> Int {
         precondition(!rows.contains { $0.id == id }, "row \(id) is in the batch already")
         var session = session
         var state = try SequenceState(prompt: prompt, contextLength: session.contextLength, parameters: parameters, text: text)
@@ -50,6 +59,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
         let pending = session.reusePrefix(of: prompt)
         state.output.timings.reusedPromptTokens = session.reusedPromptTokens
         rows.append(Row(id: id, session: session, state: state, pending: pending))
+        return session.reusedPromptTokens
     }
 
     /// One batched decoder call: every decoding row's next token, and the next chunk of the oldest prefilling row
@@ -79,6 +89,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
                 events.append(Event(id: rows[index].id, token: token, finished: nil))
             } else {
                 events.append(Event(id: rows[index].id, token: token, finished: finish(rows[index])))
+                retired.append(rows[index].session)
                 finished.insert(index)
             }
         }
@@ -90,7 +101,9 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     @discardableResult
     public mutating func remove(id: Int) -> GenerationOutput? {
         guard let index = rows.firstIndex(where: { $0.id == id }) else { return nil }
-        return finish(rows.remove(at: index))
+        let row = rows.remove(at: index)
+        if row.pending.isEmpty { retired.append(row.session) } // a half-prefilled cache is not kept
+        return finish(row)
     }
 
     private func finish(_ row: Row) -> GenerationOutput {

@@ -65,6 +65,13 @@ public struct DecoderSession: BatchedNextTokenModel {
         return logits
     }
 
+    /// Forgets every cached position from `count` on (a kept state whose later images differ from a new prompt's).
+    public mutating func truncate(to count: Int) {
+        guard count < tokens.count else { return }
+        cache.truncate(to: count)
+        tokens.removeLast(tokens.count - count)
+    }
+
     /// Drops the cached tokens after the longest common prefix with `prompt`; returns what remains to run
     /// (at least the last prompt token, whose logits start generation). A caller that runs the rest in pieces
     /// (chunked prefill) feeds them to `step`.

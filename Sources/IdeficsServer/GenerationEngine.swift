@@ -38,8 +38,17 @@ public final class GenerationEngine: @unchecked Sendable {
     private var stopped = false
     private var largest = 0
 
-    public init(pipeline: Pipeline, capacity: Int, maxBatchSize: Int = 32, prefillChunk: Int = 512) {
+    /// Image vectors by image content, for the request handlers' preparations.
+    public let imageCache: ImageFeatureCache
+    private var prefixCache: PrefixCache
+
+    /// `prefixCacheTokens`: positions of finished requests kept for prompts that start like them (0: none);
+    /// `imageCacheBytes`: image vectors kept by image content.
+    public init(pipeline: Pipeline, capacity: Int, maxBatchSize: Int = 32, prefillChunk: Int = 512,
+                prefixCacheTokens: Int = 4096, imageCacheBytes: Int = 256 << 20) {
         precondition(capacity > 0 && maxBatchSize > 0 && prefillChunk > 0)
+        imageCache = ImageFeatureCache(byteLimit: imageCacheBytes)
+        prefixCache = PrefixCache(tokenLimit: prefixCacheTokens)
         precondition(pipeline.ideficsV1 == nil, "the engine batches Idefics2 and text-only pipelines, not Idefics v1")
         self.pipeline = pipeline
         self.capacity = capacity
@@ -111,6 +120,7 @@ public final class GenerationEngine: @unchecked Sendable {
                     release()
                 }
             }
+            keepRetired(&batch)
             guard !batch.isEmpty else {
                 metrics.idle()
                 continue
@@ -127,6 +137,7 @@ public final class GenerationEngine: @unchecked Sendable {
                     }
                     deliver(event, batch: &batch, streams: &streams)
                 }
+                keepRetired(&batch) // before the next join looks for them
                 if batch.isEmpty { metrics.idle() }
             } catch {
                 for id in batch.ids {
@@ -154,10 +165,13 @@ public final class GenerationEngine: @unchecked Sendable {
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
             streams[job.id] = job.continuation
-            try batch.add(id: job.id, session: pipeline.makeSession(imageRows: prepared.imageRows),
-                          prompt: prepared.ids, parameters: parameters,
-                          text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
-            metrics.prefilled(promptTokens: prepared.ids.count)
+            var session = prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
+                                           imageTokenId: pipeline.idefics2?.config.imageTokenId,
+                                           hidden: pipeline.decoder.config.hiddenSize) ?? pipeline.makeSession()
+            session.imageRows = prepared.imageRows
+            let reused = try batch.add(id: job.id, session: session, prompt: prepared.ids, parameters: parameters,
+                                       text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
+            metrics.prefilled(promptTokens: prepared.ids.count, reused: reused)
             return true
         } catch {
             metrics.finish(reason: "error")
@@ -181,6 +195,10 @@ public final class GenerationEngine: @unchecked Sendable {
             streams.removeValue(forKey: event.id)
             release()
         }
+    }
+
+    private func keepRetired(_ batch: inout ContinuousBatch<StreamingDetokenizer>) {
+        for session in batch.takeRetired() { prefixCache.keep(session) }
     }
 
     private func release() {

@@ -253,9 +253,10 @@ struct Routes: Sendable {
     private func submit(prompt: String, images: [RGBImage], parameters: inout GenerateParameters) throws
         -> AsyncThrowingStream<GenerationEngine.Event, Error> {
         if parameters.sampling, parameters.request.seed == nil { parameters.request.seed = UInt64.random(in: 0...UInt64.max) }
-        let settled = parameters, limits = limits
+        let settled = parameters, limits = limits, cache = engine.imageCache
         guard let events = engine.submit({ pipeline in
-            let prepared = try pipeline.prepare(prompt: prompt, images: images)
+            let features = try images.map { image in try cache.features(of: image) { try pipeline.imageFeatures(image) } }
+            let prepared = try pipeline.prepare(prompt: prompt, imageFeatures: features)
             var parameters = settled
             try parameters.fit(promptTokens: prepared.ids.count, limits: limits)
             return (prepared, parameters.request)

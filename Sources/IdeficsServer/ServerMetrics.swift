@@ -9,7 +9,7 @@ public final class ServerMetrics: @unchecked Sendable {
 
     private let lock = NSLock()
     private var admitted = 0, finished: [String: Int] = [:], responses: [UInt: Int] = [:], streamErrors = 0
-    private var promptTokens = 0, generatedTokens = 0
+    private var promptTokens = 0, reusedTokens = 0, generatedTokens = 0
     private var queueSize = 0, batchSize = 0, decodeRate = 0.0
     private var firstTokenBuckets = [Int](repeating: 0, count: ServerMetrics.firstTokenBounds.count)
     private var firstTokenCount = 0, firstTokenSum = 0.0
@@ -18,7 +18,7 @@ public final class ServerMetrics: @unchecked Sendable {
 
     func admit(queueSize: Int) { lock.withLock { admitted += 1; self.queueSize = queueSize } }
     func dequeue(queueSize: Int) { lock.withLock { self.queueSize = queueSize } }
-    func prefilled(promptTokens count: Int) { lock.withLock { promptTokens += count } }
+    func prefilled(promptTokens count: Int, reused: Int) { lock.withLock { (promptTokens, reusedTokens) = (promptTokens + count, reusedTokens + reused) } }
     func generated() { lock.withLock { generatedTokens += 1 } }
     func finish(reason: String) { lock.withLock { finished[reason, default: 0] += 1 } }
     func respond(status: UInt) { lock.withLock { responses[status, default: 0] += 1 } }
@@ -64,7 +64,10 @@ public final class ServerMetrics: @unchecked Sendable {
                    labelled("status", Dictionary(uniqueKeysWithValues: responses.map { ("\($0.key)", $0.value) })))
             family("idefics_stream_errors_total", "counter", "Streams that ended with an error event.",
                    [("", "", "\(streamErrors)")])
-            family("idefics_prompt_tokens_total", "counter", "Prompt tokens prefilled.", [("", "", "\(promptTokens)")])
+            family("idefics_prompt_tokens_total", "counter", "Prompt tokens of admitted requests.", [("", "", "\(promptTokens)")])
+            family("idefics_prompt_tokens_reused_total", "counter",
+                   "Prompt tokens whose keys and values came from a finished request's kept state (prefix cache).",
+                   [("", "", "\(reusedTokens)")])
             family("idefics_generated_tokens_total", "counter", "Tokens generated.", [("", "", "\(generatedTokens)")])
             family("idefics_queue_size", "gauge", "Admitted requests waiting for their prefill.", [("", "", "\(queueSize)")])
             family("idefics_batch_size", "gauge", "Rows of the last shared decode step.", [("", "", "\(batchSize)")])

@@ -237,4 +237,47 @@ final class ServerTests: XCTestCase {
             }
         }
     }
+
+    /// Runs one request through the engine as the handlers do (image vectors through the engine's cache).
+    private func run(_ engine: GenerationEngine, _ prompt: String, images: [RGBImage] = [], tokens: Int) async throws
+        -> GenerationOutput {
+        let cache = engine.imageCache
+        let events = try XCTUnwrap(engine.submit { pipeline in
+            let features = try images.map { image in try cache.features(of: image) { try pipeline.imageFeatures(image) } }
+            return (try pipeline.prepare(prompt: prompt, imageFeatures: features),
+                    GenerationRequest(maxNewTokens: tokens, eosTokenIds: []))
+        })
+        for try await event in events { if case .finished(let output) = event { return output } }
+        throw ServerError.generation("no output")
+    }
+
+    /// The next turn of a conversation reuses the finished turn's keys and values (prefix cache), a repeated image
+    /// its vectors (image cache); a prompt with the same tokens but another image reuses nothing past that image.
+    /// Every answer equals its lone run.
+    func testFollowUpsReuseKeptStatesAndImagesOnlyWhereTheyAgree() async throws {
+        let pipeline = try Self.pipeline.get()
+        let engine = GenerationEngine(pipeline: pipeline, capacity: 4)
+        defer { engine.stop() }
+        let coffee = try ImageInput.load(Fixtures.url("vision/images/coffee_70x70.png").path)
+        let chelsea = try ImageInput.load(Fixtures.url("vision/images/chelsea_40x60.png").path)
+        func lone(_ prompt: String, _ images: [RGBImage], _ tokens: Int) throws -> [Int] {
+            try pipeline.generate(pipeline.prepare(prompt: prompt, images: images),
+                                  request: GenerationRequest(maxNewTokens: tokens, eosTokenIds: [])).generatedTokenIds
+        }
+        let first = try await run(engine, "<image>What is this?", images: [coffee], tokens: 4)
+        XCTAssertEqual(first.timings.reusedPromptTokens, 0)
+        XCTAssertEqual(first.generatedTokenIds, try lone("<image>What is this?", [coffee], 4))
+        // The follow-up: the first turn, its answer, a new question.
+        let followUp = "<image>What is this?" + first.text + " And its colour?"
+        let second = try await run(engine, followUp, images: [coffee], tokens: 4)
+        let firstLength = first.promptTokenIds.count
+        XCTAssertGreaterThanOrEqual(second.timings.reusedPromptTokens, firstLength)
+        XCTAssertEqual(second.generatedTokenIds, try lone(followUp, [coffee], 4))
+        XCTAssertEqual(engine.imageCache.hits, 1)
+        // Same tokens, another image: only the tokens before the image are reused.
+        let other = try await run(engine, "<image>What is this?", images: [chelsea], tokens: 4)
+        XCTAssertEqual(other.promptTokenIds, first.promptTokenIds)
+        XCTAssertEqual(other.timings.reusedPromptTokens, 2) // <s><fake_token_around_image>
+        XCTAssertEqual(other.generatedTokenIds, try lone("<image>What is this?", [chelsea], 4))
+    }
 }
