@@ -65,6 +65,9 @@ public struct DecoderSession: BatchedNextTokenModel {
         return logits
     }
 
+    /// Gives back the cache's room reserved past the cached positions.
+    public mutating func shrinkToFit() { cache.shrinkToFit() }
+
     /// Forgets every cached position from `count` on (a kept state whose later images differ from a new prompt's).
     public mutating func truncate(to count: Int) {
         guard count < tokens.count else { return }

@@ -69,6 +69,8 @@ struct PrefixCache {
 
     mutating func keep(_ session: DecoderSession) {
         guard tokenLimit > 0, session.tokens.count <= tokenLimit else { return }
+        var session = session
+        session.shrinkToFit() // its request reserved room for all the tokens it might have generated
         sessions.append(session)
         while cachedTokens > tokenLimit { sessions.removeFirst() }
     }

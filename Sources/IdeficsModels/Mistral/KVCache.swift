@@ -32,6 +32,14 @@ public struct KVCache: Sendable {
         precondition(keys.allSatisfy { $0.count == count * rowWidth }, "KV cache layers out of step")
     }
 
+    /// Gives back room reserved past the filled slots (a cache kept after its request ended holds only what it ran).
+    public mutating func shrinkToFit() {
+        for layer in keys.indices where keys[layer].capacity > keys[layer].count {
+            keys[layer] = keys[layer].withUnsafeBufferPointer { Array($0) } // a new buffer of the filled size
+            values[layer] = values[layer].withUnsafeBufferPointer { Array($0) }
+        }
+    }
+
     /// Forgets everything after the first `rows` slots (e.g. to reuse a shared prompt prefix).
     public mutating func truncate(to rows: Int) {
         precondition(rows <= count)
