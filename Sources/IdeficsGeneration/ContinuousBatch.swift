@@ -1,3 +1,4 @@
+import IdeficsModels
 import IdeficsTensors
 /// Sequences that join and leave one shared decode step (continuous batching). Each row keeps its own session,
 /// logits processing, random generator and stop state, and the batched decoder call gives each row what it would
@@ -68,16 +69,23 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
         guard !rows.isEmpty else { return [] }
         let chunked = rows.firstIndex { !$0.pending.isEmpty }
         let running = rows.indices.filter { rows[$0].pending.isEmpty || $0 == chunked }
-        var sessions = running.map { rows[$0].session }
         let tokens = running.map { index in
             index == chunked ? Array(rows[index].pending.prefix(prefillChunk)) : [rows[index].state.history.last!]
         }
+        // The sessions are handed over for the call, so that each cache grows in place (a second reference left in
+        // `rows` would make the first append copy the whole cache), and handed back before anything else can throw.
+        var sessions = running.map { index in
+            defer { rows[index].session.cache = KVCache(layers: 0, rowWidth: 0) }
+            return rows[index].session
+        }
         let start = clock.now
-        let logits = try DecoderSession.step(&sessions, rows: Array(sessions.indices), tokens: tokens)
+        let result = Result { try DecoderSession.step(&sessions, rows: Array(sessions.indices), tokens: tokens) }
         let seconds = (clock.now - start).seconds
-        var events = [Event](), finished = Set<Int>()
+        for (slot, index) in running.enumerated() { rows[index].session = sessions[slot] }
+        sessions = []
+        let logits = try result.get()
+        var events = [Event](), leaving = Set<Int>()
         for (slot, index) in running.enumerated() {
-            rows[index].session = sessions[slot]
             if index == chunked {
                 rows[index].prefillSeconds += seconds
                 rows[index].pending.removeFirst(tokens[slot].count)
@@ -89,11 +97,12 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
                 events.append(Event(id: rows[index].id, token: token, finished: nil))
             } else {
                 events.append(Event(id: rows[index].id, token: token, finished: finish(rows[index])))
-                retired.append(rows[index].session)
-                finished.insert(index)
+                leaving.insert(index)
             }
         }
-        rows = rows.indices.filter { !finished.contains($0) }.map { rows[$0] }
+        // Only once nothing can throw: the finished rows leave, each session retired once.
+        retired += leaving.sorted().map { rows[$0].session }
+        rows = rows.indices.filter { !leaving.contains($0) }.map { rows[$0] }
         return events
     }
 

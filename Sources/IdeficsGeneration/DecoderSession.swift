@@ -70,9 +70,11 @@ public struct DecoderSession: BatchedNextTokenModel {
 
     /// Forgets every cached position from `count` on (a kept state whose later images differ from a new prompt's).
     public mutating func truncate(to count: Int) {
+        precondition(count >= 0, "a negative count of positions")
         guard count < tokens.count else { return }
         cache.truncate(to: count)
         tokens.removeLast(tokens.count - count)
+        cachedImageTokens = imageTokenId.map { id in tokens.lazy.filter { $0 == id }.count } ?? 0
     }
 
     /// Drops the cached tokens after the longest common prefix with `prompt`; returns what remains to run

@@ -140,6 +140,7 @@ public final class GenerationEngine: @unchecked Sendable {
                 keepRetired(&batch) // before the next join looks for them
                 if batch.isEmpty { metrics.idle() }
             } catch {
+                defer { _ = batch.takeRetired() } // rows of a failed step are not kept for reuse
                 for id in batch.ids {
                     metrics.finish(reason: "error")
                     batch.remove(id: id)
@@ -165,12 +166,19 @@ public final class GenerationEngine: @unchecked Sendable {
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
             streams[job.id] = job.continuation
-            var session = prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
-                                           imageTokenId: pipeline.idefics2?.config.imageTokenId,
-                                           hidden: pipeline.decoder.config.hiddenSize) ?? pipeline.makeSession()
+            let kept = prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
+                                        imageTokenId: pipeline.idefics2?.config.imageTokenId,
+                                        hidden: pipeline.decoder.config.hiddenSize)
+            var session = kept ?? pipeline.makeSession()
             session.imageRows = prepared.imageRows
-            let reused = try batch.add(id: job.id, session: session, prompt: prepared.ids, parameters: parameters,
+            let reused: Int
+            do {
+                reused = try batch.add(id: job.id, session: session, prompt: prepared.ids, parameters: parameters,
                                        text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
+            } catch {
+                if let kept { prefixCache.keep(kept) } // refused before it ran: the kept state stays usable
+                throw error
+            }
             metrics.prefilled(promptTokens: prepared.ids.count, reused: reused)
             return true
         } catch {

@@ -15,7 +15,10 @@ public final class ImageFeatureCache: @unchecked Sendable {
     private var entries: [Key: [Float]] = [:]
     private var order: [Key] = []
     private var bytes = 0
-    public private(set) var hits = 0
+    private var hitCount = 0
+
+    /// Images answered from the cache so far.
+    public var hits: Int { lock.withLock { hitCount } }
 
     public init(byteLimit: Int) { self.byteLimit = byteLimit }
 
@@ -24,7 +27,7 @@ public final class ImageFeatureCache: @unchecked Sendable {
         let key = Self.key(image)
         if let cached = lock.withLock({ () -> [Float]? in
             guard let found = entries[key] else { return nil }
-            hits += 1
+            hitCount += 1
             order.removeAll { $0 == key }
             order.append(key)
             return found
