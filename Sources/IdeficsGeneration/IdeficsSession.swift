@@ -32,15 +32,22 @@ public struct IdeficsSession: BatchedNextTokenModel {
     public mutating func reserve(positions: Int) { cache.reserve(rows: positions) }
 
     public mutating func prefill(_ prompt: [Int]) throws -> [Float] {
-        var sessions = [self]
+        var sessions = handedOver()
         defer { self = sessions[0] }
         return try Self.prefill(&sessions, prompts: [prompt])[0]
     }
 
     public mutating func logits(after newTokens: [Int]) throws -> [Float] {
-        var sessions = [self]
+        var sessions = handedOver()
         defer { self = sessions[0] }
         return try Self.step(&sessions, rows: [0], tokens: [newTokens])[0]
+    }
+
+    /// This session as a batch of one that holds the only reference to the cache (as `DecoderSession.logits(after:)`
+    /// hands its cache over): a copy left in `self` would make the next append copy the whole cache.
+    private mutating func handedOver() -> [IdeficsSession] {
+        defer { cache = KVCache(layers: 0, rowWidth: 0) }
+        return [self]
     }
 
     /// Runs whole prompts of fresh sessions together (the cache is not reused: each request has its own images).

@@ -191,6 +191,20 @@ final class IdeficsV1ParityTests: XCTestCase {
         }
     }
 
+    /// Decoding appends to the session's reserved cache in place: its storage stays where it is, token after token.
+    func testDecodingGrowsTheCacheInPlace() throws {
+        let f = try Fixture(Self.models[0])
+        let c = f.cases[1]
+        var session = try f.session(images: try f.items(c).images)
+        let ids = c["input_ids"] as! [Int]
+        session.reserve(positions: ids.count + 8)
+        _ = try session.prefill(ids)
+        let address = session.cache.keys[0].withUnsafeBufferPointer { $0.baseAddress }
+        for token in c["greedy_tokens"] as! [Int] { _ = try session.logits(after: [token]) }
+        XCTAssertEqual(session.cache.count, ids.count + 8)
+        XCTAssertEqual(session.cache.keys[0].withUnsafeBufferPointer { $0.baseAddress }, address)
+    }
+
     /// The quantized paths serve v1 too (decoder and cross-attention blocks; CLIP and the perceiver stay as stored):
     /// the next-token distribution after each of the 14 fixture prompts against transformers' float32 one. Measured:
     /// q8 mean KL 1.4e-3 nats, top-1 13/14; q4 0.22 nats, 10/14 (random Gaussian weights, 4-bit blocks' worst case;
