@@ -115,7 +115,57 @@ void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, c
                     ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
     kernels()->matmul_rows(X, T, ldx, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
 }
+ptrdiff_t ck_gemm_min_tokens(void) { return CK_PACK_MIN_TOKENS; }
+ptrdiff_t ck_activation_groups(ptrdiff_t T) { return (T + kernels()->mr - 1) / kernels()->mr; }
+size_t ck_packed_activation_floats(ptrdiff_t T, ptrdiff_t K) {
+    return (size_t)ck_activation_groups(T) * (size_t)kernels()->mr * (size_t)K;
+}
+void ck_pack_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0, ptrdiff_t g1, float *A) {
+    kernels()->pack_activations(X, T, ldx, K, g0, g1, A);
+}
+int ck_matmul_packed_rows(const float *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
+                          ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
+    return kernels()->matmul_packed_rows(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+}
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst) { kernels()->to_f32(src, type, n, dst); }
+
+int ck_bf16_products(void) {
+#if defined(__x86_64__)
+    return ck_kernel_path_active() == CK_PATH_AVX512 && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+int ck_matmul_bf16_rows(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
+                        ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
+#if defined(__x86_64__)
+    if (ck_bf16_products()) return ck_matmul_bf16_rows_avx512bf16(X, T, ldx, W, K, ldw, row_begin, row_end, Y, ldy);
+#endif
+    return 0;
+}
+
+// Round to nearest even, as vcvtneps2bf16 and torch's float-to-bf16 conversion do; a NaN stays a (quiet) NaN.
+static inline uint16_t bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
+}
+
+void ck_round_to_bf16(const float *X, ptrdiff_t T, ptrdiff_t K, ptrdiff_t ldx, uint16_t *out, ptrdiff_t ldo) {
+    for (ptrdiff_t t = 0; t < T; t++) {
+        for (ptrdiff_t k = 0; k < K; k++) out[t * ldo + k] = bf16_bits(X[t * ldx + k]);
+        for (ptrdiff_t k = K; k < ldo; k++) out[t * ldo + k] = 0;
+    }
+}
+
+void ck_round_floats_to_bf16(float *x, ptrdiff_t n) {
+    for (ptrdiff_t i = 0; i < n; i++) {
+        const uint32_t u = (uint32_t)bf16_bits(x[i]) << 16;
+        memcpy(x + i, &u, 4);
+    }
+}
 
 void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst) {
     unsigned char *out = dst;
@@ -196,6 +246,14 @@ int ck_attention(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, con
 volatile float ck_probe_sink;
 
 double ck_fma_probe(long iterations) { return kernels()->fma_probe(iterations); }
+
+double ck_bf16_probe(long iterations) {
+#if defined(__x86_64__)
+    if (ck_bf16_products()) return ck_bf16_probe_avx512bf16(iterations);
+#endif
+    (void)iterations;
+    return 0;
+}
 
 double ck_read_probe(const float *data, ptrdiff_t n) {
     // Four independent sums so that the adds do not limit the read rate; vectorized by the portable build.

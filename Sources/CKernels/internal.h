@@ -7,6 +7,10 @@
 typedef struct {
     void (*matmul_rows)(const float *, ptrdiff_t, ptrdiff_t, const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                         ptrdiff_t, float *, ptrdiff_t);
+    int mr; // tokens per group of the packed GEMM
+    void (*pack_activations)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
+    int (*matmul_packed_rows)(const float *, ptrdiff_t, const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                              float *, ptrdiff_t);
     void (*to_f32)(const void *, ck_dtype, ptrdiff_t, float *);
     float (*dot)(const float *, const float *, ptrdiff_t);
     void (*axpy)(float, const float *, float *, ptrdiff_t);
@@ -21,6 +25,10 @@ typedef struct {
     int (*attention)(const float *, ptrdiff_t, ptrdiff_t, const float *, const float *, ptrdiff_t, ptrdiff_t, float,
                      const int32_t *, const int32_t *, float *, ptrdiff_t);
 } ck_table;
+
+/// Tokens from which the packed GEMM runs: below it streaming the weights once beats packing them (measured
+/// crossover on AVX2).
+#define CK_PACK_MIN_TOKENS 20
 
 /// Written by the probes so that their loops are not optimized away.
 extern volatile float ck_probe_sink;
@@ -45,4 +53,8 @@ extern const ck_table ck_kernels_portable;
 #if defined(__x86_64__)
 extern const ck_table ck_kernels_avx2;
 extern const ck_table ck_kernels_avx512;
+/// gemm_bf16.c, for CPUs with AVX512_BF16 (ck_bf16_products); 0 if its scratch could not be allocated.
+int ck_matmul_bf16_rows_avx512bf16(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K,
+                                   ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
+double ck_bf16_probe_avx512bf16(long iterations);
 #endif

@@ -26,15 +26,18 @@ public final class Pipeline: @unchecked Sendable {
     /// `pathOrID`: a checkpoint folder or a model id in the local Hugging Face cache (at `revision`, a branch, tag
     /// or commit of the cache's `refs/`). The folder's kind is checked from config.json before any weight is mapped.
     /// `quantize` quantizes the language model's matrices as they load (and the vision tower's and connector's with
-    /// `quantizeVision`); the stored weights they came from are not kept in memory.
+    /// `quantizeVision`); the stored weights they came from are not kept in memory. `products`: the precision of
+    /// activations in products with BF16 matrices (bf16 as torch runs a bf16 model: faster, not exact).
     public convenience init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantize: QuantizedFormat? = nil,
-                            quantizeVision: Bool = false) throws {
+                            quantizeVision: Bool = false, products: ProductPrecision = .float32) throws {
         try self.init(pathOrID: pathOrID, revision: revision, threads: threads,
-                      quantization: quantize.map { WeightQuantization(format: $0, includeVision: quantizeVision) })
+                      quantization: quantize.map { WeightQuantization(format: $0, includeVision: quantizeVision) },
+                      products: products)
     }
 
     /// The same, with the load-time quantization as a value (which can log the matrices it makes).
-    public init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantization: WeightQuantization?) throws {
+    public init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantization: WeightQuantization?,
+                products: ProductPrecision = .float32) throws {
         let directory = try Checkpoint.resolveDirectory(pathOrID, revision: revision)
         // The whole config is parsed once, before the tokenizer and the weights are touched.
         let config: ParsedConfig
@@ -49,6 +52,7 @@ public final class Pipeline: @unchecked Sendable {
         var checkpoint = try Checkpoint(directory: directory)
         checkpoint.pool = pool
         checkpoint.quantization = quantization
+        checkpoint.products = products
         self.checkpoint = checkpoint
         generationConfig = try checkpoint.jsonObject("generation_config.json") == nil ? GenerationConfig()
             : checkpoint.decode(GenerationConfig.self, from: "generation_config.json")

@@ -7,6 +7,8 @@ public struct Checkpoint: Sendable {
     public let directory: URL
     /// Set before a model is built from this checkpoint: its float matrices are then quantized as they load.
     public var quantization: WeightQuantization?
+    /// Set before a model is built: the precision of activations in its products with BF16 matrices.
+    public var products: ProductPrecision = .float32
     /// Threads for work on weights as they load (quantizing, repacking AWQ).
     public var pool = WorkerPool(threads: 1)
     /// How the stored weights are quantized (config.json's quantization_config), if they are.

@@ -10,9 +10,11 @@ extension Checkpoint {
     }
 
     /// A matrix as the kernels will read it: a float one quantized when this load asks for it (`quantization`),
-    /// logged under `name` (its own by default).
+    /// logged under `name` (its own by default); else multiplied at the load's `products` precision.
     func matrix(_ weight: WeightTensor, as name: String? = nil) -> WeightTensor {
-        guard let quantization, weight.quantization == nil, quantization.applies(to: weight.name) else { return weight }
+        guard let quantization, weight.quantization == nil, quantization.applies(to: weight.name) else {
+            return weight.multiplied(at: products)
+        }
         let quantized = weight.quantized(quantization.format, pool: pool)
         quantization.log?.add(quantized, as: name ?? weight.name)
         return quantized

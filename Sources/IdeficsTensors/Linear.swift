@@ -1,5 +1,13 @@
 import CKernels
 
+/// The precision of activations entering matrix products. float32: exact products whatever the stored weights.
+/// bf16 (BF16 weights only): activations rounded to bf16 first, as torch computes a bf16 model; the products stay
+/// exact and the sums float32, and CPUs with AVX512_BF16 run them with vdpbf16ps at twice the FMA rate.
+public enum ProductPrecision: String, Sendable, CaseIterable {
+    case float32 = "f32"
+    case bfloat16 = "bf16"
+}
+
 /// A fully connected layer `y = x Wᵀ (+ b)` with W [out, in] read in its stored format (F32, F16, BF16 or a
 /// quantized block format): one kernel entry whatever the format, so model code never sees it.
 public struct Linear: Sendable {
@@ -15,25 +23,75 @@ public struct Linear: Sendable {
         self.bias = bias
     }
 
+    /// Tokens from which the AVX512_BF16 GEMM beats rounding the activations for the float32 kernels (which
+    /// stream the weights once below the packed GEMM's threshold).
+    static let bf16GEMMTokens = 20
+
     /// x is [tokens, in] row-major; returns [tokens, out].
     public func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
         precondition(x.count == tokens * inFeatures, "\(weight.name): input has \(x.count) values, not \(tokens)x\(inFeatures)")
-        let out = outFeatures, k = inFeatures
-        var y = [Float](repeating: 0, count: tokens * out)
-        x.withUnsafeBufferPointer { xp in
-            y.withUnsafeMutableBufferPointer { yp in
-                let xBase = xp.baseAddress!, yBase = yp.baseAddress!
-                let type = weight.kernelType
-                pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
-                    ck_matmul_rows(xBase, tokens, k, weight.data, type, k, k, rows.lowerBound, rows.upperBound, yBase, out)
+        var y = [Float](repeating: 0, count: tokens * outFeatures)
+        y.withUnsafeMutableBufferPointer { yp in
+            if weight.products == .float32 {
+                x.withUnsafeBufferPointer { multiply($0.baseAddress!, tokens: tokens, into: yp.baseAddress!, pool: pool) }
+            } else if tokens >= Self.bf16GEMMTokens && ck_bf16_products() != 0 {
+                multiplyBF16(x, tokens: tokens, into: yp.baseAddress!, pool: pool)
+            } else {
+                var rounded = x
+                rounded.withUnsafeMutableBufferPointer { r in
+                    ck_round_floats_to_bf16(r.baseAddress!, r.count)
+                    multiply(r.baseAddress!, tokens: tokens, into: yp.baseAddress!, pool: pool)
                 }
             }
         }
         if let bias {
+            let out = outFeatures
             for t in 0..<tokens {
                 for i in 0..<out { y[t * out + i] += bias[i] }
             }
         }
         return y
+    }
+
+    /// The float32 activations' product with the stored weights, split by output rows across the pool. From
+    /// ck_gemm_min_tokens() tokens the activations are packed for the GEMM once, shared by every thread.
+    private func multiply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        let out = outFeatures, k = inFeatures, type = weight.kernelType
+        guard tokens >= ck_gemm_min_tokens() else {
+            pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
+                ck_matmul_rows(x, tokens, k, weight.data, type, k, k, rows.lowerBound, rows.upperBound, y, out)
+            }
+            return
+        }
+        let packed = [Float](unsafeUninitializedCapacity: ck_packed_activation_floats(tokens, k)) { buffer, initialized in
+            let a = buffer.baseAddress!
+            pool.forEachRange(count: ck_activation_groups(tokens), work: tokens * k) { groups in
+                ck_pack_activations(x, tokens, k, k, groups.lowerBound, groups.upperBound, a)
+            }
+            initialized = buffer.count
+        }
+        packed.withUnsafeBufferPointer { a in
+            pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
+                let done = ck_matmul_packed_rows(a.baseAddress!, tokens, weight.data, type, k, k, rows.lowerBound,
+                                                 rows.upperBound, y, out)
+                precondition(done != 0, "\(weight.name): out of memory for GEMM panels")
+            }
+        }
+    }
+
+    /// The activations rounded to bf16 once, then the AVX512_BF16 GEMM on every thread's rows.
+    private func multiplyBF16(_ x: [Float], tokens: Int, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
+        let out = outFeatures, k = inFeatures, padded = (k + 1) / 2 * 2
+        let rounded = [UInt16](unsafeUninitializedCapacity: tokens * padded) { buffer, initialized in
+            x.withUnsafeBufferPointer { ck_round_to_bf16($0.baseAddress!, tokens, k, k, buffer.baseAddress!, padded) }
+            initialized = tokens * padded
+        }
+        let w = weight.data.assumingMemoryBound(to: UInt16.self)
+        rounded.withUnsafeBufferPointer { xb in
+            pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
+                let done = ck_matmul_bf16_rows(xb.baseAddress!, tokens, padded, w, k, k, rows.lowerBound, rows.upperBound, y, out)
+                precondition(done != 0, "\(weight.name): out of memory for bf16 GEMM panels")
+            }
+        }
     }
 }

@@ -8,6 +8,9 @@ public struct MachineLimits: Sendable {
     public var readBandwidth: Double
     /// Float32 multiply-adds counted as two flops, per second, on the kernels in use.
     public var fmaPeak: Double
+    /// vdpbf16ps flops per second (each a pair of bf16 products and their sum counted as four), where the active
+    /// kernels have it (KernelPath.hasBF16Products).
+    public var bf16Peak: Double?
     public var threads: Int
     public var kernels: KernelPath
 
@@ -17,7 +20,7 @@ public struct MachineLimits: Sendable {
         let floats = (bytes ?? threads << 28) / MemoryLayout<Float>.size
         let buffer = [Float](repeating: 1, count: floats)
         let perThread = floats / threads
-        var bandwidth = 0.0, peak = 0.0
+        var bandwidth = 0.0
         buffer.withUnsafeBufferPointer { data in
             for _ in 0..<repeats {
                 let start = ContinuousClock.now
@@ -25,17 +28,20 @@ public struct MachineLimits: Sendable {
                 bandwidth = max(bandwidth, Double(perThread * threads * 4) / (ContinuousClock.now - start).seconds)
             }
         }
-        for _ in 0..<repeats {
-            let iterations = 20_000_000
-            let start = ContinuousClock.now
-            pool.run(tasks: threads) { _ in _ = ck_fma_probe(iterations) }
-            let flops = Double(threads) * flopsPerIteration * Double(iterations)
-            peak = max(peak, flops / (ContinuousClock.now - start).seconds)
+        func peak(_ probe: @escaping @Sendable (Int) -> Double) -> Double {
+            let perIteration = probe(1), iterations = 20_000_000
+            var best = 0.0
+            for _ in 0..<repeats {
+                let start = ContinuousClock.now
+                pool.run(tasks: threads) { _ in _ = probe(iterations) }
+                best = max(best, Double(threads) * perIteration * Double(iterations) / (ContinuousClock.now - start).seconds)
+            }
+            return best
         }
-        return MachineLimits(readBandwidth: bandwidth, fmaPeak: peak, threads: threads, kernels: .active)
+        return MachineLimits(readBandwidth: bandwidth, fmaPeak: peak { ck_fma_probe($0) },
+                             bf16Peak: KernelPath.hasBF16Products ? peak { ck_bf16_probe($0) } : nil,
+                             threads: threads, kernels: .active)
     }
-
-    private static let flopsPerIteration = ck_fma_probe(1)
 }
 
 extension Duration {

@@ -57,6 +57,10 @@ public enum KernelPath: String, CaseIterable, Sendable {
 
     public var isSupported: Bool { ck_kernel_path_supported(path) != 0 }
 
+    /// Whether the active kernels multiply at bf16 precision with AVX512_BF16 (vdpbf16ps); elsewhere bf16
+    /// products run the float32 kernels on rounded activations.
+    public static var hasBF16Products: Bool { ck_bf16_products() != 0 }
+
     /// Why `IDEFICS_KERNELS` was not followed (an unknown name, or kernels this CPU cannot run), if it was not.
     public static var requestProblem: String? { ck_kernel_request_problem().map { String(cString: $0) } }
 

@@ -9,16 +9,26 @@ public struct WeightTensor: @unchecked Sendable {
     public let shape: [Int]
     public let data: UnsafeRawPointer
     public let quantization: QuantizedFormat?
+    /// The precision of activations in products with this matrix (bf16 only ever applies to BF16 weights).
+    public let products: ProductPrecision
     let owner: AnyObject
 
     public init(name: String, dtype: DType, shape: [Int], data: UnsafeRawPointer, owner: AnyObject,
-                quantization: QuantizedFormat? = nil) {
+                quantization: QuantizedFormat? = nil, products: ProductPrecision = .float32) {
+        precondition(products == .float32 || (dtype == .bf16 && quantization == nil), "\(name): bf16 products need BF16 weights")
         self.name = name
         self.dtype = dtype
         self.shape = shape
         self.data = data
         self.owner = owner
         self.quantization = quantization
+        self.products = products
+    }
+
+    /// The same matrix multiplied at `precision` where it applies (BF16 weights; any other keeps float32).
+    public func multiplied(at precision: ProductPrecision) -> WeightTensor {
+        guard dtype == .bf16, quantization == nil, precision != products else { return self }
+        return WeightTensor(name: name, dtype: dtype, shape: shape, data: data, owner: owner, products: precision)
     }
 
     public var count: Int { shape.reduce(1, *) }
@@ -52,6 +62,6 @@ extension WeightTensor {
     /// The same bytes viewed with another shape of the same element count (a conv kernel as a matrix).
     public func reshaped(_ newShape: [Int]) -> WeightTensor {
         precondition(newShape.reduce(1, *) == count && quantization == nil, "\(name): cannot view \(shape) as \(newShape)")
-        return WeightTensor(name: name, dtype: dtype, shape: newShape, data: data, owner: owner)
+        return WeightTensor(name: name, dtype: dtype, shape: newShape, data: data, owner: owner, products: products)
     }
 }

@@ -59,6 +59,41 @@ final class LinearTests: XCTestCase {
         }
     }
 
+    /// bf16 products: x rounded to nearest-even bf16, times the BF16 weights exactly, summed in float32. The
+    /// AVX512_BF16 GEMM (from 20 tokens where the CPU has it) and the float32 kernels on rounded activations (any
+    /// other case) must both give that: within 5e-7 of sum |x w| per value (float32 sums of up to 1,101 terms; the
+    /// worst seen is under 1.5e-7), while the exact float32 product is further away than that (the rounding happened).
+    /// Shapes: streaming and packed, an odd input count, inputs past the 512-input block, rows past the 256-row block.
+    func testBF16ProductsEqualExactProductsOfRoundedActivations() {
+        let pool = WorkerPool(threads: 2)
+        var roundingSeen = false
+        for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (19, 64, 1000), (25, 530, 260), (24, 300, 1101), (40, 33, 2048)] {
+            let (stored, exact) = makeWeight(rows: rows, cols: cols, dtype: .bf16, seed: UInt64(rows * cols + 1))
+            let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+            let rounded = x.map { value -> Float in
+                let bits = value.bitPattern
+                return Float(bitPattern: (bits &+ 0x7fff &+ ((bits >> 16) & 1)) & 0xffff_0000)
+            }
+            let y = Linear(weight: stored.multiplied(at: .bfloat16))(x, tokens: tokens, pool: pool)
+            for t in 0..<tokens {
+                for r in 0..<rows {
+                    var expected = 0.0, magnitude = 0.0, unrounded = 0.0
+                    for k in 0..<cols {
+                        let w = Double(exact[r * cols + k])
+                        expected += Double(rounded[t * cols + k]) * w
+                        magnitude += abs(Double(rounded[t * cols + k]) * w)
+                        unrounded += Double(x[t * cols + k]) * w
+                    }
+                    XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 5e-7 * magnitude,
+                                   "\(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
+                    roundingSeen = roundingSeen || abs(Double(y[t * rows + r]) - unrounded) > 5e-7 * magnitude
+                }
+            }
+        }
+        XCTAssertTrue(roundingSeen, "bf16 products gave the float32 products")
+        XCTAssertEqual(makeWeight(rows: 2, cols: 2, dtype: .f16, seed: 1).0.multiplied(at: .bfloat16).products, .float32)
+    }
+
     /// Q8_0 and Q4_0 matrices through the same shapes: the product equals the naive one over the dequantized
     /// weights (the kernels must read every block, scale, nibble and partial last block right). Each dequantized weight is within half a step d of the original for Q8_0
     /// (d = max|w| / 127) and within one step for Q4_0 (d = max|w| / 8: the end opposite the largest magnitude is

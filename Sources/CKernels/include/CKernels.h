@@ -37,6 +37,34 @@ const char *ck_kernel_request_problem(void);
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
                     ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
 
+/// The packed GEMM with the activations prepared once per call, not once per thread: from ck_gemm_min_tokens()
+/// tokens, ck_pack_activations lays X [T, K] (row stride ldx) out as ck_activation_groups(T) groups of the active
+/// kernels' register tile (groups [g0, g1) per call, so that threads can share the work) in A, of
+/// ck_packed_activation_floats(T, K) floats; ck_matmul_packed_rows then gives ck_matmul_rows's Y for rows
+/// [row_begin, row_end) from A (0 if its scratch could not be allocated). Below that many tokens ck_matmul_rows
+/// streams the weights instead.
+ptrdiff_t ck_gemm_min_tokens(void);
+ptrdiff_t ck_activation_groups(ptrdiff_t T);
+size_t ck_packed_activation_floats(ptrdiff_t T, ptrdiff_t K);
+void ck_pack_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0, ptrdiff_t g1, float *A);
+int ck_matmul_packed_rows(const float *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
+                          ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
+
+/// Products with BF16 weights at bf16 precision (activations rounded to bf16, products exact, float32 sums), as
+/// torch computes a bf16 model. ck_bf16_products says whether the active kernels have the AVX512_BF16 GEMM
+/// (vdpbf16ps); ck_matmul_bf16_rows is that GEMM, Y[t, r] = sum_k X[t, k] * W[r, k] for rows [row_begin, row_end),
+/// with X the rounded activations, bf16 [T][ldx] with ldx even and zero past K; it returns 0 (and does nothing)
+/// without AVX512_BF16 or if its scratch could not be allocated. Elsewhere the same products are the float32
+/// kernels' on activations rounded in place by ck_round_floats_to_bf16 (exact products: the sums differ only in
+/// their float32 rounding).
+int ck_bf16_products(void);
+int ck_matmul_bf16_rows(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
+                        ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
+/// X [T, K] (row stride ldx) rounded to nearest even bf16 into out [T][ldo], zeros in columns [K, ldo).
+void ck_round_to_bf16(const float *X, ptrdiff_t T, ptrdiff_t K, ptrdiff_t ldx, uint16_t *out, ptrdiff_t ldo);
+/// x[i] = the float32 value of bf16(x[i]), rounded to nearest even.
+void ck_round_floats_to_bf16(float *x, ptrdiff_t n);
+
 /// Converts the first n weights of a row (any format) to float32.
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst);
 /// Quantizes n floats to Q8_0 blocks as llama.cpp does (d = max|x| / 127, q = round(x / d), d stored as f16).
@@ -78,6 +106,8 @@ int ck_attention(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, con
 /// Machine-limit probes for benchmarks (single-threaded; run one per thread for a machine figure): `iterations`
 /// rounds of independent FMAs with the active kernels, returning the flops done; a read of n floats, returning bytes.
 double ck_fma_probe(long iterations);
+/// The same for vdpbf16ps (a pair of bf16 products and their sum: 4 flops per lane); 0 without ck_bf16_products.
+double ck_bf16_probe(long iterations);
 double ck_read_probe(const float *data, ptrdiff_t n);
 
 /// Tells the CPU that this thread is spinning (less power, and the sibling hyper-thread runs faster).

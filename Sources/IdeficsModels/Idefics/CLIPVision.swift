@@ -18,7 +18,7 @@ public struct CLIPVision: Sendable {
         classEmbedding = try checkpoint.floats(prefix + "embeddings.class_embedding", count: hidden)
         let kernel = try checkpoint.tensor(prefix + "embeddings.patch_embedding.weight",
                                            shape: [hidden, config.channelCount, patch, patch])
-        patchEmbedding = Linear(weight: kernel.reshaped([hidden, config.channelCount * patch * patch]))
+        patchEmbedding = Linear(weight: kernel.reshaped([hidden, config.channelCount * patch * patch]).multiplied(at: checkpoint.products))
         positionEmbedding = try checkpoint.tensor(prefix + "embeddings.position_embedding.weight",
                                                   shape: [config.patchCount + 1, hidden]).floats()
         preNormWeight = try checkpoint.floats(prefix + "pre_layrnorm.weight", count: hidden)

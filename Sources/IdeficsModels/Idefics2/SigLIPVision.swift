@@ -16,7 +16,7 @@ public struct SigLIPVision: Sendable {
         self.config = config
         let kernel = try checkpoint.tensor(prefix + "embeddings.patch_embedding.weight",
                                            shape: [hidden, config.channelCount, patch, patch])
-        patchEmbedding = Linear(weight: kernel.reshaped([hidden, config.channelCount * patch * patch]),
+        patchEmbedding = Linear(weight: kernel.reshaped([hidden, config.channelCount * patch * patch]).multiplied(at: checkpoint.products),
                                 bias: try checkpoint.floats(prefix + "embeddings.patch_embedding.bias", count: hidden))
         positionEmbedding = try checkpoint.tensor(prefix + "embeddings.position_embedding.weight",
                                                   shape: [config.patchesPerSide * config.patchesPerSide, hidden])
