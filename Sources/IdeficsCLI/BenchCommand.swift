@@ -78,8 +78,9 @@ struct BenchCommand: ParsableCommand {
         let imageRate = imageSeconds > 0 ? figures.imageFlops(patches: patches) / imageSeconds : 0
         let prefillRate = t.prefillSeconds > 0 ? figures.prefillFlops(tokens: t.promptTokens) / t.prefillSeconds : 0
         let decodeRate = figures.bytesPerDecodedToken * t.decodeTokensPerSecond
-        Terminal.write(String(format: "machine: read=%.1f GB/s fma_peak=%.0f GFLOP/s (%d threads, %@ kernels)\n",
-                     limits.readBandwidth / 1e9, limits.fmaPeak / 1e9, limits.threads, limits.kernels.rawValue))
+        let bf16 = limits.bf16Peak.map { String(format: " bf16_dot_peak=%.0f GFLOP/s", $0 / 1e9) } ?? ""
+        Terminal.write(String(format: "machine: read=%.1f GB/s fma_peak=%.0f GFLOP/s%@ (%d threads, %@ kernels)\n",
+                     limits.readBandwidth / 1e9, limits.fmaPeak / 1e9, bf16, limits.threads, limits.kernels.rawValue))
         Terminal.write(String(format: "image_encode=%.0f GFLOP/s (%.0f%% of FMA peak, %d patches) prefill=%.0f GFLOP/s "
                      + "(%.0f%%) decode=%.1f GB/s of weights (%.0f%% of read bandwidth)\n",
                      imageRate / 1e9, 100 * imageRate / limits.fmaPeak, patches.reduce(0, +), prefillRate / 1e9,

@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "With --quantize: quantize the vision tower and the connector too.")
     var quantizeVision = false
 
-    @Option(help: "Precision of activations in products with BF16 weights: f32 (exact) or bf16 (rounded to bf16 as torch runs a bf16 model; twice as fast where the CPU has AVX512_BF16).")
+    @Option(help: "Precision of activations in products with BF16 weights: f32 (exact) or bf16 (rounded to bf16 as torch runs a bf16 model; vdpbf16ps where the CPU has AVX512_BF16).")
     var matmulPrecision: ProductPrecision = .float32
 
     func validate() throws {

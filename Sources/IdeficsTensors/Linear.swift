@@ -2,7 +2,8 @@ import CKernels
 
 /// The precision of activations entering matrix products. float32: exact products whatever the stored weights.
 /// bf16 (BF16 weights only): activations rounded to bf16 first, as torch computes a bf16 model; the products stay
-/// exact and the sums float32, and CPUs with AVX512_BF16 run them with vdpbf16ps at twice the FMA rate.
+/// exact and the sums float32. CPUs with AVX512_BF16 run them with vdpbf16ps (not faster everywhere: on Emerald
+/// Rapids it does half the flops of the float32 FMA).
 public enum ProductPrecision: String, Sendable, CaseIterable {
     case float32 = "f32"
     case bfloat16 = "bf16"
@@ -23,10 +24,6 @@ public struct Linear: Sendable {
         self.bias = bias
     }
 
-    /// Tokens from which the AVX512_BF16 GEMM beats rounding the activations for the float32 kernels (which
-    /// stream the weights once below the packed GEMM's threshold).
-    static let bf16GEMMTokens = 20
-
     /// x is [tokens, in] row-major; returns [tokens, out].
     public func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
         precondition(x.count == tokens * inFeatures, "\(weight.name): input has \(x.count) values, not \(tokens)x\(inFeatures)")
@@ -34,7 +31,7 @@ public struct Linear: Sendable {
         y.withUnsafeMutableBufferPointer { yp in
             if weight.products == .float32 {
                 x.withUnsafeBufferPointer { multiply($0.baseAddress!, tokens: tokens, into: yp.baseAddress!, pool: pool) }
-            } else if tokens >= Self.bf16GEMMTokens && ck_bf16_products() != 0 {
+            } else if tokens >= ck_gemm_min_tokens() && ck_bf16_products() != 0 { // below it the weights stream
                 multiplyBF16(x, tokens: tokens, into: yp.baseAddress!, pool: pool)
             } else {
                 var rounded = x
