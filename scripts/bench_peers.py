@@ -6,7 +6,11 @@ runs out of memory is reported as such instead of taking the machine down.
 
 Usage:
   .venv/bin/python scripts/bench_peers.py MODEL_DIR IMAGE [--split] [--new-tokens 8] [--mem-gb 22]
-      [--engines swift,transformers,mistralrs] [--swift .build/release/idefics]
+      [--engines swift,transformers,mistralrs] [--swift .build/release/idefics] [--quantize q8|q4]
+
+--quantize quantizes the language model as it loads, to the same block formats in both engines that can: llama.cpp's
+Q8_0 / Q4_0 (swift-idefics `--quantize`, mistral.rs `in_situ_quant`); transformers has no CPU path for them and is
+skipped.
 
 The prompt is the chat turn "What do we see in this image?" after the image (generation greedy, eos ignored where
 the engine allows). TTFT counts from the request to the first generated token, model load excluded.
@@ -24,7 +28,8 @@ PROMPT = "What do we see in this image?"
 
 def run_swift(args):
     cmd = [args.swift, "bench", "--model", args.model, "--image", args.image, "--prompt-tokens", "8",
-           "--new-tokens", str(args.new_tokens), "--no-machine-limits"] + (["--image-splitting"] if args.split else [])
+           "--new-tokens", str(args.new_tokens), "--no-machine-limits"] + (["--image-splitting"] if args.split else []) + \
+          (["--quantize", args.quantize] if args.quantize else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     fields = dict(item.split("=", 1) for item in out.split() if "=" in item)
     image = float(fields["image_encode"].rstrip("s"))
@@ -78,7 +83,8 @@ def run_mistralrs(args):
     import base64
     from mistralrs import ChatCompletionRequest, MultimodalArchitecture, Runner, Which
 
-    runner = Runner(which=Which.MultimodalPlain(model_id=args.model, arch=MultimodalArchitecture.Idefics2))
+    runner = Runner(which=Which.MultimodalPlain(model_id=args.model, arch=MultimodalArchitecture.Idefics2),
+                    in_situ_quant={"q8": "Q8_0", "q4": "Q4_0"}.get(args.quantize))
     with open(args.image, "rb") as f:
         url = "data:image/jpeg;base64," + base64.b64encode(f.read()).decode()
 
@@ -119,6 +125,7 @@ def main():
     ap.add_argument("--timeout-min", type=float, default=30, help="per engine; a peer still running is stopped")
     ap.add_argument("--engines", default="swift,transformers,mistralrs")
     ap.add_argument("--swift", default=".build/release/idefics")
+    ap.add_argument("--quantize", choices=["q8", "q4"])
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -128,9 +135,12 @@ def main():
         if engine == "mistralrs" and is_idefics_v1(args.model):
             rows.append((engine, None, "not run: mistral.rs has no Idefics v1 (IdeficsForVisionText2Text) architecture"))
             continue
+        if engine == "transformers" and args.quantize:
+            rows.append((engine, None, f"not run: no CPU path for {args.quantize} block weights"))
+            continue
         cmd = ["prlimit", f"--as={int(args.mem_gb * 2**30)}", sys.executable, __file__, args.model, args.image,
                "--new-tokens", str(args.new_tokens), "--swift", args.swift, "--child", engine] + \
-              (["--split"] if args.split else [])
+              (["--split"] if args.split else []) + (["--quantize", args.quantize] if args.quantize else [])
         started = time.time()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout_min * 60)
@@ -151,7 +161,8 @@ def main():
         return "–" if value is None else format(value, spec)
 
     print(f"\nmodel {os.path.basename(args.model.rstrip('/'))}, image {os.path.basename(args.image)}"
-          f"{' split' if args.split else ''}, {args.new_tokens} new tokens\n")
+          f"{' split' if args.split else ''}, {args.new_tokens} new tokens"
+          f"{', ' + args.quantize if args.quantize else ''}\n")
     print("| engine | time to first token | image encode | prompt tokens | prefill | decode | peak RSS |")
     print("|---|---|---|---|---|---|---|")
     for engine, r, failure in rows:

@@ -113,6 +113,16 @@ float *ck_thread_scratch(size_t floats) {
 
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
                     ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
+#if defined(__x86_64__)
+    if (T < CK_PACK_MIN_TOKENS && ck_is_quantized(wtype) && ck_int8_vnni()) {
+        void *A = ck_thread_scratch((ck_int8_activation_bytes_vnni(T, K) + 3) / 4);
+        if (A) {
+            ck_quantize_activations_vnni(X, T, ldx, K, wtype, 0, T, A);
+            ck_matmul_int8_rows_vnni(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+            return;
+        }
+    }
+#endif
     kernels()->matmul_rows(X, T, ldx, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
 }
 ptrdiff_t ck_gemm_min_tokens(void) { return CK_PACK_MIN_TOKENS; }
@@ -128,6 +138,35 @@ int ck_matmul_packed_rows(const float *A, ptrdiff_t T, const void *W, ck_dtype w
     return kernels()->matmul_packed_rows(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
 }
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst) { kernels()->to_f32(src, type, n, dst); }
+
+size_t ck_int8_activation_bytes(ptrdiff_t T, ptrdiff_t K) {
+#if defined(__x86_64__)
+    if (ck_int8_vnni()) return ck_int8_activation_bytes_vnni(T, K);
+#endif
+    return kernels()->int8_activation_bytes(T, K);
+}
+void ck_quantize_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ck_dtype wtype, ptrdiff_t t0,
+                             ptrdiff_t t1, void *A) {
+#if defined(__x86_64__)
+    if (ck_int8_vnni()) return ck_quantize_activations_vnni(X, T, ldx, K, wtype, t0, t1, A);
+#endif
+    kernels()->quantize_activations(X, T, ldx, K, t0, t1, A);
+}
+void ck_matmul_int8_rows(const void *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
+                         ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
+#if defined(__x86_64__)
+    if (ck_int8_vnni()) return ck_matmul_int8_rows_vnni(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+#endif
+    kernels()->matmul_int8_rows(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+}
+
+int ck_int8_vnni(void) {
+#if defined(__x86_64__)
+    return ck_kernel_path_active() == CK_PATH_AVX512 && __builtin_cpu_supports("avx512vnni");
+#else
+    return 0;
+#endif
+}
 
 int ck_bf16_products(void) {
 #if defined(__x86_64__)

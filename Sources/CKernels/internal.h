@@ -11,6 +11,10 @@ typedef struct {
     void (*pack_activations)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
     int (*matmul_packed_rows)(const float *, ptrdiff_t, const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                               float *, ptrdiff_t);
+    size_t (*int8_activation_bytes)(ptrdiff_t, ptrdiff_t);
+    void (*quantize_activations)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *);
+    void (*matmul_int8_rows)(const void *, ptrdiff_t, const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
+                             float *, ptrdiff_t);
     void (*to_f32)(const void *, ck_dtype, ptrdiff_t, float *);
     float (*dot)(const float *, const float *, ptrdiff_t);
     void (*axpy)(float, const float *, float *, ptrdiff_t);
@@ -57,4 +61,11 @@ extern const ck_table ck_kernels_avx512;
 int ck_matmul_bf16_rows_avx512bf16(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K,
                                    ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 double ck_bf16_probe_avx512bf16(long iterations);
+/// int8_vnni.c, for CPUs with AVX512_VNNI (ck_int8_vnni): the int8 products of ck_quantize_activations and
+/// ck_matmul_int8_rows in that file's own layout of the activations.
+size_t ck_int8_activation_bytes_vnni(ptrdiff_t T, ptrdiff_t K);
+void ck_quantize_activations_vnni(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ck_dtype wtype, ptrdiff_t t0,
+                                  ptrdiff_t t1, void *A);
+void ck_matmul_int8_rows_vnni(const void *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
+                              ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 #endif

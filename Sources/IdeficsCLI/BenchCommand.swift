@@ -79,8 +79,9 @@ struct BenchCommand: ParsableCommand {
         let prefillRate = t.prefillSeconds > 0 ? figures.prefillFlops(tokens: t.promptTokens) / t.prefillSeconds : 0
         let decodeRate = figures.bytesPerDecodedToken * t.decodeTokensPerSecond
         let bf16 = limits.bf16Peak.map { String(format: " bf16_dot_peak=%.0f GFLOP/s", $0 / 1e9) } ?? ""
-        Terminal.write(String(format: "machine: read=%.1f GB/s fma_peak=%.0f GFLOP/s%@ (%d threads, %@ kernels)\n",
-                     limits.readBandwidth / 1e9, limits.fmaPeak / 1e9, bf16, limits.threads, limits.kernels.rawValue))
+        let int8 = KernelPath.hasInt8DotProducts ? ", VNNI int8 products" : ""
+        Terminal.write(String(format: "machine: read=%.1f GB/s fma_peak=%.0f GFLOP/s%@ (%d threads, %@ kernels%@)\n",
+                     limits.readBandwidth / 1e9, limits.fmaPeak / 1e9, bf16, limits.threads, limits.kernels.rawValue, int8))
         Terminal.write(String(format: "image_encode=%.0f GFLOP/s (%.0f%% of FMA peak, %d patches) prefill=%.0f GFLOP/s "
                      + "(%.0f%%) decode=%.1f GB/s of weights (%.0f%% of read bandwidth)\n",
                      imageRate / 1e9, 100 * imageRate / limits.fmaPeak, patches.reduce(0, +), prefillRate / 1e9,

@@ -55,8 +55,24 @@ public struct Linear: Sendable {
     private func multiply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         let out = outFeatures, k = inFeatures, type = weight.kernelType
         guard tokens >= ck_gemm_min_tokens() else {
-            pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
-                ck_matmul_rows(x, tokens, k, weight.data, type, k, k, rows.lowerBound, rows.upperBound, y, out)
+            guard weight.quantization != nil else {
+                pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
+                    ck_matmul_rows(x, tokens, k, weight.data, type, k, k, rows.lowerBound, rows.upperBound, y, out)
+                }
+                return
+            }
+            // Integer products: the activations quantized to int8 blocks once, shared by every thread.
+            let quantized = [UInt8](unsafeUninitializedCapacity: ck_int8_activation_bytes(tokens, k)) { buffer, initialized in
+                let a = UnsafeMutableRawPointer(buffer.baseAddress!)
+                pool.forEachRange(count: tokens, work: tokens * k * 4) { t in
+                    ck_quantize_activations(x, tokens, k, k, type, t.lowerBound, t.upperBound, a)
+                }
+                initialized = buffer.count
+            }
+            quantized.withUnsafeBytes { a in
+                pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
+                    ck_matmul_int8_rows(a.baseAddress!, tokens, weight.data, type, k, k, rows.lowerBound, rows.upperBound, y, out)
+                }
             }
             return
         }

@@ -61,6 +61,10 @@ public enum KernelPath: String, CaseIterable, Sendable {
     /// products run the float32 kernels on rounded activations.
     public static var hasBF16Products: Bool { ck_bf16_products() != 0 }
 
+    /// Whether the active kernels take the integer products of quantized weights with AVX512_VNNI (vpdpbusd);
+    /// elsewhere AVX2's maddubs or a portable loop.
+    public static var hasInt8DotProducts: Bool { ck_int8_vnni() != 0 }
+
     /// Why `IDEFICS_KERNELS` was not followed (an unknown name, or kernels this CPU cannot run), if it was not.
     public static var requestProblem: String? { ck_kernel_request_problem().map { String(cString: $0) } }
 

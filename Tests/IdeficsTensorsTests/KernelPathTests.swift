@@ -7,8 +7,9 @@ import XCTest
 final class KernelPathTests: XCTestCase {
     func testRequestedKernelsAreTheOnesRunning() {
         XCTAssertTrue(KernelPath.portable.isSupported)
-        let cpuHasBF16 = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.contains(" avx512_bf16") ?? false
-        XCTAssertEqual(KernelPath.hasBF16Products, KernelPath.active == .avx512 && cpuHasBF16)
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        XCTAssertEqual(KernelPath.hasBF16Products, KernelPath.active == .avx512 && flags.contains(" avx512_bf16"))
+        XCTAssertEqual(KernelPath.hasInt8DotProducts, KernelPath.active == .avx512 && flags.contains(" avx512_vnni"))
         XCTAssertTrue(KernelPath.active.isSupported)
         if let requested = ProcessInfo.processInfo.environment["IDEFICS_KERNELS"], !requested.isEmpty {
             if let path = KernelPath(rawValue: requested), !path.isSupported {

@@ -65,6 +65,19 @@ void ck_round_to_bf16(const float *X, ptrdiff_t T, ptrdiff_t K, ptrdiff_t ldx, u
 /// x[i] = the float32 value of bf16(x[i]), rounded to nearest even.
 void ck_round_floats_to_bf16(float *x, ptrdiff_t n);
 
+/// Products with quantized weights below ck_gemm_min_tokens() tokens, with the activations quantized to int8 blocks
+/// once per call (as llama.cpp's Q8_0 x Q8_0 and Q4_0 x Q8_0: per block of 32 d = max|x| / 127, q = round(x / d)),
+/// not once per thread: ck_quantize_activations writes tokens [t0, t1) of X [T, K] (row stride ldx) for weights of
+/// `wtype` into A, of ck_int8_activation_bytes(T, K) bytes (a layout of the active kernels'); ck_matmul_int8_rows
+/// then gives ck_matmul_rows's Y for rows [row_begin, row_end).
+size_t ck_int8_activation_bytes(ptrdiff_t T, ptrdiff_t K);
+void ck_quantize_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ck_dtype wtype, ptrdiff_t t0,
+                             ptrdiff_t t1, void *A);
+void ck_matmul_int8_rows(const void *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
+                         ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
+/// Whether the active kernels multiply quantized weights with AVX512_VNNI's int8 dot products (vpdpbusd) when streaming.
+int ck_int8_vnni(void);
+
 /// Converts the first n weights of a row (any format) to float32.
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst);
 /// Quantizes n floats to Q8_0 blocks as llama.cpp does (d = max|x| / 127, q = round(x / d), d stored as f16).
