@@ -186,8 +186,8 @@ INLINE void tile(const step_x *x, ptrdiff_t steps, ptrdiff_t full, const unsigne
 #pragma clang loop unroll(full) // keeps acc in registers
         for (int r = 0; r < NR; r++) {
             const unsigned char *block = W + (size_t)(r0 + r) * row_bytes + (size_t)s * step_bytes;
-            _mm_prefetch((const char *)block + PREFETCH, _MM_HINT_T0);
-            if (type == CK_Q8_0) _mm_prefetch((const char *)block + PREFETCH + 64, _MM_HINT_T0);
+            // Every cache line of the step PREFETCH bytes ahead (a step is 72-136 bytes, not a whole line).
+            for (size_t line = 0; line < step_bytes + 63; line += 64) _mm_prefetch((const char *)block + PREFETCH + line, _MM_HINT_T0);
             const step_w w = count == GROUP ? load_step(block, type, GROUP) : load_step(block, type, count);
 #pragma clang loop unroll(full)
             for (int t = 0; t < NT; t++) acc[r][t] = step_product(acc[r][t], &w, x + t * steps + s, type);

@@ -25,8 +25,8 @@ public final class Pipeline: @unchecked Sendable {
 
     /// `pathOrID`: a checkpoint folder or a model id in the local Hugging Face cache (at `revision`, a branch, tag
     /// or commit of the cache's `refs/`). The folder's kind is checked from config.json before any weight is mapped.
-    /// `quantize` quantizes the language model's matrices as they load (and the vision tower's and connector's with
-    /// `quantizeVision`); the stored weights they came from are not kept in memory. `products`: the precision of
+    /// `quantize` quantizes the language model's and the connector's matrices as they load (and the vision tower's
+    /// with `quantizeVision`); the stored weights they came from are not kept in memory. `products`: the precision of
     /// activations in products with BF16 matrices (bf16 as torch runs a bf16 model: faster, not exact).
     public convenience init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantize: QuantizedFormat? = nil,
                             quantizeVision: Bool = false, products: ProductPrecision = .float32) throws {

@@ -15,7 +15,7 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Quantize the language model's float weights as they load: q8 (llama.cpp's Q8_0, 8.5 bits per weight) or q4 (Q4_0, 4.5 bits).")
     var quantize: QuantizedFormat?
 
-    @Flag(help: "With --quantize: quantize the vision tower and the connector too.")
+    @Flag(help: "With --quantize: quantize the vision tower too (the connector is quantized with the language model).")
     var quantizeVision = false
 
     @Option(help: "Precision of activations in products with BF16 weights: f32 (exact) or bf16 (rounded to bf16 as torch runs a bf16 model; vdpbf16ps where the CPU has AVX512_BF16).")

@@ -22,7 +22,7 @@ struct QuantizeCommand: ParsableCommand {
     @Option(help: "q8 (llama.cpp's Q8_0, 8.5 bits per weight) or q4 (Q4_0, 4.5 bits).")
     var type: QuantizedFormat
 
-    @Flag(help: "Quantize the vision tower and the connector too.")
+    @Flag(help: "Quantize the vision tower too (the connector is quantized with the language model).")
     var quantizeVision = false
 
     @Option(parsing: .unconditional, help: "Worker threads (default and most: one per processor).")

@@ -45,7 +45,9 @@ final class OutputPathTests: XCTestCase {
         let run = try CLI.run(["quantize", "--model", CLI.demoModel.path, "--output", output.path, "--type", "q8"])
         XCTAssertEqual(run.status, 0, run.stderr)
         XCTAssertTrue(run.stderr.contains("writing \(output.path): 100%"), run.stderr)
-        XCTAssertTrue(run.stderr.contains("(\(4 * 7 + 1) quantized)"), run.stderr) // four layers and the head
+        // Four layers, the head, and the connector: its projection and its perceiver's two layers.
+        let matrices = 4 * 7 + 1 + 3 + 2 * 7
+        XCTAssertTrue(run.stderr.contains("(\(matrices) quantized)"), run.stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["demo-q8"], "no staging folder left")
         let prompt = ["--prompt", "<image>What shape is this?", "--image", CLI.exampleImage, "--max-new-tokens", "4", "--json"]
         let fromFolder = try CLI.run(["generate", "--model", output.path] + prompt)

@@ -35,7 +35,8 @@ final class CheckpointQuantizerTests: XCTestCase {
         for format in QuantizedFormat.targets {
             let output = try temporaryDirectory().appendingPathComponent("out-\(format.rawValue)")
             let summary = try CheckpointQuantizer.write(from: input.path, to: output.path, format: format, threads: 2)
-            XCTAssertEqual(summary.quantizedTensors, 3 * 7 + 1) // three layers' matrices and the head
+            // Three layers' matrices, the head, and the connector's: its projection and its perceiver's 3 layers.
+            XCTAssertEqual(summary.quantizedTensors, 3 * 7 + 1 + 3 + 3 * 7)
             let written = try Pipeline(pathOrID: output.path, threads: 2)
             XCTAssertEqual(written.checkpoint.storedQuantization, .blocks(format))
             try assertSameMatrices(written, Pipeline(pathOrID: input.path, threads: 2, quantize: format), format)
@@ -115,8 +116,8 @@ final class CheckpointQuantizerTests: XCTestCase {
             return errorText { try Pipeline(pathOrID: output.path, threads: 1) }
         }
         let q4 = try loading(with: ["quant_method": "swift-idefics", "format": "q4_0"])
-        XCTAssertTrue(q4.hasSuffix("model.text_model.layers.0.self_attn.q_proj.weight: shape [32, 34] is not [32, 18], the bytes "
-                                  + "of 32 rows of 32 weights in quantization_config's format q4_0"), q4)
+        XCTAssertTrue(q4.hasSuffix("model.connector.modality_projection.gate_proj.weight: shape [64, 34] is not [64, 18], the "
+                                  + "bytes of 64 rows of 32 weights in quantization_config's format q4_0"), q4)
         XCTAssertTrue(try loading(with: ["quant_method": "swift-idefics", "format": "q5_k"])
             .contains("field quantization_config.format is \"q5_k\": this block format is not supported (supported: q4_0, q8_0)"))
         XCTAssertTrue(try loading(with: ["quant_method": "swift-idefics", "format": "q8_0", "block_size": 64])
@@ -126,7 +127,7 @@ final class CheckpointQuantizerTests: XCTestCase {
         config.removeValue(forKey: "quantization_config")
         try JSONSerialization.data(withJSONObject: config).write(to: configURL)
         XCTAssertTrue(errorText { try Pipeline(pathOrID: output.path, threads: 1) }.contains(
-            "tensor model.text_model.layers.0.self_attn.q_proj.weight: dtype U8 (blocks of quantized weights?), but "
+            "tensor model.connector.modality_projection.gate_proj.weight: dtype U8 (blocks of quantized weights?), but "
                 + "config.json has no quantization_config saying their format"))
     }
 }

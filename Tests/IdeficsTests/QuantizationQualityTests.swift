@@ -4,8 +4,8 @@ import TestSupport
 import XCTest
 
 /// What load-time quantization costs the demo model: the next-token distribution at each evaluation answer's first
-/// token, against the stored (F32) weights. Measured on these 15 items: mean KL divergence 3.3e-6 nats for Q8_0
-/// (5.3e-6 with the vision tower and connector too) and 2.9e-4 for Q4_0, every top-1 choice kept; the bounds leave a
+/// token, against the stored (F32) weights. Measured on these 15 items: mean KL divergence 2.4e-6 nats for Q8_0
+/// (5.2e-6 with the vision tower too) and 2.8e-4 for Q4_0, every top-1 choice kept; the bounds leave a
 /// ~10-15x margin for other machines' rounding while still failing for a wrong scale or a misread block.
 final class QuantizationQualityTests: XCTestCase {
     private func distributions(_ pipeline: Pipeline, _ items: [EvaluationItem]) throws -> [[Double]] {
