@@ -148,14 +148,20 @@ size_t ck_int8_activation_bytes(ptrdiff_t T, ptrdiff_t K) {
 void ck_quantize_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ck_dtype wtype, ptrdiff_t t0,
                              ptrdiff_t t1, void *A) {
 #if defined(__x86_64__)
-    if (ck_int8_vnni()) return ck_quantize_activations_vnni(X, T, ldx, K, wtype, t0, t1, A);
+    if (ck_int8_vnni()) {
+        ck_quantize_activations_vnni(X, T, ldx, K, wtype, t0, t1, A);
+        return;
+    }
 #endif
     kernels()->quantize_activations(X, T, ldx, K, t0, t1, A);
 }
 void ck_matmul_int8_rows(const void *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
                          ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
 #if defined(__x86_64__)
-    if (ck_int8_vnni()) return ck_matmul_int8_rows_vnni(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+    if (ck_int8_vnni()) {
+        ck_matmul_int8_rows_vnni(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+        return;
+    }
 #endif
     kernels()->matmul_int8_rows(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
 }
