@@ -113,16 +113,6 @@ float *ck_thread_scratch(size_t floats) {
 
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
                     ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
-#if defined(__x86_64__)
-    if (T < CK_PACK_MIN_TOKENS && ck_is_quantized(wtype) && ck_int8_vnni()) {
-        void *A = ck_thread_scratch((ck_int8_activation_bytes_vnni(T, K) + 3) / 4);
-        if (A) {
-            ck_quantize_activations_vnni(X, T, ldx, K, wtype, 0, T, A);
-            ck_matmul_int8_rows_vnni(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
-            return;
-        }
-    }
-#endif
     kernels()->matmul_rows(X, T, ldx, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
 }
 ptrdiff_t ck_gemm_min_tokens(void) { return CK_PACK_MIN_TOKENS; }
