@@ -22,9 +22,29 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
         var pending: [Int]
         var prefillSeconds = 0.0
         var decodeStart: ContinuousClock.Instant?
+        /// With prompt log-probabilities: the logits of the last prompt token run so far, which predict the next.
+        var carried: [Float]?
+
+        /// Records the log-probability of each of `chunk`'s tokens under the logits before it (`logits`: one row per
+        /// token of the chunk); returns the last row, the logits that choose the first generated token.
+        mutating func scorePrompt(_ chunk: [Int], logits: [Float]) -> [Float] {
+            let vocabulary = logits.count / chunk.count
+            for (i, token) in chunk.enumerated() {
+                state.output.promptLogprobs.append(carried.map { LogitsProcessors.logProbability(of: token, in: $0[...]) })
+                carried = Array(logits[i * vocabulary..<(i + 1) * vocabulary])
+            }
+            return carried!
+        }
+    }
+
+    /// A row that could not go on, and why.
+    public struct Failure {
+        public let id: Int
+        public let error: Error
     }
 
     private var rows: [Row] = []
+    private var failures: [Failure] = []
     /// Sessions of rows that left, for a caller that keeps them (a prefix cache): `takeRetired` empties it.
     private var retired: [DecoderSession] = []
     private let clock = ContinuousClock()
@@ -55,6 +75,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
                              text: Text) throws -> Int {
         precondition(!rows.contains { $0.id == id }, "row \(id) is in the batch already")
         var session = session
+        if parameters.promptLogprobs { session.truncate(to: 0) } // every prompt token's logits are needed
         var state = try SequenceState(prompt: prompt, contextLength: session.contextLength, parameters: parameters, text: text)
         session.reserve(positions: prompt.count + state.limit)
         let pending = session.reusePrefix(of: prompt)
@@ -64,13 +85,22 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     }
 
     /// One batched decoder call: every decoding row's next token, and the next chunk of the oldest prefilling row
-    /// (whose first token comes with its last chunk). Rows that finish leave.
+    /// (whose first token comes with its last chunk). Rows that finish leave; a row that cannot go on (its tokens
+    /// do not fit the context or its images, its logits are not finite) leaves alone, its error kept for
+    /// `takeFailures`, and the others run on.
     public mutating func step() throws -> [Event] {
         guard !rows.isEmpty else { return [] }
         let chunked = rows.firstIndex { !$0.pending.isEmpty }
-        let running = rows.indices.filter { rows[$0].pending.isEmpty || $0 == chunked }
-        let tokens = running.map { index in
-            index == chunked ? Array(rows[index].pending.prefix(prefillChunk)) : [rows[index].state.history.last!]
+        var leaving = [Int: Error?]() // row index: nil when finished, the error when failed
+        var running = [Int](), tokens = [[Int]]()
+        for index in rows.indices where rows[index].pending.isEmpty || index == chunked {
+            let next = index == chunked ? Array(rows[index].pending.prefix(prefillChunk)) : [rows[index].state.history.last!]
+            do {
+                try rows[index].session.check(next)
+                (running, tokens) = (running + [index], tokens + [next])
+            } catch {
+                leaving[index] = error
+            }
         }
         // The sessions are handed over for the call, so that each cache grows in place (a second reference left in
         // `rows` would make the first append copy the whole cache), and handed back before anything else can throw.
@@ -79,31 +109,44 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
             return rows[index].session
         }
         let start = clock.now
-        let result = Result { try DecoderSession.step(&sessions, rows: Array(sessions.indices), tokens: tokens) }
+        let everyLogit = Set(running.indices.filter { running[$0] == chunked && rows[running[$0]].state.parameters.promptLogprobs })
+        let result = Result {
+            try DecoderSession.step(&sessions, rows: Array(sessions.indices), tokens: tokens, allLogits: everyLogit)
+        }
         let seconds = (clock.now - start).seconds
         for (slot, index) in running.enumerated() { rows[index].session = sessions[slot] }
         sessions = []
-        let logits = try result.get()
-        var events = [Event](), leaving = Set<Int>()
+        var logits = try result.get()
+        var events = [Event]()
         for (slot, index) in running.enumerated() {
             if index == chunked {
+                if everyLogit.contains(slot) { logits[slot] = rows[index].scorePrompt(tokens[slot], logits: logits[slot]) }
                 rows[index].prefillSeconds += seconds
                 rows[index].pending.removeFirst(tokens[slot].count)
                 guard rows[index].pending.isEmpty else { continue }
                 rows[index].decodeStart = clock.now
             }
-            let token = try rows[index].state.choose(logits[slot])
-            if rows[index].state.finish == nil {
-                events.append(Event(id: rows[index].id, token: token, finished: nil))
-            } else {
-                events.append(Event(id: rows[index].id, token: token, finished: finish(rows[index])))
-                leaving.insert(index)
+            do {
+                let token = try rows[index].state.choose(logits[slot])
+                let finished = rows[index].state.finish.map { _ in finish(rows[index]) }
+                events.append(Event(id: rows[index].id, token: token, finished: finished))
+                if finished != nil { leaving[index] = .some(nil) }
+            } catch {
+                leaving[index] = error
             }
         }
-        // Only once nothing can throw: the finished rows leave, each session retired once.
-        retired += leaving.sorted().map { rows[$0].session }
-        rows = rows.indices.filter { !leaving.contains($0) }.map { rows[$0] }
+        // Only once nothing can throw: the finished rows leave, each session retired once; failed ones are not kept.
+        for (index, error) in leaving.sorted(by: { $0.key < $1.key }) {
+            if let error { failures.append(Failure(id: rows[index].id, error: error)) } else { retired.append(rows[index].session) }
+        }
+        rows = rows.indices.filter { leaving[$0] == nil }.map { rows[$0] }
         return events
+    }
+
+    /// The rows that left with an error since the last call.
+    public mutating func takeFailures() -> [Failure] {
+        defer { failures = [] }
+        return failures
     }
 
     /// Ends row `id` now (its client went away): its output so far, finish reason `length`.
@@ -121,3 +164,4 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
                               decodeSeconds: row.decodeStart.map { (clock.now - $0).seconds } ?? 0)
     }
 }
+

@@ -50,6 +50,13 @@ public struct DecoderSession: BatchedNextTokenModel {
     /// Runs `tokens[i]` after everything `sessions[rows[i]]` has seen, all rows in one batched decoder call;
     /// returns each row's last logits.
     public static func step(_ sessions: inout [DecoderSession], rows: [Int], tokens: [[Int]]) throws -> [[Float]] {
+        try step(&sessions, rows: rows, tokens: tokens, allLogits: [])
+    }
+
+    /// `step`, giving the rows at the indices `i` in `allLogits` the logits of every new token
+    /// ([tokens[i].count, vocabulary]) instead of the last one's.
+    public static func step(_ sessions: inout [DecoderSession], rows: [Int], tokens: [[Int]],
+                            allLogits: Set<Int>) throws -> [[Float]] {
         guard let first = rows.first else { return [] }
         let decoder = sessions[first].decoder, pool = sessions[first].pool
         let segments = try zip(rows, tokens).map { try sessions[$0].segment(for: $1) }
@@ -57,7 +64,8 @@ public struct DecoderSession: BatchedNextTokenModel {
             defer { sessions[row].cache = KVCache(layers: 0, rowWidth: 0) }
             return sessions[row].cache
         }
-        let logits = decoder.forward(batch: segments, caches: &caches, pool: pool)
+        let logits = decoder.forward(batch: segments, caches: &caches, logits: allLogits.isEmpty ? .last : .allFor(allLogits),
+                                     pool: pool)
         for (index, row) in rows.enumerated() {
             sessions[row].cache = caches[index]
             sessions[row].commit(tokens[index])
@@ -90,19 +98,27 @@ public struct DecoderSession: BatchedNextTokenModel {
         return Array(prompt[common...])
     }
 
+    /// Throws what running `newTokens` next would: past the context, outside the vocabulary, or more `<image>`
+    /// tokens than image vectors (a batch checks each row before the call that runs them all).
+    public func check(_ newTokens: [Int]) throws {
+        try checkNewTokens(newTokens, after: cache.count, contextLength: contextLength,
+                           vocabulary: decoder.config.fullVocabSize)
+        guard let imageTokenId else { return }
+        let hidden = decoder.config.hiddenSize
+        let images = newTokens.lazy.filter { $0 == imageTokenId }.count
+        guard cachedImageTokens + images <= imageRows.count / hidden else {
+            throw GenerationError.imageTokenMismatch(tokens: cachedImageTokens + images, features: imageRows.count / hidden)
+        }
+    }
+
     /// Embeddings and positions of tokens that follow the cached ones, image vectors spliced in.
     func segment(for newTokens: [Int]) throws -> Mistral.Segment {
+        try check(newTokens)
         let first = cache.count
-        try checkNewTokens(newTokens, after: first, contextLength: contextLength, vocabulary: decoder.config.fullVocabSize)
         var embeddings = decoder.embed(newTokens)
         if let imageTokenId {
             let hidden = decoder.config.hiddenSize
             let slots = newTokens.indices.filter { newTokens[$0] == imageTokenId }
-            let available = imageRows.count / hidden - cachedImageTokens
-            guard slots.count <= available else {
-                throw GenerationError.imageTokenMismatch(tokens: cachedImageTokens + slots.count,
-                                                         features: imageRows.count / hidden)
-            }
             for (n, slot) in slots.enumerated() {
                 let row = cachedImageTokens + n
                 embeddings.replaceSubrange(slot * hidden..<(slot + 1) * hidden,

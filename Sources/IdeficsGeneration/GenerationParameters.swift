@@ -20,6 +20,11 @@ public struct GenerationRequest: Sendable, Equatable {
     public var stopStrings: [String] = []
     public var badWordsIds: [[Int]]?
     public var eosTokenIds: [Int]?
+    /// How many of the most likely alternatives each generated token reports (`GeneratedToken.top`); nil: none.
+    public var topLogprobs: Int?
+    /// Whether the output reports every prompt token's log-probability (`GenerationOutput.promptLogprobs`): the
+    /// whole prompt is then computed, none of it taken from a cache.
+    public var promptLogprobs: Bool?
 
     public init(maxNewTokens: Int? = nil, minNewTokens: Int? = nil, doSample: Bool? = nil, temperature: Float? = nil, topK: Int? = nil,
                 topP: Float? = nil, typicalP: Float? = nil, repetitionPenalty: Float? = nil, seed: UInt64? = nil,
@@ -55,6 +60,8 @@ public struct GenerationParameters: Sendable, Equatable {
     public var stopStrings: [String]
     public var badWordsIds: [[Int]]
     public var eosTokenIds: [Int]
+    public var topLogprobs: Int
+    public var promptLogprobs: Bool
 
     public init(request: GenerationRequest = .init(), config: GenerationConfig = .init(), defaultSeed: UInt64 = 0) throws {
         let samplingAsked = request.temperature != nil || request.topK != nil || request.topP != nil
@@ -71,6 +78,8 @@ public struct GenerationParameters: Sendable, Equatable {
         stopStrings = request.stopStrings
         badWordsIds = request.badWordsIds ?? config.badWordsIds
         eosTokenIds = request.eosTokenIds ?? config.eosTokenIds
+        topLogprobs = request.topLogprobs ?? 0
+        promptLogprobs = request.promptLogprobs ?? false
         try validate()
     }
 
@@ -80,6 +89,7 @@ public struct GenerationParameters: Sendable, Equatable {
                              temperature: doSample ? temperature : nil, topK: doSample ? topK : nil,
                              topP: doSample ? topP : nil, typicalP: doSample ? typicalP : nil,
                              repetitionPenalty: repetitionPenalty, stopStrings: stopStrings)
+        try Self.check("top_logprobs", topLogprobs, 0...Self.maxTopLogprobs)
         guard !badWordsIds.contains([]) else {
             throw GenerationError.invalidParameter(name: "bad_words_ids", value: "[]", allowed: "non-empty sequences")
         }
@@ -90,6 +100,8 @@ extension GenerationParameters {
     /// The ranges values are checked against. Temperatures below 1e-4 and penalties outside [1e-3, 1e3] turn
     /// float32 logits into infinities (use greedy decoding instead of a near-zero temperature).
     public static let maxNewTokensLimit = 1 << 20
+    /// OpenAI's limit on `top_logprobs`.
+    public static let maxTopLogprobs = 20
     public static let temperatureRange: ClosedRange<Float> = 1e-4...1e4
     public static let penaltyRange: ClosedRange<Float> = 1e-3...1e3
     /// (0, 1]: the smallest positive float stands for the open end.

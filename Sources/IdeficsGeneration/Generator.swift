@@ -44,6 +44,19 @@ public struct GeneratedToken: Sendable, Equatable {
     public let text: String
     /// log-probability of the token under the distribution it was chosen from (after the logits processors).
     public let logprob: Float
+    /// The most likely tokens of that distribution, most likely first (ties by id): as many as
+    /// `GenerationParameters.topLogprobs` asks for, none by default.
+    public var top: [TokenLogprob] = []
+}
+
+/// A token and its log-probability under one distribution.
+public struct TokenLogprob: Sendable, Equatable {
+    public let id: Int
+    public let logprob: Float
+
+    public init(id: Int, logprob: Float) {
+        (self.id, self.logprob) = (id, logprob)
+    }
 }
 
 public struct GenerationTimings: Sendable, Equatable {
@@ -70,6 +83,10 @@ public struct GenerationOutput: Sendable, Equatable {
     public var text: String
     public var finishReason: FinishReason
     public var timings: GenerationTimings
+    /// With `GenerationParameters.promptLogprobs`: each prompt token's log-probability given the tokens before it
+    /// (raw logits, no processors; nil for the first, which nothing predicts), aligned with `promptTokenIds`.
+    /// Empty otherwise.
+    public var promptLogprobs: [Float?] = []
 
     public var generatedTokenIds: [Int] { tokens.map(\.id) }
 }
@@ -106,7 +123,9 @@ struct SequenceState<Text: IncrementalTextDecoder> {
         var scores = logits
         LogitsProcessors.process(&scores, history: history, generatedCount: output.tokens.count, parameters: parameters)
         let id = parameters.doSample ? Sampler.sample(scores, using: &random) : Sampler.argmax(scores)
-        let token = GeneratedToken(id: id, text: decoder.append(id), logprob: LogitsProcessors.logSoftmax(scores)[id])
+        let logprobs = LogitsProcessors.logSoftmax(scores)
+        let token = GeneratedToken(id: id, text: decoder.append(id), logprob: logprobs[id],
+                                   top: LogitsProcessors.largest(parameters.topLogprobs, of: logprobs))
         history.append(id)
         output.tokens.append(token)
         output.text += token.text

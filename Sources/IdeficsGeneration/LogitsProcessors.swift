@@ -98,6 +98,26 @@ public enum LogitsProcessors {
         return scores.map { $0 - maximum - logSum }
     }
 
+    /// `logSoftmax(scores)[index]` without the whole array.
+    static func logProbability(of index: Int, in scores: ArraySlice<Float>) -> Float {
+        let maximum = scores.max() ?? 0
+        return scores[index] - maximum - logf(scores.reduce(0) { $0 + expf($1 - maximum) })
+    }
+
+    /// The `count` largest values with their indices, largest first, ties in index order: one pass keeping a
+    /// sorted list of `count` (a handful), not a sort of the whole vocabulary.
+    static func largest(_ count: Int, of values: [Float]) -> [TokenLogprob] {
+        guard count > 0 else { return [] }
+        var kept = [TokenLogprob]()
+        kept.reserveCapacity(count + 1)
+        for (index, value) in values.enumerated() where kept.count < count || value > kept[kept.count - 1].logprob {
+            let slot = kept.firstIndex { value > $0.logprob } ?? kept.count
+            kept.insert(TokenLogprob(id: index, logprob: value), at: slot)
+            if kept.count > count { kept.removeLast() }
+        }
+        return kept
+    }
+
     /// Indices sorted by value, ties in index order (a stable sort).
     static func ascendingOrder(_ values: [Float]) -> [Int] {
         values.indices.sorted { values[$0] < values[$1] || (values[$0] == values[$1] && $0 < $1) }

@@ -13,8 +13,10 @@ struct GenerateParameters: Sendable {
         request.doSample == true || request.topK != nil || request.typicalP != nil || request.temperature != nil
             || request.topP != nil || request.seed != nil
     }
-    /// TGI's `truncate`: the most prompt tokens to keep. Cutting a prompt is not supported yet; a prompt within it runs.
+    /// TGI's `truncate`: the most prompt tokens to keep, the last ones (`PreparedPrompt.keepingLast`).
     var truncate: Int?
+    /// TGI's `decoder_input_details`: `details.prefill` lists the prompt's tokens with their log-probabilities.
+    var decoderInputDetails = false
 
     static let maxStopSequences = 4
     static let maxTopNTokens = 5
@@ -22,7 +24,7 @@ struct GenerateParameters: Sendable {
     init() {}
 
     /// TGI's `parameters` object.
-    init(tgi p: JSONFields?) throws(ServerError) {
+    init(tgi p: JSONFields?, limits: ServerLimits) throws(ServerError) {
         guard let p else { return }
         if let bestOf = try p.int("best_of"), bestOf != 1 {
             throw .validation("`best_of` must be 1: several sequences per request are not supported")
@@ -42,19 +44,22 @@ struct GenerateParameters: Sendable {
             request.repetitionPenalty = Float(penalty)
         }
         if let topN = try p.int("top_n_tokens") {
-            guard topN <= Self.maxTopNTokens else {
-                throw .validation("`top_n_tokens` must be <= \(Self.maxTopNTokens). Given: \(topN)")
+            guard (0...Self.maxTopNTokens).contains(topN) else {
+                throw .validation("`top_n_tokens` must be >= 0 and <= \(Self.maxTopNTokens). Given: \(topN)")
             }
-            guard topN == 0 else { throw .validation("`top_n_tokens` is not supported yet (give 0 or leave it out)") }
+            if topN > 0 { request.topLogprobs = topN }
         }
         if try p.bool("decoder_input_details") == true {
-            throw .validation("`decoder_input_details` is not supported yet (prompt log-probabilities)")
+            decoderInputDetails = true
+            request.promptLogprobs = true
         }
         for key in ["grammar", "adapter_id"] where p.isPresent(key) {
             throw .validation("`\(key)` is not supported")
         }
         if let truncate = try p.int("truncate") {
-            guard truncate > 0 else { throw .validation("`truncate` must be strictly positive") }
+            guard truncate > 0, truncate <= limits.maxInputTokens else {
+                throw .validation("`truncate` must be strictly positive and less than \(limits.maxInputTokens). Given: \(truncate)")
+            }
             self.truncate = truncate
         }
         _ = try p.bool("watermark")
@@ -97,16 +102,24 @@ struct GenerateParameters: Sendable {
             throw .validation("Input validation error: `inputs` must have less than \(limits.maxInputTokens) tokens. "
                               + "Given: \(promptTokens)")
         }
-        if let truncate, promptTokens > truncate {
-            throw .validation("`truncate` is \(truncate) but the prompt has \(promptTokens) tokens: cutting prompts is not "
-                              + "supported yet")
-        }
         let maxNew = request.maxNewTokens ?? max(1, limits.maxTotalTokens - promptTokens)
         guard promptTokens + maxNew <= limits.maxTotalTokens else {
             throw .validation("Input validation error: `inputs` tokens + `max_new_tokens` must be <= "
                               + "\(limits.maxTotalTokens). Given: \(promptTokens) `inputs` tokens and \(maxNew) `max_new_tokens`")
         }
         request.maxNewTokens = maxNew
+    }
+}
+
+extension PreparedPrompt {
+    /// The last `count` tokens, as TGI's `truncate` keeps them; each `<image>` token left keeps its own image vector
+    /// (those of the image tokens cut are dropped from the front).
+    func keepingLast(_ count: Int, imageTokenId: Int?, hidden: Int) -> PreparedPrompt {
+        guard ids.count > count else { return self }
+        let cut = ids.count - count
+        let cutImages = imageTokenId.map { id in ids[..<cut].lazy.filter { $0 == id }.count } ?? 0
+        return PreparedPrompt(ids: Array(ids[cut...]), imageRows: Array(imageRows[(cutImages * hidden)...]),
+                              imageStates: imageStates)
     }
 }
 

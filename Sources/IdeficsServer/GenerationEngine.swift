@@ -137,6 +137,12 @@ public final class GenerationEngine: @unchecked Sendable {
                     }
                     deliver(event, batch: &batch, streams: &streams)
                 }
+                for failure in batch.takeFailures() { // only that row ends; the others go on
+                    metrics.finish(reason: "error")
+                    (awaitingFirstToken[failure.id], dropped[failure.id]) = (nil, nil)
+                    streams.removeValue(forKey: failure.id)?.finish(throwing: failure.error)
+                    release()
+                }
                 keepRetired(&batch) // before the next join looks for them
                 if batch.isEmpty { metrics.idle() }
             } catch {
@@ -166,9 +172,11 @@ public final class GenerationEngine: @unchecked Sendable {
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
             streams[job.id] = job.continuation
-            let kept = prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
-                                        imageTokenId: pipeline.idefics2?.config.imageTokenId,
-                                        hidden: pipeline.decoder.config.hiddenSize)
+            // Prompt log-probabilities need every prompt position computed: a kept state would only be wasted.
+            let kept = parameters.promptLogprobs ? nil
+                : prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
+                                   imageTokenId: pipeline.idefics2?.config.imageTokenId,
+                                   hidden: pipeline.decoder.config.hiddenSize)
             var session = kept ?? pipeline.makeSession()
             session.imageRows = prepared.imageRows
             let reused: Int

@@ -45,10 +45,13 @@ struct Routes: Sendable {
         let body = try await JSONFields.body(collect(request))
         guard let inputs = try body.string("inputs") else { throw ServerError.validation("`inputs` must be a string") }
         guard !inputs.isEmpty else { throw ServerError.validation("`inputs` cannot be empty") }
-        var parameters = try GenerateParameters(tgi: body.object("parameters"))
+        var parameters = try GenerateParameters(tgi: body.object("parameters"), limits: limits)
+        let streaming = try stream ?? body.bool("stream") ?? false
+        if streaming, parameters.decoderInputDetails {
+            throw ServerError.validation("`decoder_input_details` == true is not supported when streaming tokens")
+        }
         let (prompt, references) = Self.markdownImages(inputs)
         let images = try await loadImages(references)
-        let streaming = try stream ?? body.bool("stream") ?? false
         let events = try submit(prompt: prompt, images: images, parameters: &parameters)
         if streaming { return sse(tgiEvents(events, parameters: parameters, inputs: inputs)) }
         let output = try await collectOutput(events)
@@ -56,8 +59,10 @@ struct Routes: Sendable {
         if parameters.details {
             answer["details"] = ["finish_reason": output.finishReason.rawValue,
                                  "generated_tokens": output.tokens.count, "seed": seed(parameters),
-                                 "prefill": [Any](), "tokens": output.tokens.map(tokenJSON),
-                                 "top_tokens": NSNull(), "best_of_sequences": NSNull()] as [String: Any]
+                                 "prefill": parameters.decoderInputDetails ? prefillJSON(output) : [Any](),
+                                 "tokens": output.tokens.map(tokenJSON),
+                                 "top_tokens": topTokensJSON(output.tokens.map(\.top)),
+                                 "best_of_sequences": NSNull()] as [String: Any]
         }
         return json(stream == nil ? [answer] : answer)
     }
@@ -93,7 +98,7 @@ struct Routes: Sendable {
 
     private func tgiChunk(_ token: GeneratedToken, index: Int,
                           last: (output: GenerationOutput, parameters: GenerateParameters, inputs: String)?) -> String {
-        var chunk: [String: Any] = ["index": index, "token": tokenJSON(token), "top_tokens": NSNull(),
+        var chunk: [String: Any] = ["index": index, "token": tokenJSON(token), "top_tokens": topTokensJSON(token.top),
                                     "generated_text": NSNull(), "details": NSNull()]
         if let last {
             chunk["generated_text"] = (last.parameters.returnFullText ? last.inputs : "") + last.output.text
@@ -108,6 +113,31 @@ struct Routes: Sendable {
         let special = pipeline.tokenizer.specialTokenIds.contains(token.id)
         return ["id": token.id, "text": special ? pipeline.tokenizer.idToToken(token.id) ?? "" : token.text,
                 "logprob": Double(token.logprob), "special": special]
+    }
+
+    /// A token out of its context (an alternative, a prompt token): its own decoded text, a special token's name.
+    private func text(of id: Int) -> String {
+        pipeline.tokenizer.specialTokenIds.contains(id) ? pipeline.tokenizer.idToToken(id) ?? ""
+            : pipeline.tokenizer.decode([id])
+    }
+
+    /// TGI's `top_tokens` (a list per generated token, or one list in a stream chunk); null when none were asked.
+    private func topTokensJSON(_ top: [TokenLogprob]) -> Any {
+        top.isEmpty ? NSNull() : top.map { alternative -> [String: Any] in
+            ["id": alternative.id, "text": text(of: alternative.id), "logprob": Double(alternative.logprob),
+             "special": pipeline.tokenizer.specialTokenIds.contains(alternative.id)]
+        }
+    }
+
+    private func topTokensJSON(_ top: [[TokenLogprob]]) -> Any {
+        top.allSatisfy(\.isEmpty) ? NSNull() : top.map { topTokensJSON($0) }
+    }
+
+    /// TGI's `details.prefill`: every prompt token with its log-probability (null for the first).
+    private func prefillJSON(_ output: GenerationOutput) -> [[String: Any]] {
+        zip(output.promptTokenIds, output.promptLogprobs).map { id, logprob in
+            ["id": id, "text": text(of: id), "logprob": logprob.map { Double($0) as Any } ?? NSNull()]
+        }
     }
 
     private func seed(_ parameters: GenerateParameters) -> Any {
@@ -133,7 +163,7 @@ struct Routes: Sendable {
         try parameters.setCommon(body, maxTokensKey: body.isPresent("max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
                                  stopKey: "stop")
         if let n = try body.int("n"), n != 1 { throw ServerError.validation("`n` must be 1: several choices are not supported") }
-        if try body.bool("logprobs") == true { throw ServerError.validation("`logprobs` is not supported yet") }
+        let logprobs = try openAILogprobs(body, chat: chat, into: &parameters)
         if let penalty = try body.double("presence_penalty"), penalty != 0 {
             throw ServerError.validation("`presence_penalty` is not supported yet (give 0 or leave it out)")
         }
@@ -153,8 +183,8 @@ struct Routes: Sendable {
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.lowercased()
         let created = Int(Date().timeIntervalSince1970)
         let object = chat ? "chat.completion" : "text_completion"
-        func choice(_ text: String?, finish: FinishReason?, delta: Bool) -> [String: Any] {
-            var choice: [String: Any] = ["index": 0, "logprobs": NSNull(),
+        func choice(_ text: String?, finish: FinishReason?, delta: Bool, tokens: [GeneratedToken] = []) -> [String: Any] {
+            var choice: [String: Any] = ["index": 0, "logprobs": logprobs ? logprobsJSON(tokens) : NSNull(),
                                          "finish_reason": finish.map { $0 == .length ? "length" : "stop" } ?? NSNull()]
             if chat {
                 choice[delta ? "delta" : "message"] = delta ? (text.map { ["role": "assistant", "content": $0] } ?? [:])
@@ -172,7 +202,8 @@ struct Routes: Sendable {
                                    "system_fingerprint": "swift-idefics-\(IdeficsServer.version)"]
         guard stream else {
             let output = try await collectOutput(events)
-            return json(head.merging(["choices": [choice(output.text, finish: output.finishReason, delta: false)],
+            return json(head.merging(["choices": [choice(output.text, finish: output.finishReason, delta: false,
+                                                         tokens: output.tokens)],
                                       "usage": usage(output)]) { a, _ in a })
         }
         var chunkHead = head
@@ -183,9 +214,9 @@ struct Routes: Sendable {
                 for try await event in events {
                     switch event {
                     case .token(let token):
-                        guard !token.text.isEmpty else { continue }
+                        guard !token.text.isEmpty || logprobs else { continue }
                         continuation.yield(Self.encode(chunkHead.merging(
-                            ["choices": [choice(token.text, finish: nil, delta: true)]]) { a, _ in a }))
+                            ["choices": [choice(token.text, finish: nil, delta: true, tokens: [token])]]) { a, _ in a }))
                     case .finished(let output):
                         var last = chunkHead.merging(["choices": [choice(nil, finish: output.finishReason, delta: true)]]) { a, _ in a }
                         if includeUsage { last["usage"] = usage(output) }
@@ -201,6 +232,35 @@ struct Routes: Sendable {
         }
         continuation.onTermination = { _ in task.cancel() }
         return sse(lines, space: true)
+    }
+
+    /// OpenAI chat's `logprobs` (bool) and `top_logprobs` (0-20, needs `logprobs`); true when log-probabilities
+    /// are asked for. The legacy completions' integer `logprobs` is refused by name.
+    private func openAILogprobs(_ body: JSONFields, chat: Bool, into parameters: inout GenerateParameters) throws -> Bool {
+        guard chat else {
+            if body.isPresent("logprobs") {
+                throw ServerError.validation("`logprobs` is not supported on /v1/completions (use /v1/chat/completions)")
+            }
+            return false
+        }
+        let wanted = try body.bool("logprobs") ?? false
+        if let top = try body.int("top_logprobs") {
+            let limit = GenerationParameters.maxTopLogprobs
+            guard (0...limit).contains(top) else { throw ServerError.validation("`top_logprobs` must be >= 0 and <= \(limit). Given: \(top)") }
+            guard wanted else { throw ServerError.validation("`top_logprobs` needs `logprobs` set to true") }
+            if top > 0 { parameters.request.topLogprobs = top }
+        }
+        return wanted
+    }
+
+    /// OpenAI's `logprobs.content`: each token's text, log-probability and UTF-8 bytes, and its alternatives.
+    private func logprobsJSON(_ tokens: [GeneratedToken]) -> [String: Any] {
+        func entry(_ text: String, _ logprob: Float) -> [String: Any] {
+            ["token": text, "logprob": Double(logprob), "bytes": Array(text.utf8).map { Int($0) }]
+        }
+        return ["content": tokens.map { token in
+            entry(token.text, token.logprob).merging(["top_logprobs": token.top.map { entry(text(of: $0.id), $0.logprob) }]) { a, _ in a }
+        }, "refusal": NSNull()]
     }
 
     /// OpenAI messages (`content` a string or parts of type text and image_url) rendered by the chat template.
@@ -256,8 +316,12 @@ struct Routes: Sendable {
         let settled = parameters, limits = limits, cache = engine.imageCache
         guard let events = engine.submit({ pipeline in
             let features = try images.map { image in try cache.features(of: image) { try pipeline.imageFeatures(image) } }
-            let prepared = try pipeline.prepare(prompt: prompt, imageFeatures: features)
+            var prepared = try pipeline.prepare(prompt: prompt, imageFeatures: features)
             var parameters = settled
+            if let truncate = parameters.truncate {
+                prepared = prepared.keepingLast(truncate, imageTokenId: pipeline.idefics2?.config.imageTokenId,
+                                                hidden: pipeline.decoder.config.hiddenSize)
+            }
             try parameters.fit(promptTokens: prepared.ids.count, limits: limits)
             return (prepared, parameters.request)
         }) else { throw ServerError.overloaded }

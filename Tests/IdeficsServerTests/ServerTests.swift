@@ -47,20 +47,73 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// TGI's `decoder_input_details` (every prompt token with its log-probability, null for the first),
+    /// `top_n_tokens` (the likeliest alternatives of each generated token, as the library reports them) and
+    /// `truncate` (the last tokens of the prompt, answered as the library answers those alone); OpenAI's
+    /// `logprobs` / `top_logprobs`.
+    func testLogprobsAndTruncationAsTheLibraryGivesThem() async throws {
+        let pipeline = try Self.pipeline.get()
+        let prompt = "The capital of France is"
+        let ids = try pipeline.prepare(prompt: prompt, images: []).ids
+        var request = GenerationRequest(maxNewTokens: 3)
+        request.topLogprobs = 2
+        let expected = try pipeline.generate(prompt: prompt, request: request)
+        let truncated = try pipeline.generate(PreparedPrompt(ids: Array(ids.suffix(3))), request: GenerationRequest(maxNewTokens: 3))
+        try await application().test(.router) { client in
+            let body = #"{"inputs": "The capital of France is", "parameters": {"max_new_tokens": 3, "details": true, "#
+                + #""decoder_input_details": true, "top_n_tokens": 2}}"#
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                let details = try XCTUnwrap(try self.object(response.body)["details"] as? [String: Any])
+                let prefill = try XCTUnwrap(details["prefill"] as? [[String: Any]])
+                XCTAssertEqual(prefill.map { $0["id"] as? Int }, ids)
+                XCTAssertTrue(prefill.first?["logprob"] is NSNull)
+                XCTAssertTrue(prefill.dropFirst().allSatisfy { ($0["logprob"] as? Double).map { $0 <= 0 } == true }, "\(prefill)")
+                let top = try XCTUnwrap(details["top_tokens"] as? [[[String: Any]]])
+                XCTAssertEqual(top.map { $0.map { $0["id"] as? Int } }, expected.tokens.map { $0.top.map(\.id) })
+                for (alternatives, token) in zip(top, expected.tokens) {
+                    for (given, wanted) in zip(alternatives, token.top) {
+                        XCTAssertEqual(given["logprob"] as? Double ?? 1, Double(wanted.logprob), accuracy: 1e-5)
+                    }
+                }
+            }
+            let cut = #"{"inputs": "The capital of France is", "parameters": {"max_new_tokens": 3, "truncate": 3, "details": true}}"#
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: cut)) { response in
+                let details = try XCTUnwrap(try self.object(response.body)["details"] as? [String: Any])
+                XCTAssertEqual((details["tokens"] as? [[String: Any]])?.map { $0["id"] as! Int }, truncated.generatedTokenIds)
+            }
+            try await client.execute(uri: "/generate_stream", method: .post, body: ByteBuffer(string: cut)) { response in
+                let last = String(buffer: response.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }.last ?? ""
+                let details = try XCTUnwrap(try self.object(ByteBuffer(string: String(last.dropFirst(5))))["details"] as? [String: Any])
+                XCTAssertEqual(details["input_length"] as? Int, 3)
+            }
+            let chat = #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "logprobs": true, "top_logprobs": 2}"#
+            try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: chat)) { response in
+                let choice = try XCTUnwrap((try self.object(response.body)["choices"] as? [[String: Any]])?.first)
+                let content = try XCTUnwrap((choice["logprobs"] as? [String: Any])?["content"] as? [[String: Any]])
+                XCTAssertEqual(content.count, 3)
+                XCTAssertEqual(content.map { ($0["top_logprobs"] as? [Any])?.count }, [2, 2, 2])
+                XCTAssertEqual(content.map { $0["token"] as? String ?? "" }.joined(),
+                               (choice["message"] as? [String: Any])?["content"] as? String)
+            }
+        }
+    }
+
     func testRefusalsNameTheField() async throws {
         try await application().test(.router) { client in
             let cases: [(String, HTTPResponse.Status, String)] = [
                 (#"{"inputs": "Hi", "parameters": {"top_k": 0}}"#, .unprocessableContent, "`top_k` must be strictly positive"),
                 (#"{"inputs": "Hi", "parameters": {"typical_p": 1}}"#, .unprocessableContent, "`typical_p` must be > 0.0 and < 1.0"),
                 (#"{"inputs": "Hi", "parameters": {"best_of": 2}}"#, .unprocessableContent, "`best_of` must be 1"),
-                (#"{"inputs": "Hi", "parameters": {"top_n_tokens": 6}}"#, .unprocessableContent, "`top_n_tokens` must be <= 5. Given: 6"),
+                (#"{"inputs": "Hi", "parameters": {"top_n_tokens": 6}}"#, .unprocessableContent,
+                 "`top_n_tokens` must be >= 0 and <= 5. Given: 6"),
                 (#"{"inputs": "Hi", "parameters": {"seed": -1}}"#, .unprocessableContent, "`parameters.seed` must be an integer in 0...2^64-1"),
                 (#"{"inputs": "Hi", "parameters": {"details": "yes"}}"#, .unprocessableContent, "`parameters.details` must be true or false"),
                 (#"{"inputs": "Hi", "parameters": []}"#, .unprocessableContent, "`parameters` must be an object"),
                 (#"["Hi"]"#, .unprocessableContent, "the request body is not a JSON object"),
-                (#"{"inputs": "Hi", "parameters": {"truncate": 0}}"#, .unprocessableContent, "`truncate` must be strictly positive"),
-                (#"{"inputs": "Once upon a time", "parameters": {"truncate": 2}}"#, .unprocessableContent,
-                 "`truncate` is 2 but the prompt has 5 tokens: cutting prompts is not supported yet"),
+                (#"{"inputs": "Hi", "parameters": {"truncate": 0}}"#, .unprocessableContent,
+                 "`truncate` must be strictly positive and less than 4095. Given: 0"),
+                (#"{"inputs": "Hi", "parameters": {"truncate": 4096}}"#, .unprocessableContent,
+                 "`truncate` must be strictly positive and less than 4095. Given: 4096"),
             ]
             for (body, status, message) in cases {
                 try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
@@ -68,6 +121,21 @@ final class ServerTests: XCTestCase {
                     let answer = try self.object(response.body)
                     XCTAssertEqual(answer["error_type"] as? String, "validation")
                     XCTAssertTrue((answer["error"] as? String ?? "").contains(message), "\(body): \(answer)")
+                }
+            }
+            let stream = #"{"inputs": "Hi", "parameters": {"decoder_input_details": true}}"#
+            try await client.execute(uri: "/generate_stream", method: .post, body: ByteBuffer(string: stream)) { response in
+                XCTAssertEqual(response.status, .unprocessableContent)
+                XCTAssertEqual(try self.object(response.body)["error"] as? String,
+                               "`decoder_input_details` == true is not supported when streaming tokens")
+            }
+            for (body, message) in [(#"{"messages": [{"role": "user", "content": "Hi"}], "top_logprobs": 2}"#,
+                                     "`top_logprobs` needs `logprobs` set to true"),
+                                    (#"{"messages": [{"role": "user", "content": "Hi"}], "logprobs": true, "top_logprobs": 21}"#,
+                                     "`top_logprobs` must be >= 0 and <= 20. Given: 21")] {
+                try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: body)) { response in
+                    XCTAssertEqual(response.status, .unprocessableContent)
+                    XCTAssertEqual(try self.object(response.body)["error"] as? String, message)
                 }
             }
             let chat = #"{"messages": [{"role": "robot", "content": "Hi"}]}"#

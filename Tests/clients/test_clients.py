@@ -18,9 +18,12 @@ import unittest
 import urllib.error
 import urllib.request
 
+import asyncio
+
 import openai
+from huggingface_hub import InferenceClient
 from prometheus_client.parser import text_string_to_metric_families
-from text_generation import Client
+from text_generation import AsyncClient, Client
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("IDEFICS_BINARY", os.path.join(ROOT, ".build", "debug", "idefics"))
@@ -94,6 +97,52 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(events[-1].details.generated_tokens, len(events))
         self.assertEqual("".join(e.token.text for e in events if not e.token.special), self.raw["text"])
 
+    def test_tgi_async_client(self):
+        async def run():
+            client = AsyncClient(self.url, timeout=120)
+            answer = await client.generate(f"![]({DATA_URI}){QUESTION}", max_new_tokens=NEW_TOKENS)
+            events = [e async for e in client.generate_stream(f"![]({DATA_URI}){QUESTION}", max_new_tokens=NEW_TOKENS)]
+            return answer, events
+        answer, events = asyncio.run(run())
+        self.assertEqual(answer.generated_text, self.raw["text"])
+        self.assertEqual([e.token.id for e in events], self.raw["generated_token_ids"])
+
+    def test_tgi_prompt_logprobs_top_tokens_and_truncation(self):
+        client = Client(self.url, timeout=120)
+        response = client.generate(f"![]({DATA_URI}){QUESTION}", max_new_tokens=NEW_TOKENS, decoder_input_details=True,
+                                   top_n_tokens=3)
+        self.assertEqual([t.id for t in response.details.prefill], self.raw["prompt_token_ids"])
+        self.assertIsNone(response.details.prefill[0].logprob)
+        self.assertTrue(all(t.logprob <= 0 for t in response.details.prefill[1:]))
+        self.assertEqual([t.id for t in response.details.tokens], self.raw["generated_token_ids"])
+        self.assertEqual([len(top) for top in response.details.top_tokens], [3] * len(response.details.tokens))
+        for token, top in zip(response.details.tokens, response.details.top_tokens):  # greedy: the likeliest
+            self.assertEqual(top[0].id, token.id)
+            self.assertAlmostEqual(top[0].logprob, token.logprob, places=5)
+        events = list(client.generate_stream("Once upon a time there was", max_new_tokens=2, truncate=3, top_n_tokens=2))
+        self.assertEqual([len(e.top_tokens) for e in events], [2, 2])
+        body = {"inputs": "Once upon a time there was", "parameters": {"max_new_tokens": 2, "truncate": 3}}
+        request = urllib.request.Request(self.url + "/generate_stream", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:  # the client's StreamDetails drops input_length
+            last = [line for line in response.read().decode().splitlines() if line.startswith("data:")][-1]
+        self.assertEqual(json.loads(last[5:])["details"]["input_length"], 3)
+        code, answer = post(self.url + "/generate_stream", {"inputs": "Hi", "parameters": {"decoder_input_details": True}})
+        self.assertEqual((code, answer["error"]), (422, "`decoder_input_details` == true is not supported when streaming tokens"))
+
+    def test_huggingface_hub_inference_client(self):
+        client = InferenceClient(base_url=self.url, timeout=120)
+        answer = client.text_generation(f"![]({DATA_URI}){QUESTION}", max_new_tokens=NEW_TOKENS, details=True)
+        self.assertEqual(answer.generated_text, self.raw["text"])
+        self.assertEqual([t.id for t in answer.details.tokens], self.raw["generated_token_ids"])
+        messages = [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": DATA_URI}},
+                                                 {"type": "text", "text": QUESTION}]}]
+        chat = client.chat_completion(messages, max_tokens=NEW_TOKENS)
+        self.assertEqual(chat.choices[0].message.content, self.chat["text"])
+        streamed = "".join(c.choices[0].delta.content or "" for c in client.chat_completion(messages, max_tokens=NEW_TOKENS,
+                                                                                              stream=True) if c.choices)
+        self.assertEqual(streamed, self.chat["text"])
+
     def test_tgi_sampling_reports_its_seed_and_repeats_with_it(self):
         client = Client(self.url, timeout=120)
         first = client.generate("Once upon a time", max_new_tokens=NEW_TOKENS, do_sample=True, temperature=0.9)
@@ -130,6 +179,13 @@ class ServerTest(unittest.TestCase):
         self.assertEqual("".join(c.choices[0].delta.content or "" for c in chunks if c.choices), self.chat["text"])
         self.assertEqual(chunks[-1].usage.completion_tokens, len(self.chat["generated_token_ids"]))
         self.assertEqual([m.id for m in client.models.list().data], ["idefics2-demo"])
+        scored = client.chat.completions.create(model="idefics2-demo", messages=messages, max_tokens=NEW_TOKENS,
+                                                logprobs=True, top_logprobs=2)
+        content = scored.choices[0].logprobs.content
+        self.assertEqual("".join(t.token for t in content), self.chat["text"])
+        self.assertEqual(len(content), len(self.chat["generated_token_ids"]))
+        self.assertTrue(all(len(t.top_logprobs) == 2 and t.top_logprobs[0].logprob == t.logprob for t in content))
+        self.assertTrue(all(bytes(t.bytes).decode() == t.token for t in content))
 
     def test_openai_completions(self):
         client = openai.OpenAI(base_url=self.url + "/v1", api_key="unused")

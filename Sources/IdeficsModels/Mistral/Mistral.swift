@@ -14,6 +14,8 @@ public struct Mistral: Sendable {
     /// Which rows of the final hidden states become logits.
     public enum LogitsSelection: Sendable {
         case none, last, all
+        /// Every position's logits for the segments at these indices, the last position's for the others.
+        case allFor(Set<Int>)
     }
 
     public let config: MistralConfig
@@ -174,6 +176,8 @@ public struct Mistral: Sendable {
         case .none: return batch.map { _ in [] }
         case .last: selectedRows = counts.indices.map { offsets[$0] + counts[$0] - 1..<offsets[$0] + counts[$0] }
         case .all: selectedRows = counts.indices.map { offsets[$0]..<offsets[$0] + counts[$0] }
+        case .allFor(let segments):
+            selectedRows = counts.indices.map { offsets[$0] + (segments.contains($0) ? 0 : counts[$0] - 1)..<offsets[$0] + counts[$0] }
         }
         let selected = selectedRows.flatMap { x[$0.lowerBound * width..<$0.upperBound * width] }
         let all = scores(Ops.rmsNorm(selected, weight: finalNorm, eps: config.rmsNormEps), tokens: selected.count / width,
