@@ -25,6 +25,7 @@ struct Routes: Sendable {
         router.post("generate") { request, _ in await answer { try await generate(request, stream: false) } }
         router.post("generate_stream") { request, _ in await answer { try await generate(request, stream: true) } }
         router.post("/") { request, _ in await answer { try await generate(request, stream: nil) } }
+        router.post("tokenize") { request, _ in await answer { try await tokenize(request) } }
         router.post("v1/chat/completions") { request, _ in await answer { try await openAI(request, chat: true) } }
         router.post("v1/completions") { request, _ in await answer { try await openAI(request, chat: false) } }
     }
@@ -142,6 +143,17 @@ struct Routes: Sendable {
 
     private func seed(_ parameters: GenerateParameters) -> Any {
         parameters.sampling ? parameters.request.seed.map { $0 as Any } ?? NSNull() : NSNull()
+    }
+
+    /// TGI's /tokenize: `inputs`, `add_special_tokens` (default true) and `parameters.truncate`.
+    private func tokenize(_ request: Request) async throws -> Response {
+        let body = try await JSONFields.body(collect(request))
+        guard let inputs = try body.string("inputs") else { throw ServerError.validation("`inputs` must be a string") }
+        let parameters = try GenerateParameters(tgi: body.object("parameters"), limits: limits)
+        let answer = try TokenizeAnswer(inputs: inputs, pipeline: pipeline,
+                                        addSpecialTokens: try body.bool("add_special_tokens") ?? true,
+                                        truncate: parameters.truncate)
+        return json(answer.json)
     }
 
     /// `![](URL)` in TGI's inputs (the model card's form) becomes an `<image>` placeholder taking that image.

@@ -28,11 +28,14 @@ struct Template: Sendable {
         }
     }
 
-    func apply(to ids: [Int]) -> [Int] {
-        items.flatMap { item -> [Int] in
+    func apply(to ids: [Int]) -> [Int] { apply(to: ids) { $0 } }
+
+    /// The template over any per-token values (ids with their offsets, say): `special` gives an added id's value.
+    func apply<Value>(to values: [Value], special: (Int) -> Value) -> [Value] {
+        items.flatMap { item -> [Value] in
             switch item {
-            case let .special(special): return special
-            case .sequence: return ids
+            case let .special(ids): return ids.map(special)
+            case .sequence: return values
             }
         }
     }

@@ -8,7 +8,7 @@ public struct Tokenizer: Sendable {
     private let model: BPE
     private let addedVocabulary: AddedVocabulary
     /// Special tokens added around the text when `addSpecialTokens` is true; nil adds none.
-    private let template: Template?
+    let template: Template?
     private let decoder: Decoder?
 
     public let bosTokenId: Int?
@@ -94,19 +94,26 @@ public struct Tokenizer: Sendable {
 
     /// Token ids of `text`; `addSpecialTokens` applies the post-processor template (BOS for Mistral).
     public func encode(_ text: String, addSpecialTokens: Bool = true) -> [Int] {
-        var ids: [Int] = []
+        let ids = pieces(of: text).map(\.id)
+        guard addSpecialTokens, let template else { return ids }
+        return template.apply(to: ids)
+    }
+
+    /// The ids of `text` as the model sees them, each with whether it is an added token (matched in the text
+    /// before the model splits the rest).
+    func pieces(of text: String) -> [(id: Int, added: Bool)] {
+        var pieces: [(id: Int, added: Bool)] = []
         for piece in addedVocabulary.extract(Array(text.utf8), normalizer: normalizer) {
             switch piece {
             case let .token(id):
-                ids.append(id)
+                pieces.append((id, true))
             case let .text(segment):
                 for word in preTokenizer?.preTokenize([segment]) ?? [segment] {
-                    ids.append(contentsOf: model.tokenize(word.bytes))
+                    pieces += model.tokenize(word.bytes).map { ($0, false) }
                 }
             }
         }
-        guard addSpecialTokens, let template else { return ids }
-        return template.apply(to: ids)
+        return pieces
     }
 
     /// Text of `ids`. Unknown ids are ignored, as in tokenizers.
@@ -127,7 +134,7 @@ public struct Tokenizer: Sendable {
         tokenBytes(id).map { String(decoding: $0, as: UTF8.self) }
     }
 
-    private func tokenBytes(_ id: Int) -> [UInt8]? {
+    func tokenBytes(_ id: Int) -> [UInt8]? {
         addedVocabulary.displayForm[id] ?? model.tokens[id]
     }
 }

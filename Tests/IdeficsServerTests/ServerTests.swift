@@ -98,6 +98,43 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// TGI's /tokenize: the ids the model sees (an image's expanded tokens included, fetched or not), each with its
+    /// byte range in `inputs` and that text: the whole `![](...)` for an image's tokens, (0, 0) for BOS.
+    func testTokenizeGivesIdsWithTheirPlaceInTheInputs() async throws {
+        let pipeline = try Self.pipeline.get()
+        let idefics2 = try XCTUnwrap(pipeline.idefics2)
+        let image = "![](https://example.com/cat.png)"
+        let inputs = "User:" + image + "What is this?"
+        let expanded = try Idefics2Prompt.expand("User:<image>What is this?", imageCount: 1,
+                                                 imageSequenceLength: idefics2.imageSequenceLength,
+                                                 splitImages: try XCTUnwrap(pipeline.imageProcessor).config.doImageSplitting)
+        let ids = pipeline.tokenizer.encode(expanded)
+        try await application().test(.router) { client in
+            let body = #"{"inputs": "Hello world"}"#
+            try await client.execute(uri: "/tokenize", method: .post, body: ByteBuffer(string: body)) { response in
+                let tokens = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [[String: Any]])
+                XCTAssertEqual(tokens.map { $0["id"] as? Int }, pipeline.tokenizer.encode("Hello world"))
+                XCTAssertEqual(tokens.map { $0["text"] as? String }, ["", "Hello", " world"])
+                XCTAssertEqual(tokens.map { [$0["start"] as? Int, $0["stop"] as? Int] }, [[0, 0], [0, 5], [5, 11]])
+            }
+            let withImage = try String(decoding: JSONSerialization.data(withJSONObject: ["inputs": inputs]), as: UTF8.self)
+            try await client.execute(uri: "/tokenize", method: .post, body: ByteBuffer(string: withImage)) { response in
+                let tokens = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [[String: Any]])
+                XCTAssertEqual(tokens.map { $0["id"] as? Int }, ids)
+                let imageTokens = tokens.filter { $0["id"] as? Int == idefics2.config.imageTokenId }
+                XCTAssertFalse(imageTokens.isEmpty)
+                XCTAssertTrue(imageTokens.allSatisfy { $0["text"] as? String == image && $0["start"] as? Int == 5 }, "\(imageTokens.first!)")
+                XCTAssertEqual(tokens.last?["text"] as? String, "?")
+                XCTAssertEqual(tokens.map { $0["text"] as? String ?? "" }.filter { $0 != image }.joined(), "User:What is this?")
+            }
+            let cut = #"{"inputs": "Hello world", "add_special_tokens": false, "parameters": {"truncate": 1}}"#
+            try await client.execute(uri: "/tokenize", method: .post, body: ByteBuffer(string: cut)) { response in
+                let tokens = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(response.body.readableBytesView)) as? [[String: Any]])
+                XCTAssertEqual(tokens.map { $0["text"] as? String }, [" world"])
+            }
+        }
+    }
+
     func testRefusalsNameTheField() async throws {
         try await application().test(.router) { client in
             let cases: [(String, HTTPResponse.Status, String)] = [

@@ -130,6 +130,14 @@ class ServerTest(unittest.TestCase):
         code, answer = post(self.url + "/generate_stream", {"inputs": "Hi", "parameters": {"decoder_input_details": True}})
         self.assertEqual((code, answer["error"]), (422, "`decoder_input_details` == true is not supported when streaming tokens"))
 
+    def test_tokenize_gives_the_ids_idefics_generate_runs(self):
+        code, tokens = post(self.url + "/tokenize", {"inputs": f"![]({DATA_URI}){QUESTION}"})
+        self.assertEqual(code, 200, tokens)
+        self.assertEqual([t["id"] for t in tokens], self.raw["prompt_token_ids"])
+        self.assertEqual("".join(t["text"] for t in tokens if not t["text"].startswith("![](")), QUESTION)
+        self.assertEqual({(t["start"], t["stop"]) for t in tokens if t["text"].startswith("![](")},
+                         {(0, len(f"![]({DATA_URI})"))})
+
     def test_huggingface_hub_inference_client(self):
         client = InferenceClient(base_url=self.url, timeout=120)
         answer = client.text_generation(f"![]({DATA_URI}){QUESTION}", max_new_tokens=NEW_TOKENS, details=True)
