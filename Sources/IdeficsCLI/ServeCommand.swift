@@ -10,7 +10,8 @@ struct ServeCommand: AsyncParsableCommand {
         abstract: "Serve the model over HTTP: text-generation-inference's and OpenAI's APIs.",
         discussion: "Routes: POST /generate, /generate_stream (SSE), / (TGI compat); POST /v1/chat/completions, "
             + "/v1/completions (stream or not); GET /info, /health, /v1/models. The port opens once the model is "
-            + "loaded and has run one token. SIGTERM or SIGINT stops accepting and lets running requests finish.")
+            + "loaded and has run one token. SIGTERM or SIGINT stops accepting, lets running requests finish for "
+            + "--shutdown-grace-seconds, then ends the rest with what they have generated, and exits 0.")
 
     @OptionGroup var modelOptions: ModelOptions
 
@@ -53,6 +54,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Flag(help: "Fetch image URLs whose host resolves to loopback, private or link-local addresses too.")
     var allowPrivateImageUrls = false
 
+    @Option(parsing: .unconditional, help: "Seconds running requests may go on after SIGTERM or SIGINT before they are cut short.")
+    var shutdownGraceSeconds = 30.0
     @Option(help: "Model name for /info, /v1/models and OpenAI answers (default: the checkpoint folder's name).")
     var servedModelName: String?
 
@@ -66,6 +69,7 @@ struct ServeCommand: AsyncParsableCommand {
         try checkOption("prefix-cache-tokens", prefixCacheTokens, 0...(1 << 24))
         try checkOption("image-cache-mb", imageCacheMb, 0...(1 << 20))
         try checkOption("max-body-bytes", maxBodyBytes, 1024...(1 << 30))
+        try checkOption("shutdown-grace-seconds", shutdownGraceSeconds, 0...86400)
         guard maxInputTokens < maxTotalTokens else {
             throw ValidationError("--max-input-tokens (\(maxInputTokens)) must be less than --max-total-tokens (\(maxTotalTokens))")
         }
@@ -96,6 +100,16 @@ struct ServeCommand: AsyncParsableCommand {
         let app = IdeficsServer.application(engine: engine, configuration: configuration, logger: logger) { port in
             Terminal.writeError("listening on http://\(host):\(port)\n")
         }
+        // Hummingbird's own handler stops accepting and waits for running requests; this one bounds that wait.
+        let grace = Duration.milliseconds(Int64(shutdownGraceSeconds * 1000))
+        let signals = [SIGTERM, SIGINT].map { number in
+            signal(number, SIG_IGN) // delivered to the dispatch sources (Hummingbird's and this one) instead
+            let source = DispatchSource.makeSignalSource(signal: number)
+            source.setEventHandler { engine.shutDown(grace: grace) }
+            source.resume()
+            return source
+        }
+        defer { signals.forEach { $0.cancel() } }
         try await app.runService()
     }
 }

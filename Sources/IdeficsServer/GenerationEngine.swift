@@ -37,6 +37,8 @@ public final class GenerationEngine: @unchecked Sendable {
     private var nextID = 0
     private var stopped = false
     private var largest = 0
+    /// After a shutdown began: when the requests still running are cut short.
+    private var deadline: ContinuousClock.Instant?
 
     /// Image vectors by image content, for the request handlers' preparations.
     public let imageCache: ImageFeatureCache
@@ -63,6 +65,17 @@ public final class GenerationEngine: @unchecked Sendable {
     public func stop() {
         condition.withLock {
             stopped = true
+            condition.signal()
+        }
+    }
+
+    /// Shutting down (SIGTERM): nothing new is admitted; the requests running or queued may finish within `grace`,
+    /// then each still running ends with what it has generated (finish reason `length`, counted `cancelled`) and
+    /// each still queued is refused.
+    public func shutDown(grace: Duration) {
+        condition.withLock {
+            stopped = true
+            deadline = .now + grace
             condition.signal()
         }
     }
@@ -106,7 +119,19 @@ public final class GenerationEngine: @unchecked Sendable {
                 return waiting.removeFirst()
             }
             if job == nil, batch.isEmpty { return } // stopped, nothing left
-            if let job, join(job, batch: &batch, streams: &streams) {
+            let graceOver = condition.withLock { deadline.map { ContinuousClock.now >= $0 } ?? false }
+            if graceOver {
+                for id in batch.ids { dropped[id]?.set() } // cut short below, as if their clients had gone
+                let late = condition.withLock { () -> [Job] in
+                    defer { waiting = []; metrics.dequeue(queueSize: 0) }
+                    return waiting
+                }
+                for refused in late + (job.map { [$0] } ?? []) {
+                    metrics.finish(reason: "cancelled")
+                    refused.continuation.finish(throwing: ServerError.generation("the server shut down before this request ran"))
+                    release()
+                }
+            } else if let job, join(job, batch: &batch, streams: &streams) {
                 (awaitingFirstToken[job.id], dropped[job.id]) = (job.submitted, job.dropped)
             }
             // A client that went away frees its row now, prefilling or decoding.
@@ -172,8 +197,10 @@ public final class GenerationEngine: @unchecked Sendable {
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
             streams[job.id] = job.continuation
-            // Prompt log-probabilities need every prompt position computed: a kept state would only be wasted.
-            let kept = parameters.promptLogprobs ? nil
+            // Prompt log-probabilities need every prompt position computed: a kept state would only be wasted. A
+            // sampling request computes its whole prompt too, so that the seed it reports gives the same answer again:
+            // logits over a cached prefix differ from a whole prefill's in the last bits, enough to flip a draw.
+            let kept = parameters.promptLogprobs || parameters.doSample ? nil
                 : prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
                                    imageTokenId: pipeline.idefics2?.config.imageTokenId,
                                    hidden: pipeline.decoder.config.hiddenSize)

@@ -278,6 +278,33 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// SIGTERM's grace period over: the running request ends with what it generated, the queued one is refused,
+    /// nothing new is admitted, and the engine's load goes back to 0.
+    func testShutdownCutsRunningRequestsShortAndRefusesQueuedOnes() async throws {
+        let pipeline = try Self.pipeline.get()
+        let engine = GenerationEngine(pipeline: pipeline, capacity: 4, maxBatchSize: 1)
+        let streams = try (0..<2).map { _ in
+            try XCTUnwrap(engine.submit { pipeline in
+                (try pipeline.prepare(prompt: "Once upon a time", images: []), GenerationRequest(maxNewTokens: 3000, eosTokenIds: []))
+            })
+        }
+        var iterator = streams[0].makeAsyncIterator()
+        _ = try await iterator.next() // running
+        engine.shutDown(grace: .zero)
+        XCTAssertNil(engine.submit { _ in throw CancellationError() })
+        var output: GenerationOutput?
+        while let event = try await iterator.next() { if case .finished(let finished) = event { output = finished } }
+        XCTAssertLessThan(try XCTUnwrap(output).tokens.count, 3000)
+        do {
+            for try await _ in streams[1] {}
+            XCTFail("the queued request ran")
+        } catch {
+            XCTAssertTrue("\(error)".contains("the server shut down before this request ran"), "\(error)")
+        }
+        for _ in 0..<500 where engine.load > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        XCTAssertEqual(engine.load, 0)
+    }
+
     func testPrivateImageHostsAreRefused() {
         for url in ["http://127.0.0.1/a.png", "http://10.1.2.3/a.png", "http://[::1]/a.png", "http://169.254.169.254/latest"] {
             XCTAssertTrue(errorText { try ImageInput.load(remote: url, policy: .init()) }.contains("this server fetches only public addresses"), url)

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -35,8 +36,8 @@ QUESTION = "What shape is this?"
 NEW_TOKENS = 8
 
 
-def start_server(*extra):
-    process = subprocess.Popen([BINARY, "serve", "--model", MODEL, "--port", "0", "--threads", "2", *extra],
+def start_server(*extra, model=MODEL):
+    process = subprocess.Popen([BINARY, "serve", "--model", model, "--port", "0", "--threads", "2", *extra],
                                stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     for line in process.stderr:
         match = re.search(r"listening on (http://\S+)", line)
@@ -255,6 +256,26 @@ class ServerTest(unittest.TestCase):
                          if name == "idefics_time_to_first_token_seconds_bucket")
         self.assertEqual([v for _, v in buckets], sorted(v for _, v in buckets))  # cumulative
         self.assertEqual(buckets[-1][1], after[("idefics_time_to_first_token_seconds_count", ())])
+
+
+class ShutdownTest(unittest.TestCase):
+    def test_sigterm_cuts_running_streams_short_after_the_grace_period(self):
+        # The random-weight fixture never ends on its own: its 4,000-token stream outlasts a 1 s grace period.
+        process, url = start_server("--shutdown-grace-seconds", "1",
+                                    model=os.path.join(ROOT, "Tests", "Fixtures", "models", "tiny-f32"))
+        request = urllib.request.Request(url + "/generate_stream", headers={"Content-Type": "application/json"},
+                                         data=json.dumps({"inputs": "Once upon a time",
+                                                          "parameters": {"max_new_tokens": 4000}}).encode())
+        with urllib.request.urlopen(request, timeout=120) as response:
+            first = response.readline()
+            self.assertTrue(first.startswith(b"data:"), first)
+            started = time.monotonic()
+            process.send_signal(signal.SIGTERM)
+            events = [json.loads(line[5:]) for line in response.read().decode().splitlines() if line.startswith("data:")]
+        self.assertEqual(process.wait(timeout=60), 0)
+        self.assertLess(time.monotonic() - started, 30)
+        self.assertIsNotNone(events[-1]["generated_text"])  # the stream ended with its last event, cut short
+        self.assertLess(len(events) + 1, 4000)
 
 
 class APIKeyTest(unittest.TestCase):
