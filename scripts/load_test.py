@@ -172,6 +172,7 @@ def main():
 
     process, url = start(args.binary, args.model, "--max-concurrent-requests", "64")
     report = {"levels": []}
+    baseline = loaded = float("nan")
     try:
         distinct = cases()
         expected = []

@@ -23,7 +23,8 @@ public struct GenerationRequest: Sendable, Equatable {
     /// How many of the most likely alternatives each generated token reports (`GeneratedToken.top`); nil: none.
     public var topLogprobs: Int?
     /// Whether the output reports every prompt token's log-probability (`GenerationOutput.promptLogprobs`): the
-    /// whole prompt is then computed, none of it taken from a cache.
+    /// whole prompt is then computed, none of it taken from a cache. Only `ContinuousBatch` (the server's engine)
+    /// computes them; `Generator.generate` refuses the request.
     public var promptLogprobs: Bool?
 
     public init(maxNewTokens: Int? = nil, minNewTokens: Int? = nil, doSample: Bool? = nil, temperature: Float? = nil, topK: Int? = nil,

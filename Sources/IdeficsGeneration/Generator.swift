@@ -157,6 +157,7 @@ public enum Generator {
         model: inout Model, prompt: [Int], parameters: GenerationParameters, text decoder: Text,
         onToken: (GeneratedToken) -> Bool = { _ in true }
     ) throws -> GenerationOutput {
+        try refusePromptLogprobs(parameters)
         var state = try SequenceState(prompt: prompt, contextLength: model.contextLength, parameters: parameters,
                                       text: decoder)
         model.reserve(positions: prompt.count + state.limit)
@@ -182,6 +183,7 @@ public enum Generator {
     ) throws -> [GenerationOutput] {
         precondition(sessions.count == prompts.count && prompts.count == parameters.count && text.count == prompts.count,
                      "one session, prompt, parameter set and text decoder per row")
+        try parameters.forEach(refusePromptLogprobs)
         var states = try prompts.indices.map {
             try SequenceState(prompt: prompts[$0], contextLength: sessions[$0].contextLength,
                               parameters: parameters[$0], text: text[$0])
@@ -209,5 +211,12 @@ public enum Generator {
         }
         let decodeSeconds = (clock.now - start).seconds
         return states.indices.map { states[$0].finalize(prefillSeconds: prefillSeconds, decodeSeconds: decodeSeconds) }
+    }
+
+    /// Prompt log-probabilities need every prompt position's logits, which only `ContinuousBatch` asks the model for.
+    private static func refusePromptLogprobs(_ parameters: GenerationParameters) throws {
+        guard parameters.promptLogprobs else { return }
+        throw GenerationError.invalidParameter(name: "prompt_logprobs", value: "true",
+                                               allowed: "false here: ContinuousBatch (the server's engine) computes them")
     }
 }

@@ -104,13 +104,14 @@ public enum LogitsProcessors {
         return scores[index] - maximum - logf(scores.reduce(0) { $0 + expf($1 - maximum) })
     }
 
-    /// The `count` largest values with their indices, largest first, ties in index order: one pass keeping a
-    /// sorted list of `count` (a handful), not a sort of the whole vocabulary.
+    /// The `count` largest finite values with their indices, largest first, ties in index order (fewer when the
+    /// processors masked the rest to -inf): one pass keeping a sorted list of `count`, not a sort of the vocabulary.
     static func largest(_ count: Int, of values: [Float]) -> [TokenLogprob] {
         guard count > 0 else { return [] }
         var kept = [TokenLogprob]()
         kept.reserveCapacity(count + 1)
-        for (index, value) in values.enumerated() where kept.count < count || value > kept[kept.count - 1].logprob {
+        for (index, value) in values.enumerated()
+        where value.isFinite && (kept.count < count || value > kept[kept.count - 1].logprob) {
             let slot = kept.firstIndex { value > $0.logprob } ?? kept.count
             kept.insert(TokenLogprob(id: index, logprob: value), at: slot)
             if kept.count > count { kept.removeLast() }

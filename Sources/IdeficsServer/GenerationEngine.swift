@@ -75,7 +75,7 @@ public final class GenerationEngine: @unchecked Sendable {
     public func shutDown(grace: Duration) {
         condition.withLock {
             stopped = true
-            deadline = .now + grace
+            deadline = min(deadline ?? .now + grace, .now + grace) // a second signal does not extend the first's
             condition.signal()
         }
     }

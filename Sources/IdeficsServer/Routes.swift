@@ -116,10 +116,10 @@ struct Routes: Sendable {
                 "logprob": Double(token.logprob), "special": special]
     }
 
-    /// A token out of its context (an alternative, a prompt token): its own decoded text, a special token's name.
+    /// A token out of its context (an alternative, a prompt token): the text it stands for on its own, a leading
+    /// space kept (`▁Paris` is " Paris"), a special token's name.
     private func text(of id: Int) -> String {
-        pipeline.tokenizer.specialTokenIds.contains(id) ? pipeline.tokenizer.idToToken(id) ?? ""
-            : pipeline.tokenizer.decode([id])
+        String(decoding: pipeline.tokenizer.pieceBytes(id), as: UTF8.self)
     }
 
     /// TGI's `top_tokens` (a list per generated token, or one list in a stream chunk); null when none were asked.
@@ -137,7 +137,7 @@ struct Routes: Sendable {
     /// TGI's `details.prefill`: every prompt token with its log-probability (null for the first).
     private func prefillJSON(_ output: GenerationOutput) -> [[String: Any]] {
         zip(output.promptTokenIds, output.promptLogprobs).map { id, logprob in
-            ["id": id, "text": text(of: id), "logprob": logprob.map { Double($0) as Any } ?? NSNull()]
+            ["id": id, "text": text(of: id), "logprob": logprob.flatMap { $0.isFinite ? Double($0) : nil } ?? NSNull()]
         }
     }
 
@@ -265,14 +265,18 @@ struct Routes: Sendable {
         return wanted
     }
 
-    /// OpenAI's `logprobs.content`: each token's text, log-probability and UTF-8 bytes, and its alternatives.
+    /// OpenAI's `logprobs.content`, one entry per generated token but the special ones (the content has none): its
+    /// text as streamed, so that the entries' `bytes` add up to the content exactly (a token that ends inside a
+    /// character has none, the next has the character), its log-probability, and its alternatives, each with the
+    /// text it stands for on its own (`▁Paris` is " Paris" even where the answer starts "Paris").
     private func logprobsJSON(_ tokens: [GeneratedToken]) -> [String: Any] {
         func entry(_ text: String, _ logprob: Float) -> [String: Any] {
             ["token": text, "logprob": Double(logprob), "bytes": Array(text.utf8).map { Int($0) }]
         }
-        return ["content": tokens.map { token in
+        let content = tokens.filter { !pipeline.tokenizer.specialTokenIds.contains($0.id) }.map { token in
             entry(token.text, token.logprob).merging(["top_logprobs": token.top.map { entry(text(of: $0.id), $0.logprob) }]) { a, _ in a }
-        }, "refusal": NSNull()]
+        }
+        return ["content": content, "refusal": NSNull()]
     }
 
     /// OpenAI messages (`content` a string or parts of type text and image_url) rendered by the chat template.
@@ -380,13 +384,19 @@ struct Routes: Sendable {
     }
 
     private func json(_ object: Any) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        guard let data = Self.data(object) else { return ServerError.generation("the answer could not be written as JSON").response() }
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
     static func encode(_ object: Any) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        String(decoding: data(object) ?? data(ServerError.generation("an event could not be written as JSON").json)!, as: UTF8.self)
+    }
+
+    /// JSON text, or nil for what JSON cannot hold (a non-finite number): checked first, since Foundation on some
+    /// platforms raises an exception there instead of throwing.
+    private static func data(_ object: Any) -> Data? {
+        guard JSONSerialization.isValidJSONObject(object) else { return nil }
+        return try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
     /// Server-sent events: `data:{json}` lines as TGI writes them, `data: {json}` (`space`) as OpenAI does.

@@ -10,6 +10,14 @@ extension Tokenizer {
         public let bytes: Range<Int>?
     }
 
+    /// The bytes a token stands for on its own: a vocabulary token's with `▁` as a space and `<0xNN>` as its byte,
+    /// an added token's content (OpenAI's `bytes` of a token; its text may end inside a character).
+    public func pieceBytes(_ id: Int) -> [UInt8] {
+        guard let token = tokenBytes(id) else { return [] }
+        if addedVocabulary.tokens[id] != nil { return token }
+        return Self.fallbackByte(token).map { [$0] } ?? UTF8Text.replacing(Self.metaspace, with: [0x20], in: token)
+    }
+
     /// `encode(text)` with each token's byte range in `text`.
     public func encodeWithOffsets(_ text: String, addSpecialTokens: Bool = true) -> [TokenSpan] {
         let pieces = pieces(of: text)

@@ -6,7 +6,7 @@ public struct Tokenizer: Sendable {
     private let normalizer: Normalizer?
     private let preTokenizer: PreTokenizer?
     private let model: BPE
-    private let addedVocabulary: AddedVocabulary
+    let addedVocabulary: AddedVocabulary
     /// Special tokens added around the text when `addSpecialTokens` is true; nil adds none.
     let template: Template?
     private let decoder: Decoder?

@@ -113,6 +113,28 @@ final class GeneratorTests: XCTestCase {
     }
 
     /// NaN logits would make the argmax pick token 0 (every comparison false) and answer garbage without a word.
+    /// Prompt log-probabilities come only from ContinuousBatch; a lone generation refuses the request rather than
+    /// answering without them. Alternatives are listed most likely first, masked (-inf) tokens left out.
+    func testPromptLogprobsAreRefusedHereAndAlternativesAreFinite() throws {
+        struct Fixed: NextTokenModel {
+            var contextLength = 100
+            mutating func logits(after tokens: [Int]) throws -> [Float] { [0, 3, 1, 2] }
+        }
+        var model = Fixed()
+        var request = GenerationRequest(maxNewTokens: 1)
+        request.promptLogprobs = true
+        XCTAssertThrowsError(try Generator.generate(model: &model, prompt: [1], parameters: GenerationParameters(request: request),
+                                                    text: Letters())) {
+            XCTAssertEqual("\($0)", "\(GenerationError.invalidParameter(name: "prompt_logprobs", value: "true", allowed: "false here: ContinuousBatch (the server's engine) computes them"))")
+        }
+        request = GenerationRequest(maxNewTokens: 1, topK: 2)
+        request.topLogprobs = 3
+        let token = try Generator.generate(model: &model, prompt: [1], parameters: GenerationParameters(request: request),
+                                           text: Letters()).tokens[0]
+        XCTAssertEqual(token.top.map(\.id), [1, 3]) // top_k 2 leaves two finite scores
+        XCTAssertEqual(token.top.first?.logprob, token.logprob)
+    }
+
     func testNonFiniteLogitsStopGenerationWithAnError() throws {
         struct Overflowing: NextTokenModel {
             var contextLength = 100

@@ -86,6 +86,13 @@ final class ServerTests: XCTestCase {
                 let details = try XCTUnwrap(try self.object(ByteBuffer(string: String(last.dropFirst(5))))["details"] as? [String: Any])
                 XCTAssertEqual(details["input_length"] as? Int, 3)
             }
+            // top_k 1 masks all but one token to -inf: only finite alternatives are listed, and the answer is JSON.
+            let masked = #"{"inputs": "Hi", "parameters": {"max_new_tokens": 2, "top_k": 1, "top_n_tokens": 3, "details": true}}"#
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: masked)) { response in
+                XCTAssertEqual(response.status, .ok)
+                let details = try XCTUnwrap(try self.object(response.body)["details"] as? [String: Any])
+                XCTAssertEqual((details["top_tokens"] as? [[Any]])?.map(\.count), [1, 1])
+            }
             let chat = #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 3, "logprobs": true, "top_logprobs": 2}"#
             try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: chat)) { response in
                 let choice = try XCTUnwrap((try self.object(response.body)["choices"] as? [[String: Any]])?.first)
@@ -94,6 +101,10 @@ final class ServerTests: XCTestCase {
                 XCTAssertEqual(content.map { ($0["top_logprobs"] as? [Any])?.count }, [2, 2, 2])
                 XCTAssertEqual(content.map { $0["token"] as? String ?? "" }.joined(),
                                (choice["message"] as? [String: Any])?["content"] as? String)
+                for entry in content { // greedy: the chosen token is its likeliest alternative
+                    let top = try XCTUnwrap(entry["top_logprobs"] as? [[String: Any]])
+                    XCTAssertEqual(top.first?["logprob"] as? Double, entry["logprob"] as? Double)
+                }
             }
         }
     }

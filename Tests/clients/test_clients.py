@@ -192,7 +192,7 @@ class ServerTest(unittest.TestCase):
                                                 logprobs=True, top_logprobs=2)
         content = scored.choices[0].logprobs.content
         self.assertEqual("".join(t.token for t in content), self.chat["text"])
-        self.assertEqual(len(content), len(self.chat["generated_token_ids"]))
+        self.assertEqual(len(content), len(self.chat["generated_token_ids"]) - (self.chat["finish_reason"] == "eos_token"))
         self.assertTrue(all(len(t.top_logprobs) == 2 and t.top_logprobs[0].logprob == t.logprob for t in content))
         self.assertTrue(all(bytes(t.bytes).decode() == t.token for t in content))
 
