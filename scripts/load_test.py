@@ -11,6 +11,7 @@ server's RSS before and after (it must come back near its baseline: the caches a
 
     swift build -c release
     python3 scripts/load_test.py --binary .build/release/idefics [--requests 300] [--levels 1,4,16]
+        [--serve-option=--image-cache-mb=0 --serve-option=--prefix-cache-tokens=0]
 
 Exits 1 if any request failed or differed from its single-run answer, or the server was unhealthy after the faults.
 """
@@ -168,9 +169,11 @@ def main():
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--levels", default="1,4,16")
     parser.add_argument("--json", help="write the figures here too")
+    parser.add_argument("--serve-option", action="append", default=[],
+                        help="passed to the measured server, e.g. --serve-option=--image-cache-mb=0 (repeatable)")
     args = parser.parse_args()
 
-    process, url = start(args.binary, args.model, "--max-concurrent-requests", "64")
+    process, url = start(args.binary, args.model, "--max-concurrent-requests", "64", *args.serve_option)
     report = {"levels": []}
     baseline = loaded = float("nan")
     try:
