@@ -30,9 +30,10 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
         mutating func scorePrompt(_ chunk: [Int], logits: [Float]) -> [Float] {
             let vocabulary = logits.count / chunk.count
             for (i, token) in chunk.enumerated() {
-                state.output.promptLogprobs.append(carried.map { LogitsProcessors.logProbability(of: token, in: $0[...]) })
-                carried = Array(logits[i * vocabulary..<(i + 1) * vocabulary])
+                let before = i == 0 ? carried?[...] : logits[(i - 1) * vocabulary..<i * vocabulary]
+                state.output.promptLogprobs.append(before.map { LogitsProcessors.logProbability(of: token, in: $0) })
             }
+            carried = Array(logits[((chunk.count - 1) * vocabulary)...]) // only the last row outlives the chunk
             return carried!
         }
     }

@@ -93,15 +93,20 @@ public enum LogitsProcessors {
     }
 
     static func logSoftmax(_ scores: [Float]) -> [Float] {
-        let maximum = scores.max() ?? 0
-        let logSum = logf(scores.reduce(0) { $0 + expf($1 - maximum) })
+        let (maximum, logSum) = normalizer(scores[...])
         return scores.map { $0 - maximum - logSum }
     }
 
-    /// `logSoftmax(scores)[index]` without the whole array.
+    /// `logSoftmax(Array(scores))[index]` without the whole array (`index` counts from the slice's start).
     static func logProbability(of index: Int, in scores: ArraySlice<Float>) -> Float {
+        let (maximum, logSum) = normalizer(scores)
+        return scores[scores.startIndex + index] - maximum - logSum
+    }
+
+    /// The largest score and log(sum(exp(score - largest))): what a log-softmax subtracts.
+    private static func normalizer(_ scores: ArraySlice<Float>) -> (maximum: Float, logSum: Float) {
         let maximum = scores.max() ?? 0
-        return scores[index] - maximum - logf(scores.reduce(0) { $0 + expf($1 - maximum) })
+        return (maximum, logf(scores.reduce(0) { $0 + expf($1 - maximum) }))
     }
 
     /// The `count` largest finite values with their indices, largest first, ties in index order (fewer when the

@@ -111,6 +111,13 @@ public final class GenerationEngine: @unchecked Sendable {
         var streams = [Int: Continuation]()
         var awaitingFirstToken = [Int: ContinuousClock.Instant]()
         var dropped = [Int: Flag]()
+        /// Ends row `id`, out of the batch already, with `error`.
+        func fail(_ id: Int, _ error: Error) {
+            metrics.finish(reason: "error")
+            (awaitingFirstToken[id], dropped[id]) = (nil, nil)
+            streams.removeValue(forKey: id)?.finish(throwing: error)
+            release()
+        }
         while true {
             let job: Job? = condition.withLock {
                 while waiting.isEmpty && batch.isEmpty && !stopped { condition.wait() }
@@ -162,22 +169,14 @@ public final class GenerationEngine: @unchecked Sendable {
                     }
                     deliver(event, batch: &batch, streams: &streams)
                 }
-                for failure in batch.takeFailures() { // only that row ends; the others go on
-                    metrics.finish(reason: "error")
-                    (awaitingFirstToken[failure.id], dropped[failure.id]) = (nil, nil)
-                    streams.removeValue(forKey: failure.id)?.finish(throwing: failure.error)
-                    release()
-                }
+                for failure in batch.takeFailures() { fail(failure.id, failure.error) } // only that row ends
                 keepRetired(&batch) // before the next join looks for them
                 if batch.isEmpty { metrics.idle() }
             } catch {
                 defer { _ = batch.takeRetired() } // rows of a failed step are not kept for reuse
                 for id in batch.ids {
-                    metrics.finish(reason: "error")
                     batch.remove(id: id)
-                    (awaitingFirstToken[id], dropped[id]) = (nil, nil)
-                    streams.removeValue(forKey: id)?.finish(throwing: error)
-                    release()
+                    fail(id, error)
                 }
             }
         }

@@ -158,13 +158,35 @@ struct Routes: Sendable {
 
     /// `![](URL)` in TGI's inputs (the model card's form) becomes an `<image>` placeholder taking that image.
     static func markdownImages(_ inputs: String) -> (prompt: String, references: [String]) {
-        var prompt = "", references = [String](), rest = Substring(inputs)
-        while let open = rest.range(of: "![]("), let close = rest[open.upperBound...].firstIndex(of: ")") {
-            prompt += rest[..<open.lowerBound] + "<image>"
-            references.append(String(rest[open.upperBound..<close]))
-            rest = rest[rest.index(after: close)...]
+        let bytes = Array(inputs.utf8)
+        var prompt = "", references = [String]()
+        for (range, image) in markdownChunks(bytes) {
+            if image {
+                prompt += "<image>"
+                references.append(String(decoding: bytes[range.lowerBound + 4..<range.upperBound - 1], as: UTF8.self))
+            } else {
+                prompt += String(decoding: bytes[range], as: UTF8.self)
+            }
         }
-        return (prompt + rest, references)
+        return (prompt, references)
+    }
+
+    /// `inputs` cut into text and `![](...)` image references (true), by byte ranges: each `![](` up to the first
+    /// `)` after it; one without a `)` stays text.
+    static func markdownChunks(_ bytes: [UInt8]) -> [(Range<Int>, Bool)] {
+        var chunks = [(Range<Int>, Bool)](), start = 0, i = 0
+        let open = Array("![](".utf8)
+        while i < bytes.count {
+            if bytes[i...].starts(with: open), let close = bytes[(i + open.count)...].firstIndex(of: UInt8(ascii: ")")) {
+                if start < i { chunks.append((start..<i, false)) }
+                chunks.append((i..<close + 1, true))
+                (i, start) = (close + 1, close + 1)
+            } else {
+                i += 1
+            }
+        }
+        if start < bytes.count { chunks.append((start..<bytes.count, false)) }
+        return chunks
     }
 
     // MARK: - OpenAI

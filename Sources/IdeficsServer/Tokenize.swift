@@ -26,7 +26,7 @@ struct TokenizeAnswer {
         let original = Array(inputs.utf8)
         var pieces = [Piece](), expanded = [UInt8]()
         let fake = Array(Idefics2Prompt.fakeToken.utf8)
-        for (range, image) in Self.chunks(original) {
+        for (range, image) in Routes.markdownChunks(original) {
             var bytes = Array(original[range])
             if image {
                 guard let idefics2 = pipeline.idefics2, let processor = pipeline.imageProcessor else {
@@ -67,23 +67,6 @@ struct TokenizeAnswer {
         if piece.image { return piece.original }
         let shift = piece.original.lowerBound - piece.expanded.lowerBound
         return bytes.lowerBound + shift..<bytes.upperBound + shift
-    }
-
-    /// `inputs` cut into text and `![](...)` image references, by byte ranges.
-    private static func chunks(_ bytes: [UInt8]) -> [(Range<Int>, Bool)] {
-        var chunks = [(Range<Int>, Bool)](), start = 0, i = 0
-        let open = Array("![](".utf8)
-        while i < bytes.count {
-            if bytes[i...].starts(with: open), let close = bytes[(i + open.count)...].firstIndex(of: UInt8(ascii: ")")) {
-                if start < i { chunks.append((start..<i, false)) }
-                chunks.append((i..<close + 1, true))
-                (i, start) = (close + 1, close + 1)
-            } else {
-                i += 1
-            }
-        }
-        if start < bytes.count { chunks.append((start..<bytes.count, false)) }
-        return chunks
     }
 
     var json: [[String: Any]] {
