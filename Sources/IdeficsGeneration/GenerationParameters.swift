@@ -26,6 +26,8 @@ public struct GenerationRequest: Sendable, Equatable {
     /// whole prompt is then computed, none of it taken from a cache. Only `ContinuousBatch` (the server's engine)
     /// computes them; `Generator.generate` refuses the request.
     public var promptLogprobs: Bool?
+    /// Additive penalties on the tokens already seen (OpenAI's or TGI's frequency and presence penalties); nil: none.
+    public var occurrencePenalty: OccurrencePenalty?
 
     public init(maxNewTokens: Int? = nil, minNewTokens: Int? = nil, doSample: Bool? = nil, temperature: Float? = nil, topK: Int? = nil,
                 topP: Float? = nil, typicalP: Float? = nil, repetitionPenalty: Float? = nil, seed: UInt64? = nil,
@@ -43,6 +45,19 @@ public struct GenerationRequest: Sendable, Equatable {
         self.badWordsIds = badWordsIds
         self.eosTokenIds = eosTokenIds
     }
+}
+
+/// Penalties subtracted from the logits of tokens already seen, after the repetition penalty (TGI's order). Two
+/// conventions are in use and they differ: OpenAI's (and vLLM's) counts the generated tokens only, TGI's
+/// `frequency_penalty` (its `HeterogeneousFrequencyPenaltyLogitsProcessor`) the whole sequence, prompt included,
+/// as a share of its length. Each value is in [-2, 2]; a negative one favours repeats.
+public enum OccurrencePenalty: Sendable, Equatable {
+    /// Each token generated so far loses `frequency` times its count, and `presence` once.
+    case openAI(frequency: Float, presence: Float)
+    /// Each token of the sequence so far loses `frequency` times the fraction of the sequence it makes up.
+    case tgi(frequency: Float)
+
+    public static let range: ClosedRange<Float> = -2...2
 }
 
 /// The fully resolved, validated settings of one generation.
@@ -63,6 +78,7 @@ public struct GenerationParameters: Sendable, Equatable {
     public var eosTokenIds: [Int]
     public var topLogprobs: Int
     public var promptLogprobs: Bool
+    public var occurrencePenalty: OccurrencePenalty?
 
     public init(request: GenerationRequest = .init(), config: GenerationConfig = .init(), defaultSeed: UInt64 = 0) throws {
         let samplingAsked = request.temperature != nil || request.topK != nil || request.topP != nil
@@ -81,6 +97,7 @@ public struct GenerationParameters: Sendable, Equatable {
         eosTokenIds = request.eosTokenIds ?? config.eosTokenIds
         topLogprobs = request.topLogprobs ?? 0
         promptLogprobs = request.promptLogprobs ?? false
+        occurrencePenalty = request.occurrencePenalty
         try validate()
     }
 
@@ -89,7 +106,8 @@ public struct GenerationParameters: Sendable, Equatable {
         try Self.checkRanges(maxNewTokens: maxNewTokens, minNewTokens: minNewTokens,
                              temperature: doSample ? temperature : nil, topK: doSample ? topK : nil,
                              topP: doSample ? topP : nil, typicalP: doSample ? typicalP : nil,
-                             repetitionPenalty: repetitionPenalty, stopStrings: stopStrings)
+                             repetitionPenalty: repetitionPenalty, stopStrings: stopStrings,
+                             occurrencePenalty: occurrencePenalty)
         try Self.check("top_logprobs", topLogprobs, 0...Self.maxTopLogprobs)
         guard !badWordsIds.contains([]) else {
             throw GenerationError.invalidParameter(name: "bad_words_ids", value: "[]", allowed: "non-empty sequences")
@@ -110,7 +128,8 @@ extension GenerationParameters {
 
     /// The range checks a request and a resolved set of parameters share; nil values are not checked.
     static func checkRanges(maxNewTokens: Int?, minNewTokens: Int?, temperature: Float?, topK: Int?, topP: Float?,
-                            typicalP: Float?, repetitionPenalty: Float?, stopStrings: [String]) throws {
+                            typicalP: Float?, repetitionPenalty: Float?, stopStrings: [String],
+                            occurrencePenalty: OccurrencePenalty?) throws {
         try check("max_new_tokens", maxNewTokens, 1...maxNewTokensLimit)
         try check("min_new_tokens", minNewTokens, 0...maxNewTokensLimit)
         try check("temperature", temperature, temperatureRange)
@@ -118,6 +137,13 @@ extension GenerationParameters {
         try check("top_p", topP, probabilityRange)
         try check("typical_p", typicalP, probabilityRange)
         try check("repetition_penalty", repetitionPenalty, penaltyRange)
+        switch occurrencePenalty {
+        case .openAI(let frequency, let presence):
+            try check("frequency_penalty", frequency, OccurrencePenalty.range)
+            try check("presence_penalty", presence, OccurrencePenalty.range)
+        case .tgi(let frequency): try check("frequency_penalty", frequency, OccurrencePenalty.range)
+        case nil: break
+        }
         if stopStrings.contains("") {
             throw GenerationError.invalidParameter(name: "stop", value: "\"\"", allowed: "a non-empty string")
         }
@@ -137,6 +163,7 @@ extension GenerationRequest {
     public func validate() throws {
         try GenerationParameters.checkRanges(maxNewTokens: maxNewTokens, minNewTokens: minNewTokens,
                                              temperature: temperature, topK: topK, topP: topP, typicalP: typicalP,
-                                             repetitionPenalty: repetitionPenalty, stopStrings: stopStrings)
+                                             repetitionPenalty: repetitionPenalty, stopStrings: stopStrings,
+                                             occurrencePenalty: occurrencePenalty)
     }
 }

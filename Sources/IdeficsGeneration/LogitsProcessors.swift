@@ -1,12 +1,13 @@
 import Foundation
 
 /// transformers' logits processors and warpers, one function each, with the same semantics and order as
-/// `generate` builds them: repetition penalty, bad words, then (when sampling) temperature, top-k, top-p, typical-p.
+/// `generate` builds them: repetition penalty, (TGI's and OpenAI's occurrence penalties), bad words, then (when sampling) temperature, top-k, top-p, typical-p.
 public enum LogitsProcessors {
     /// Applies the chain for one step; `history` is every token so far, prompt included, of which the last
     /// `generatedCount` were generated.
     public static func process(_ scores: inout [Float], history: [Int], generatedCount: Int, parameters p: GenerationParameters) {
         if p.repetitionPenalty != 1 { repetitionPenalty(&scores, history: history, penalty: p.repetitionPenalty) }
+        if let penalty = p.occurrencePenalty { occurrencePenalty(&scores, history: history, generatedCount: generatedCount, penalty) }
         if !p.badWordsIds.isEmpty { banBadWords(&scores, history: history, badWords: p.badWordsIds, eosTokenIds: p.eosTokenIds) }
         if generatedCount < p.minNewTokens { banEndOfSequence(&scores, eosTokenIds: p.eosTokenIds) }
         guard p.doSample else { return }
@@ -21,6 +22,23 @@ public enum LogitsProcessors {
         for token in Set(history) where scores.indices.contains(token) {
             let s = scores[token]
             scores[token] = s < 0 ? s * penalty : s / penalty
+        }
+    }
+
+    /// Subtracts `penalty` from the seen tokens' scores (see `OccurrencePenalty` for the two conventions).
+    public static func occurrencePenalty(_ scores: inout [Float], history: [Int], generatedCount: Int,
+                                         _ penalty: OccurrencePenalty) {
+        let counted = { (tokens: ArraySlice<Int>) in tokens.reduce(into: [Int: Int]()) { $0[$1, default: 0] += 1 } }
+        switch penalty {
+        case .openAI(let frequency, let presence):
+            for (token, count) in counted(history.suffix(generatedCount)) where scores.indices.contains(token) {
+                scores[token] -= frequency * Float(count) + presence
+            }
+        case .tgi(let frequency):
+            let length = Float(history.count)
+            for (token, count) in counted(history[...]) where scores.indices.contains(token) {
+                scores[token] -= Float(count) / length * frequency // as TGI: the share, then times the penalty
+            }
         }
     }
 

@@ -17,11 +17,23 @@ struct GenerateParameters: Sendable {
     var truncate: Int?
     /// TGI's `decoder_input_details`: `details.prefill` lists the prompt's tokens with their log-probabilities.
     var decoderInputDetails = false
+    /// `frequency_penalty`, read by `setCommon`; each route settles what it means (`request.occurrencePenalty`).
+    var frequencyPenalty: Float = 0
 
     static let maxStopSequences = 4
     static let maxTopNTokens = 5
 
     init() {}
+
+    /// OpenAI's `presence_penalty` beside the frequency penalty `setCommon` read: both count the generated tokens
+    /// (TGI's own chat route turns `presence_penalty` into a repetition penalty of presence + 2 instead).
+    mutating func setOpenAIPenalties(_ body: JSONFields) throws(ServerError) {
+        let presence = try body.double("presence_penalty") ?? 0
+        guard (-2...2).contains(presence) else { throw .validation("`presence_penalty` must be >= -2.0 and <= 2.0") }
+        if frequencyPenalty != 0 || presence != 0 {
+            request.occurrencePenalty = .openAI(frequency: frequencyPenalty, presence: Float(presence))
+        }
+    }
 
     /// TGI's `parameters` object.
     init(tgi p: JSONFields?, limits: ServerLimits) throws(ServerError) {
@@ -30,6 +42,7 @@ struct GenerateParameters: Sendable {
             throw .validation("`best_of` must be 1: several sequences per request are not supported")
         }
         try setCommon(p, maxTokensKey: "max_new_tokens", stopKey: "stop")
+        if frequencyPenalty != 0 { request.occurrencePenalty = .tgi(frequency: frequencyPenalty) }
         if let doSample = try p.bool("do_sample") { request.doSample = doSample }
         if let topK = try p.int("top_k") {
             guard topK > 0 else { throw .validation("`top_k` must be strictly positive") }
@@ -67,7 +80,8 @@ struct GenerateParameters: Sendable {
         returnFullText = try p.bool("return_full_text") ?? false
     }
 
-    /// The fields TGI and OpenAI share: temperature, top_p, frequency_penalty, seed, the token budget and stops.
+    /// The fields TGI and OpenAI share: temperature, top_p, frequency_penalty (kept in `frequencyPenalty`: the two
+    /// count differently), seed, the token budget and stops.
     mutating func setCommon(_ p: JSONFields, maxTokensKey: String, stopKey: String) throws(ServerError) {
         if let temperature = try p.double("temperature") {
             guard temperature > 0 else { throw .validation("`temperature` must be strictly positive") }
@@ -79,7 +93,7 @@ struct GenerateParameters: Sendable {
         }
         if let penalty = try p.double("frequency_penalty") {
             guard (-2...2).contains(penalty) else { throw .validation("`frequency_penalty` must be >= -2.0 and <= 2.0") }
-            guard penalty == 0 else { throw .validation("`frequency_penalty` is not supported yet (give 0 or leave it out)") }
+            frequencyPenalty = Float(penalty)
         }
         if let seed = try p.uint64("seed") { request.seed = seed }
         if let maxNewTokens = try p.int(maxTokensKey) {

@@ -198,9 +198,7 @@ struct Routes: Sendable {
                                  stopKey: "stop")
         if let n = try body.int("n"), n != 1 { throw ServerError.validation("`n` must be 1: several choices are not supported") }
         let logprobs = try openAILogprobs(body, chat: chat, into: &parameters)
-        if let penalty = try body.double("presence_penalty"), penalty != 0 {
-            throw ServerError.validation("`presence_penalty` is not supported yet (give 0 or leave it out)")
-        }
+        try parameters.setOpenAIPenalties(body)
         let stream = try body.bool("stream") ?? false
         let includeUsage = try body.object("stream_options")?.bool("include_usage") ?? false
         let prompt: String, images: [RGBImage]

@@ -90,6 +90,9 @@ final class GeneratorTests: XCTestCase {
             (.init(maxNewTokens: -1), "max_new_tokens must be in [1, 1048576], not -1"),
             (.init(repetitionPenalty: 0), "repetition_penalty must be in [0.001, 1000.0], not 0.0"),
             (.init(stopStrings: [""]), "stop must be in a non-empty string, not \"\""),
+            (penalized(.openAI(frequency: 0, presence: 2.5)), "presence_penalty must be in [-2.0, 2.0], not 2.5"),
+            (penalized(.openAI(frequency: -3, presence: 0)), "frequency_penalty must be in [-2.0, 2.0], not -3.0"),
+            (penalized(.tgi(frequency: .nan)), "frequency_penalty must be in [-2.0, 2.0], not nan"),
         ]
         for (request, message) in cases {
             XCTAssertThrowsError(try request.validate(), message) { XCTAssertEqual("\($0)", message) }
@@ -98,6 +101,36 @@ final class GeneratorTests: XCTestCase {
                 XCTAssertEqual((error as? GenerationError)?.isCallerFault, true)
             }
         }
+    }
+
+    private func penalized(_ penalty: OccurrencePenalty) -> GenerationRequest {
+        var request = GenerationRequest()
+        request.occurrencePenalty = penalty
+        return request
+    }
+
+    /// OpenAI's penalties count the generated tokens only: token 1 (generated twice) loses 2 x 0.5 + 0.25, token 3
+    /// (generated once) 0.5 + 0.25, the prompt's token 2 nothing. TGI's frequency penalty counts the whole sequence
+    /// as a share: token 2 is 2 of 6 tokens, so it loses 1/3 x 1.5; token 1 is 3 of 6, 1/2 x 1.5. They apply before
+    /// the greedy choice too, as in TGI.
+    func testOccurrencePenaltiesCountAsOpenAIAndTGIDo() throws {
+        let history = [2, 1, 2, 1, 3, 1], generated = 3 // prompt [2, 1, 2], then 1, 3, 1
+        var openAI: [Float] = [0, 4, 1, 3, -1]
+        LogitsProcessors.occurrencePenalty(&openAI, history: history, generatedCount: generated,
+                                           .openAI(frequency: 0.5, presence: 0.25))
+        XCTAssertEqual(openAI, [0, 4 - 1.25, 1, 3 - 0.75, -1])
+        var tgi: [Float] = [0, 4, 1, 3, -1]
+        LogitsProcessors.occurrencePenalty(&tgi, history: history, generatedCount: generated, .tgi(frequency: 1.5))
+        XCTAssertEqual(tgi, [0, 4 - Float(3) / 6 * 1.5, 1 - Float(2) / 6 * 1.5, 3 - Float(1) / 6 * 1.5, -1])
+
+        var parameters = try GenerationParameters(request: penalized(.openAI(frequency: 2, presence: 0)))
+        var scores: [Float] = [0, 4, 1, 3.5, -1]
+        LogitsProcessors.process(&scores, history: history, generatedCount: generated, parameters: parameters)
+        XCTAssertEqual(Sampler.argmax(scores), 3) // token 1: 4 - 2 x 2 = 0; token 3: 3.5 - 2 = 1.5; token 2 keeps 1
+        parameters.occurrencePenalty = nil
+        scores = [0, 4, 1, 3.5, -1]
+        LogitsProcessors.process(&scores, history: history, generatedCount: generated, parameters: parameters)
+        XCTAssertEqual(Sampler.argmax(scores), 1)
     }
 
     /// transformers ignores the sampling fields of a greedy generation config; so do we (a config with

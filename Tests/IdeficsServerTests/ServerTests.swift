@@ -111,6 +111,57 @@ final class ServerTests: XCTestCase {
 
     /// TGI's /tokenize: the ids the model sees (an image's expanded tokens included, fetched or not), each with its
     /// byte range in `inputs` and that text: the whole `![](...)` for an image's tokens, (0, 0) for BOS.
+    /// TGI's `frequency_penalty` and OpenAI's `frequency_penalty` / `presence_penalty` reach generation with their
+    /// own conventions (`OccurrencePenalty`): each answer's tokens and log-probabilities are the library's for that
+    /// penalty. The tiny model's logits are too far apart for a penalty to change its greedy tokens, but the
+    /// log-probabilities (taken after the penalties, as TGI does) differ from the unpenalized ones.
+    func testFrequencyAndPresencePenaltiesAnswerAsTheLibraryDoes() async throws {
+        let pipeline = try Self.pipeline.get()
+        func generated(_ penalty: OccurrencePenalty?) throws -> [GeneratedToken] {
+            var request = GenerationRequest(maxNewTokens: 8)
+            request.occurrencePenalty = penalty
+            return try pipeline.generate(prompt: "The capital of France is", request: request).tokens
+        }
+        let (plain, tgi, openAI) = try (generated(nil), generated(.tgi(frequency: 2)),
+                                        generated(.openAI(frequency: 1.5, presence: 0.5)))
+        XCTAssertNotEqual(tgi.map(\.logprob), plain.map(\.logprob))
+        XCTAssertNotEqual(openAI.map(\.logprob), plain.map(\.logprob))
+        XCTAssertNotEqual(openAI.map(\.logprob), tgi.map(\.logprob))
+        /// The (id, logprob) pairs of an answer's tokens.
+        @Sendable func pairs(_ tokens: [[String: Any]]?) -> [String] {
+            (tokens ?? []).map { "\($0["id"] ?? $0["token"] ?? "?") \(($0["logprob"] as? NSNumber)?.floatValue ?? .nan)" }
+        }
+        try await application().test(.router) { client in
+            let body = #"{"inputs": "The capital of France is", "parameters": {"max_new_tokens": 8, "details": true, "frequency_penalty": 2}}"#
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                XCTAssertEqual(response.status, .ok)
+                let details = try self.object(response.body)["details"] as? [String: Any]
+                XCTAssertEqual(pairs(details?["tokens"] as? [[String: Any]]), tgi.map { "\($0.id) \($0.logprob)" })
+            }
+            let chat = #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 8, "logprobs": true, "frequency_penalty": 1.5, "presence_penalty": 0.5}"#
+            var request = GenerationRequest(maxNewTokens: 8)
+            request.occurrencePenalty = .openAI(frequency: 1.5, presence: 0.5)
+            let (text, _) = try pipeline.render([.user(.text("Hi"))])
+            let expected = try pipeline.generate(prompt: text, request: request).tokens.filter { !$0.text.isEmpty }
+            XCTAssertFalse(expected.isEmpty)
+            try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: chat)) { response in
+                XCTAssertEqual(response.status, .ok)
+                let choices = try XCTUnwrap(try self.object(response.body)["choices"] as? [[String: Any]])
+                let content = (choices.first?["logprobs"] as? [String: Any])?["content"] as? [[String: Any]]
+                XCTAssertEqual(pairs(content), expected.map { "\($0.text) \($0.logprob)" })
+            }
+            for (uri, body, message) in [
+                ("/generate", #"{"inputs": "Hi", "parameters": {"frequency_penalty": 2.5}}"#, "`frequency_penalty` must be >= -2.0 and <= 2.0"),
+                ("/v1/completions", #"{"prompt": "Hi", "presence_penalty": -2.5}"#, "`presence_penalty` must be >= -2.0 and <= 2.0"),
+            ] {
+                try await client.execute(uri: uri, method: .post, body: ByteBuffer(string: body)) { response in
+                    XCTAssertEqual(response.status, .unprocessableContent)
+                    XCTAssertEqual(try self.object(response.body)["error"] as? String, message)
+                }
+            }
+        }
+    }
+
     func testTokenizeGivesIdsWithTheirPlaceInTheInputs() async throws {
         let pipeline = try Self.pipeline.get()
         let idefics2 = try XCTUnwrap(pipeline.idefics2)
