@@ -147,17 +147,9 @@ public final class Pipeline: @unchecked Sendable {
     /// The vectors one image becomes: `imageSequenceLength` per processed image (five of them when split); for
     /// Idefics v1, the states its cross-attention reads.
     public func imageFeatures(_ image: RGBImage, options: Idefics2ImageProcessorOverrides = .init()) throws -> [Float] {
-        if let ideficsV1, let imageProcessor {
-            let pixels = try imageProcessor.process(image)[0]
-            return try ideficsV1.imageStates(PixelImage(height: pixels.height, width: pixels.width, values: pixels.values),
-                                             pool: pool)
-        }
-        guard let idefics2, let imageProcessor else {
-            throw PipelineError.textOnlyModel(directory: checkpoint.directory.path)
-        }
-        return try imageProcessor.process(image, overrides: options).flatMap { part in
-            try idefics2.imageFeatures(PixelImage(height: part.height, width: part.width, values: part.values), pool: pool)
-        }
+        var work = try imageFeatureWork(image, options: options)
+        while !work.isFinished { try advance(&work) }
+        return work.features
     }
 
     /// Generates after a prepared prompt. `onToken` sees each token with its text (special tokens have none);

@@ -78,11 +78,6 @@ struct ServeCommand: AsyncParsableCommand {
 
     func run() async throws {
         let pipeline = try modelOptions.load()
-        if pipeline.ideficsV1 != nil {
-            // The engine's continuous batch holds Idefics2/decoder sessions; v1 runs with generate and chat.
-            throw ValidationError("\(pipeline.checkpoint.directory.path) is an Idefics v1 checkpoint: `idefics serve` "
-                                  + "runs Idefics2 and text-only checkpoints; use `generate` or `chat` for Idefics v1")
-        }
         _ = try pipeline.generate(prompt: "Hi", request: GenerationRequest(maxNewTokens: 1)) // warm: the first pass faults the weights in
         var logger = Logger(label: "idefics.serve")
         logger.logLevel = .info

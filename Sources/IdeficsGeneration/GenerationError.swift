@@ -12,10 +12,14 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
     case imageTokenMismatch(tokens: Int, features: Int)
     /// The model's logits hold NaN or an infinity at this step (0 = the prompt's).
     case nonFiniteLogits(step: Int)
+    /// The engine was shutting down and its grace period ended before this request ran.
+    case shutDown
 
     public var isCallerFault: Bool {
-        if case .nonFiniteLogits = self { return false }
-        return true
+        switch self {
+        case .nonFiniteLogits, .shutDown: false
+        default: true
+        }
     }
 
     public var description: String {
@@ -32,6 +36,7 @@ public enum GenerationError: Error, Equatable, CustomStringConvertible {
         case let .nonFiniteLogits(step):
             "the model produced non-finite logits (NaN or infinity) at step \(step): its weights or config hold "
                 + "values that overflow"
+        case .shutDown: "the engine shut down before this request ran"
         }
     }
 }

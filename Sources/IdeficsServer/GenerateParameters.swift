@@ -127,13 +127,14 @@ struct GenerateParameters: Sendable {
 
 extension PreparedPrompt {
     /// The last `count` tokens, as TGI's `truncate` keeps them; each `<image>` token left keeps its own image vector
-    /// (those of the image tokens cut are dropped from the front).
+    /// (Idefics2) or image states (Idefics v1: one `<image>` token per image); those of the image tokens cut are
+    /// dropped from the front.
     func keepingLast(_ count: Int, imageTokenId: Int?, hidden: Int) -> PreparedPrompt {
         guard ids.count > count else { return self }
         let cut = ids.count - count
         let cutImages = imageTokenId.map { id in ids[..<cut].lazy.filter { $0 == id }.count } ?? 0
-        return PreparedPrompt(ids: Array(ids[cut...]), imageRows: Array(imageRows[(cutImages * hidden)...]),
-                              imageStates: imageStates)
+        return PreparedPrompt(ids: Array(ids[cut...]), imageRows: Array(imageRows.dropFirst(cutImages * hidden)),
+                              imageStates: Array(imageStates.dropFirst(cutImages)))
     }
 }
 

@@ -8,6 +8,7 @@ import NIOCore
 struct Routes: Sendable {
     let engine: GenerationEngine
     let configuration: ServerConfiguration
+    let metrics: ServerMetrics
     var limits: ServerLimits { configuration.limits }
     var pipeline: Pipeline { engine.pipeline }
 
@@ -16,7 +17,7 @@ struct Routes: Sendable {
         router.get("info") { _, _ in json(info) }
         router.get("metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
-                     body: ResponseBody(byteBuffer: ByteBuffer(string: engine.metrics.render())))
+                     body: ResponseBody(byteBuffer: ByteBuffer(string: metrics.render(engine: engine.metrics))))
         }
         router.get("v1/models") { _, _ in
             json(["object": "list", "data": [["id": configuration.modelName, "object": "model", "created": 0,
@@ -88,7 +89,7 @@ struct Routes: Sendable {
                 }
                 continuation.finish()
             } catch {
-                engine.metrics.streamFailed()
+                metrics.streamFailed()
                 continuation.yield(Self.encode(ServerError.from(error).json))
                 continuation.finish()
             }
@@ -256,7 +257,7 @@ struct Routes: Sendable {
                     }
                 }
             } catch {
-                engine.metrics.streamFailed()
+                metrics.streamFailed()
                 continuation.yield(Self.encode(ServerError.from(error).json))
             }
             continuation.yield("[DONE]")
@@ -349,14 +350,14 @@ struct Routes: Sendable {
     private func submit(prompt: String, images: [RGBImage], parameters: inout GenerateParameters) throws
         -> AsyncThrowingStream<GenerationEngine.Event, Error> {
         if parameters.sampling, parameters.request.seed == nil { parameters.request.seed = UInt64.random(in: 0...UInt64.max) }
-        let settled = parameters, limits = limits, cache = engine.imageCache
-        guard let events = engine.submit({ pipeline in
-            let features = try images.map { image in try cache.features(of: image) { try pipeline.imageFeatures(image) } }
+        let settled = parameters, limits = limits
+        guard let events = engine.submit(images: images, { pipeline, features in
             var prepared = try pipeline.prepare(prompt: prompt, imageFeatures: features)
             var parameters = settled
             if let truncate = parameters.truncate {
-                prepared = prepared.keepingLast(truncate, imageTokenId: pipeline.idefics2?.config.imageTokenId,
-                                                hidden: pipeline.decoder.config.hiddenSize)
+                let imageToken = pipeline.idefics2?.config.imageTokenId
+                    ?? pipeline.ideficsV1.flatMap { _ in pipeline.tokenizer.tokenToId(Idefics2Prompt.imageToken) }
+                prepared = prepared.keepingLast(truncate, imageTokenId: imageToken, hidden: pipeline.decoder.config.hiddenSize)
             }
             try parameters.fit(promptTokens: prepared.ids.count, limits: limits)
             return (prepared, parameters.request)

@@ -28,9 +28,10 @@ public enum IdeficsServer {
     public static func application(engine: GenerationEngine, configuration: ServerConfiguration, logger: Logger,
                                    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in })
         -> some ApplicationProtocol {
-        let routes = Routes(engine: engine, configuration: configuration)
+        let metrics = ServerMetrics()
+        let routes = Routes(engine: engine, configuration: configuration, metrics: metrics)
         let router = Router()
-        router.add(middleware: RequestLogger(logger: logger, metrics: engine.metrics))
+        router.add(middleware: RequestLogger(logger: logger, metrics: metrics))
         if let key = configuration.apiKey { router.add(middleware: APIKeyCheck(key: key)) }
         routes.register(on: router)
         return Application(router: router,

@@ -361,7 +361,7 @@ final class ServerTests: XCTestCase {
             for try await _ in streams[1] {}
             XCTFail("the queued request ran")
         } catch {
-            XCTAssertTrue("\(error)".contains("the server shut down before this request ran"), "\(error)")
+            XCTAssertTrue("\(error)".contains("the engine shut down before this request ran"), "\(error)")
         }
         for _ in 0..<500 where engine.load > 0 { try await Task.sleep(for: .milliseconds(10)) }
         XCTAssertEqual(engine.load, 0)
@@ -423,7 +423,7 @@ final class ServerTests: XCTestCase {
                 XCTAssertEqual(samples["idefics_queue_size"], 0)
                 XCTAssertEqual(samples["idefics_time_to_first_token_seconds_count"], 2)
                 XCTAssertEqual(samples["idefics_time_to_first_token_seconds_bucket{le=\"+Inf\"}"], 2)
-                let buckets = ServerMetrics.firstTokenBounds.map { bound in
+                let buckets = EngineMetrics.firstTokenBounds.map { bound in
                     samples["idefics_time_to_first_token_seconds_bucket{le=\"\(bound == bound.rounded() ? String(Int(bound)) : String(bound))\"}"]!
                 }
                 XCTAssertEqual(buckets, buckets.sorted(), "cumulative buckets")
@@ -435,9 +435,7 @@ final class ServerTests: XCTestCase {
     /// Runs one request through the engine as the handlers do (image vectors through the engine's cache).
     private func run(_ engine: GenerationEngine, _ prompt: String, images: [RGBImage] = [], tokens: Int) async throws
         -> GenerationOutput {
-        let cache = engine.imageCache
-        let events = try XCTUnwrap(engine.submit { pipeline in
-            let features = try images.map { image in try cache.features(of: image) { try pipeline.imageFeatures(image) } }
+        let events = try XCTUnwrap(engine.submit(images: images) { pipeline, features in
             return (try pipeline.prepare(prompt: prompt, imageFeatures: features),
                     GenerationRequest(maxNewTokens: tokens, eosTokenIds: []))
         })
@@ -473,5 +471,66 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(other.promptTokenIds, first.promptTokenIds)
         XCTAssertEqual(other.timings.reusedPromptTokens, 2) // <s><fake_token_around_image>
         XCTAssertEqual(other.generatedTokenIds, try lone("<image>What is this?", [chelsea], 4))
+    }
+
+    /// A new request's image is encoded one piece per step (patch embedding, each vision layer, connector) while a
+    /// stream decodes: every piece runs beside the decoding row (`busy` in /metrics), none stalls it for the whole
+    /// image, and both answers equal their lone runs.
+    func testImagesAreEncodedPieceByPieceBesideRunningStreams() async throws {
+        let pipeline = try Self.pipeline.get()
+        let engine = GenerationEngine(pipeline: pipeline, capacity: 4)
+        defer { engine.stop() }
+        let coffee = try ImageInput.load(Fixtures.url("vision/images/coffee_70x70.png").path)
+        let story = GenerationRequest(maxNewTokens: 100, eosTokenIds: [])
+        let long = try XCTUnwrap(engine.submit { pipeline in (try pipeline.prepare(prompt: "Once upon a time", images: []), story) })
+        var iterator = long.makeAsyncIterator()
+        var tokens = [Int]()
+        if case .token(let token) = try await iterator.next() { tokens.append(token.id) } // decoding now
+        let image = try await run(engine, "<image>What is this?", images: [coffee], tokens: 3)
+        while let event = try await iterator.next() { if case .token(let token) = event { tokens.append(token.id) } }
+        XCTAssertEqual(tokens, try pipeline.generate(prompt: "Once upon a time", request: story).generatedTokenIds)
+        XCTAssertEqual(image.generatedTokenIds, try pipeline.generate(
+            pipeline.prepare(prompt: "<image>What is this?", images: [coffee]),
+            request: GenerationRequest(maxNewTokens: 3, eosTokenIds: [])).generatedTokenIds)
+        let pieces = pipeline.idefics2!.config.vision.layerCount + 2 // one processed image: no splitting here
+        let metrics = engine.metrics.render()
+        XCTAssertTrue(metrics.contains("idefics_image_encoding_pieces_total{batch=\"busy\"} \(pieces)\n"), metrics)
+        XCTAssertTrue(metrics.contains("idefics_image_encoding_pieces_total{batch=\"idle\"} 0\n"), metrics)
+    }
+
+    /// An Idefics v1 pipeline's requests run in turn, each alone to its end (its cross-attention sessions are not
+    /// batched): submitted together, each answer is its lone run's; over HTTP too.
+    func testIdeficsV1RequestsRunInTurnWithTheirLoneAnswers() async throws {
+        let pipeline = try Pipeline(pathOrID: Fixtures.url("models/tiny-idefics-perceiver").path, threads: 2)
+        let engine = GenerationEngine(pipeline: pipeline, capacity: 4)
+        defer { engine.stop() }
+        let coffee = try ImageInput.load(Fixtures.url("vision/images/coffee_70x70.png").path)
+        let chelsea = try ImageInput.load(Fixtures.url("vision/images/chelsea_40x60.png").path)
+        let cases: [(String, [RGBImage], Int)] = [("<image>What is this?", [coffee], 5), ("Hello", [], 6),
+                                                  ("<image>And this?<image>", [coffee, chelsea], 4)]
+        let answers = try await withThrowingTaskGroup(of: (Int, GenerationOutput).self) { group in
+            for (index, (prompt, images, tokens)) in cases.enumerated() {
+                group.addTask { (index, try await self.run(engine, prompt, images: images, tokens: tokens)) }
+            }
+            return try await group.reduce(into: [Int: GenerationOutput]()) { $0[$1.0] = $1.1 }
+        }
+        for (index, (prompt, images, tokens)) in cases.enumerated() {
+            let lone = try pipeline.generate(pipeline.prepare(prompt: prompt, images: images),
+                                             request: GenerationRequest(maxNewTokens: tokens, eosTokenIds: []))
+            XCTAssertEqual(answers[index]?.generatedTokenIds, lone.generatedTokenIds, prompt)
+            XCTAssertEqual(answers[index]?.tokens.count, tokens)
+        }
+        XCTAssertEqual(engine.largestBatch, 0) // never in the shared batch
+        XCTAssertEqual(engine.load, 0)
+        let expected = try pipeline.generate(prompt: "Hello", request: GenerationRequest(maxNewTokens: 3)).text
+        let application = IdeficsServer.application(engine: engine, configuration: ServerConfiguration(modelName: "v1"),
+                                                     logger: Logger(label: "test"))
+        try await application.test(.router) { client in
+            let body = #"{"inputs": "Hello", "parameters": {"max_new_tokens": 3}}"#
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                XCTAssertEqual(response.status, .ok)
+                XCTAssertEqual(try self.object(response.body)["generated_text"] as? String, expected)
+            }
+        }
     }
 }

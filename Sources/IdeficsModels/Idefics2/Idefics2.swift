@@ -33,11 +33,45 @@ public struct Idefics2: Sendable {
 
     /// The `imageSequenceLength` vectors that stand for one image, [latents, textHidden].
     public func imageFeatures(_ image: PixelImage, pool: WorkerPool) throws -> [Float] {
+        var work = try featureWork(image)
+        while work.features == nil { advance(&work, pool: pool) }
+        return work.features!
+    }
+
+    /// One image's vectors computed a piece at a time: the patch embedding, each vision layer, then the
+    /// post-layernorm and the connector (`layerCount + 2` calls of `advance`), so that a server can run decode steps
+    /// between the pieces instead of stalling its streams for a whole image.
+    public struct FeatureWork: Sendable {
+        let image: PixelImage
+        var encoding: SigLIPVision.Encoding?
+        /// Set by the last piece.
+        public internal(set) var features: [Float]?
+    }
+
+    /// The work for `image`, refused here if it has no whole patch.
+    public func featureWork(_ image: PixelImage) throws -> FeatureWork {
         let (rows, columns) = vision.patchGrid(height: image.height, width: image.width)
         guard rows > 0, columns > 0 else {
             throw ModelError.imageTooSmall(width: image.width, height: image.height, patchSize: config.vision.patchSize)
         }
-        return connector.resample(vision.encode(image, pool: pool), patches: rows * columns, pool: pool)
+        return FeatureWork(image: image)
+    }
+
+    /// Runs the next piece of `work` (nothing once its features are set).
+    public func advance(_ work: inout FeatureWork, pool: WorkerPool) {
+        guard work.features == nil else { return }
+        guard var encoding = work.encoding else {
+            work.encoding = vision.beginEncoding(work.image, pool: pool)
+            return
+        }
+        if vision.isEncoded(encoding) {
+            work.features = connector.resample(vision.finishEncoding(encoding), patches: encoding.count, pool: pool)
+            work.encoding = nil
+        } else {
+            work.encoding = nil // not two copies of the states while the layer runs
+            vision.runLayer(&encoding, pool: pool)
+            work.encoding = encoding
+        }
     }
 }
 

@@ -35,6 +35,20 @@ public struct SigLIPVision: Sendable {
 
     /// Last hidden states after the post-layernorm, [patches, hidden].
     public func encode(_ image: PixelImage, pool: WorkerPool) -> [Float] {
+        var encoding = beginEncoding(image, pool: pool)
+        while !isEncoded(encoding) { runLayer(&encoding, pool: pool) }
+        return finishEncoding(encoding)
+    }
+
+    /// An image's hidden states between layers: `encode` in pieces, for a caller that interleaves other work.
+    public struct Encoding: Sendable {
+        var states: [Float]
+        let count: Int
+        var nextLayer = 0
+    }
+
+    /// The patch embeddings plus their NaViT position embeddings: the first layer's input.
+    public func beginEncoding(_ image: PixelImage, pool: WorkerPool) -> Encoding {
         let hidden = config.hiddenSize
         let (rows, columns) = patchGrid(height: image.height, width: image.width)
         let count = rows * columns
@@ -45,10 +59,22 @@ public struct SigLIPVision: Sendable {
             position.withUnsafeMutableBufferPointer { positionEmbedding.row(id, into: $0.baseAddress!) }
             for i in 0..<hidden { x[index * hidden + i] += position[i] }
         }
-        for layer in layers {
-            layer(&x, count: count, headCount: config.headCount, eps: config.layerNormEps, activation: .geluTanh,
-                  pool: pool)
-        }
-        return Ops.layerNorm(x, weight: postNormWeight, bias: postNormBias, eps: config.layerNormEps)
+        return Encoding(states: x, count: count)
+    }
+
+    public func isEncoded(_ encoding: Encoding) -> Bool { encoding.nextLayer == layers.count }
+
+    /// Runs the next encoder layer.
+    public func runLayer(_ encoding: inout Encoding, pool: WorkerPool) {
+        precondition(!isEncoded(encoding), "every layer has run")
+        layers[encoding.nextLayer](&encoding.states, count: encoding.count, headCount: config.headCount,
+                                   eps: config.layerNormEps, activation: .geluTanh, pool: pool)
+        encoding.nextLayer += 1
+    }
+
+    /// The post-layernorm of the last layer's states.
+    public func finishEncoding(_ encoding: Encoding) -> [Float] {
+        precondition(isEncoded(encoding), "layers are left to run")
+        return Ops.layerNorm(encoding.states, weight: postNormWeight, bias: postNormBias, eps: config.layerNormEps)
     }
 }

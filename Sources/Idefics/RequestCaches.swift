@@ -1,5 +1,6 @@
 import Foundation
-import Idefics
+import IdeficsGeneration
+import IdeficsImages
 
 /// Image vectors by image content, so that an image sent again (a follow-up turn, the same picture in many requests)
 /// is not encoded again. Keyed by the decoded pixels' size and two independent 64-bit hashes of them; least recently
@@ -24,15 +25,27 @@ public final class ImageFeatureCache: @unchecked Sendable {
 
     /// The image's vectors from the cache, or from `compute` (then kept).
     public func features(of image: RGBImage, compute: () throws -> [Float]) rethrows -> [Float] {
+        if let cached = cached(image) { return cached }
+        let features = try compute()
+        keep(features, of: image)
+        return features
+    }
+
+    /// The image's vectors if they are kept (counted as a hit).
+    public func cached(_ image: RGBImage) -> [Float]? {
         let key = Self.key(image)
-        if let cached = lock.withLock({ () -> [Float]? in
+        return lock.withLock {
             guard let found = entries[key] else { return nil }
             hitCount += 1
             order.removeAll { $0 == key }
             order.append(key)
             return found
-        }) { return cached }
-        let features = try compute()
+        }
+    }
+
+    /// Keeps the image's vectors, the least recently used leaving past the byte limit.
+    public func keep(_ features: [Float], of image: RGBImage) {
+        let key = Self.key(image)
         lock.withLock {
             guard entries[key] == nil, features.count * 4 <= byteLimit else { return }
             entries[key] = features
@@ -43,7 +56,6 @@ public final class ImageFeatureCache: @unchecked Sendable {
                 bytes -= (entries.removeValue(forKey: oldest)?.count ?? 0) * 4
             }
         }
-        return features
     }
 
     private static func key(_ image: RGBImage) -> Key {

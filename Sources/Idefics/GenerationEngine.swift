@@ -1,13 +1,16 @@
 import Foundation
-import Idefics
+import IdeficsGeneration
 
 /// Owns a pipeline and runs all its model work on one thread of its own: the worker pool and the model's scratch
 /// memory serve one forward pass at a time, and the server's event loops never wait on the model. Requests are
 /// continuously batched: each joins the shared step (one join per step), its prompt prefilled `prefillChunk` tokens
-/// per step beside the decoding rows (so running streams stall for one chunk at a time, plus the new request's
-/// image encoding), and leaves when it finishes; every row's tokens are those of its lone run.
+/// per step beside the decoding rows, and leaves when it finishes; every row's tokens are those of its lone run.
+/// A new request's images are encoded one piece per step too (a vision layer: `ImageFeatureWork`), through the
+/// image cache, so running streams stall for one prefill chunk or one vision layer at a time, never a whole image.
 /// At most `capacity` requests are admitted (running or queued: `submit` answers nil past that, HTTP 429), at most
 /// `maxBatchSize` decode together. A request whose stream is dropped (its client went away) leaves at its next token.
+/// An Idefics v1 pipeline's requests run one at a time, each to its end, in turn (its cross-attention sessions are
+/// not batched).
 public final class GenerationEngine: @unchecked Sendable {
     public enum Event: Sendable {
         case token(GeneratedToken)
@@ -15,11 +18,15 @@ public final class GenerationEngine: @unchecked Sendable {
     }
 
     public typealias Preparation = @Sendable (Pipeline) throws -> (PreparedPrompt, GenerationRequest)
+    /// The same, given the vectors of the images submitted with it, in order (`Pipeline.imageFeatures`' values).
+    public typealias PreparationWithImages = @Sendable (Pipeline, _ imageFeatures: [[Float]]) throws
+        -> (PreparedPrompt, GenerationRequest)
     private typealias Continuation = AsyncThrowingStream<Event, Error>.Continuation
 
     private struct Job {
         let id: Int
-        let prepare: Preparation
+        let images: [RGBImage]
+        let prepare: PreparationWithImages
         let continuation: Continuation
         let dropped: Flag
         let submitted = ContinuousClock.now
@@ -29,8 +36,8 @@ public final class GenerationEngine: @unchecked Sendable {
     public let capacity: Int
     public let maxBatchSize: Int
     public let prefillChunk: Int
-    /// What `/metrics` reports; the engine counts its requests, tokens, queue, batch and times to the first token.
-    public let metrics = ServerMetrics()
+    /// The engine's requests, tokens, queue, batch and times to the first token (a server's `/metrics`).
+    public let metrics = EngineMetrics()
     private let condition = NSCondition()
     private var waiting: [Job] = []
     private var admitted = 0
@@ -51,7 +58,6 @@ public final class GenerationEngine: @unchecked Sendable {
         precondition(capacity > 0 && maxBatchSize > 0 && prefillChunk > 0)
         imageCache = ImageFeatureCache(byteLimit: imageCacheBytes)
         prefixCache = PrefixCache(tokenLimit: prefixCacheTokens)
-        precondition(pipeline.ideficsV1 == nil, "the engine batches Idefics2 and text-only pipelines, not Idefics v1")
         self.pipeline = pipeline
         self.capacity = capacity
         self.maxBatchSize = maxBatchSize
@@ -85,16 +91,22 @@ public final class GenerationEngine: @unchecked Sendable {
     /// The most rows one decode step has run so far.
     public var largestBatch: Int { condition.withLock { largest } }
 
-    /// Queues `prepare` (tokenizing, image decoding and encoding: model work, so it runs on the engine's thread; it
-    /// may throw to refuse a prompt past a limit, and it settles the request) and then generation.
+    /// Queues `prepare` (tokenizing, image encoding: model work, so it runs on the engine's thread; it may throw to
+    /// refuse a prompt past a limit, and it settles the request) and then generation.
     public func submit(_ prepare: @escaping Preparation) -> AsyncThrowingStream<Event, Error>? {
+        submit(images: []) { pipeline, _ in try prepare(pipeline) }
+    }
+
+    /// Queues the encoding of `images` (piece by piece between decode steps, each through the image cache), then
+    /// `prepare` with their vectors, then generation.
+    public func submit(images: [RGBImage], _ prepare: @escaping PreparationWithImages) -> AsyncThrowingStream<Event, Error>? {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: Event.self)
         let dropped = Flag()
         let admittedJob = condition.withLock { () -> Bool in
             guard admitted < capacity, !stopped else { return false }
             admitted += 1
             nextID += 1
-            waiting.append(Job(id: nextID, prepare: prepare, continuation: continuation, dropped: dropped))
+            waiting.append(Job(id: nextID, images: images, prepare: prepare, continuation: continuation, dropped: dropped))
             metrics.admit(queueSize: waiting.count)
             condition.signal()
             return true
@@ -111,6 +123,8 @@ public final class GenerationEngine: @unchecked Sendable {
         var streams = [Int: Continuation]()
         var awaitingFirstToken = [Int: ContinuousClock.Instant]()
         var dropped = [Int: Flag]()
+        /// The request whose images are being encoded (one at a time, first come first served).
+        var encoding: Encoding?
         /// Ends row `id`, out of the batch already, with `error`.
         func fail(_ id: Int, _ error: Error) {
             metrics.finish(reason: "error")
@@ -118,14 +132,20 @@ public final class GenerationEngine: @unchecked Sendable {
             streams.removeValue(forKey: id)?.finish(throwing: error)
             release()
         }
+        /// Adds the job, its images encoded, to the batch.
+        func admit(_ job: Job, imageFeatures: [[Float]]) {
+            if join(job, imageFeatures: imageFeatures, batch: &batch, streams: &streams) {
+                (awaitingFirstToken[job.id], dropped[job.id]) = (job.submitted, job.dropped)
+            }
+        }
         while true {
             let job: Job? = condition.withLock {
-                while waiting.isEmpty && batch.isEmpty && !stopped { condition.wait() }
-                guard batch.count < maxBatchSize && !waiting.isEmpty else { return nil }
+                while waiting.isEmpty && batch.isEmpty && encoding == nil && !stopped { condition.wait() }
+                guard encoding == nil, batch.count < maxBatchSize && !waiting.isEmpty else { return nil }
                 defer { metrics.dequeue(queueSize: waiting.count) }
                 return waiting.removeFirst()
             }
-            if job == nil, batch.isEmpty { return } // stopped, nothing left
+            if job == nil, batch.isEmpty, encoding == nil { return } // stopped, nothing left
             let graceOver = condition.withLock { deadline.map { ContinuousClock.now >= $0 } ?? false }
             if graceOver {
                 for id in batch.ids { dropped[id]?.set() } // cut short below, as if their clients had gone
@@ -133,13 +153,35 @@ public final class GenerationEngine: @unchecked Sendable {
                     defer { waiting = []; metrics.dequeue(queueSize: 0) }
                     return waiting
                 }
-                for refused in late + (job.map { [$0] } ?? []) {
+                let encodingJob = encoding?.job
+                encoding = nil
+                for refused in late + [job, encodingJob].compactMap({ $0 }) {
                     metrics.finish(reason: "cancelled")
-                    refused.continuation.finish(throwing: ServerError.generation("the server shut down before this request ran"))
+                    refused.continuation.finish(throwing: GenerationError.shutDown)
                     release()
                 }
-            } else if let job, join(job, batch: &batch, streams: &streams) {
-                (awaitingFirstToken[job.id], dropped[job.id]) = (job.submitted, job.dropped)
+            } else if let job, pipeline.ideficsV1 != nil {
+                runAlone(job)
+            } else if let job, job.images.isEmpty {
+                admit(job, imageFeatures: [])
+            } else if let job {
+                encoding = Encoding(job: job)
+            }
+            if var current = encoding {
+                encoding = nil
+                metrics.imagePiece(besideRows: !batch.isEmpty) // at most one per step: the step below follows it
+                do {
+                    // A request whose client left joins only to be cancelled at once.
+                    if try current.job.dropped.isSet || encodePiece(&current) {
+                        admit(current.job, imageFeatures: current.done)
+                    } else {
+                        encoding = current
+                    }
+                } catch {
+                    metrics.finish(reason: "error")
+                    current.job.continuation.finish(throwing: error)
+                    release()
+                }
             }
             // A client that went away frees its row now, prefilling or decoding.
             for (id, flag) in dropped where flag.isSet {
@@ -182,9 +224,37 @@ public final class GenerationEngine: @unchecked Sendable {
         }
     }
 
+    /// A request's images on their way to vectors: those done, and the work on the next one not cached.
+    private struct Encoding {
+        let job: Job
+        var done: [[Float]] = []
+        var work: ImageFeatureWork?
+    }
+
+    /// Runs the next piece of the request's image encoding (cached images cost none); true once every image is done.
+    private func encodePiece(_ encoding: inout Encoding) throws -> Bool {
+        let images = encoding.job.images
+        while encoding.work == nil {
+            guard encoding.done.count < images.count else { return true }
+            let image = images[encoding.done.count]
+            if let cached = imageCache.cached(image) {
+                encoding.done.append(cached)
+            } else {
+                encoding.work = try pipeline.imageFeatureWork(image)
+            }
+        }
+        try pipeline.advance(&encoding.work!)
+        if let work = encoding.work, work.isFinished {
+            imageCache.keep(work.features, of: images[encoding.done.count])
+            encoding.done.append(work.features)
+            encoding.work = nil
+        }
+        return encoding.done.count == images.count
+    }
+
     /// Prepares the job and adds it to the batch (its prefill runs in the next steps); false if it did not join.
-    private func join(_ job: Job, batch: inout ContinuousBatch<StreamingDetokenizer>, streams: inout [Int: Continuation])
-        -> Bool {
+    private func join(_ job: Job, imageFeatures: [[Float]], batch: inout ContinuousBatch<StreamingDetokenizer>,
+                      streams: inout [Int: Continuation]) -> Bool {
         guard !job.dropped.isSet else {
             metrics.finish(reason: "cancelled")
             job.continuation.finish()
@@ -192,7 +262,7 @@ public final class GenerationEngine: @unchecked Sendable {
             return false
         }
         do {
-            let (prepared, request) = try job.prepare(pipeline)
+            let (prepared, request) = try job.prepare(pipeline, imageFeatures)
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
             streams[job.id] = job.continuation
@@ -221,6 +291,36 @@ public final class GenerationEngine: @unchecked Sendable {
             job.continuation.finish(throwing: error)
             release()
             return false
+        }
+    }
+
+    /// Runs an Idefics v1 request to its end (or its client's leaving, or the grace period's end) while the others wait.
+    private func runAlone(_ job: Job) {
+        defer { release() }
+        guard !job.dropped.isSet else {
+            metrics.finish(reason: "cancelled")
+            return job.continuation.finish()
+        }
+        do {
+            let features = try job.images.map { image in try imageCache.features(of: image) { try pipeline.imageFeatures(image) } }
+            let (prepared, request) = try job.prepare(pipeline, features)
+            metrics.prefilled(promptTokens: prepared.ids.count, reused: 0)
+            var (cut, first) = (false, true)
+            let output = try pipeline.generate(prepared, request: request) { token in
+                if first { metrics.firstToken(after: (ContinuousClock.now - job.submitted).seconds) }
+                first = false
+                metrics.generated()
+                let graceOver = condition.withLock { deadline.map { ContinuousClock.now >= $0 } ?? false }
+                if case .terminated = job.continuation.yield(.token(token)) { cut = true }
+                cut = cut || job.dropped.isSet || graceOver
+                return !cut
+            }
+            metrics.finish(reason: cut ? "cancelled" : output.finishReason.rawValue)
+            job.continuation.yield(.finished(output))
+            job.continuation.finish()
+        } catch {
+            metrics.finish(reason: "error")
+            job.continuation.finish(throwing: error)
         }
     }
 
