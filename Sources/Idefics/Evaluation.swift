@@ -5,17 +5,35 @@ import IdeficsModels
 /// Exact-match evaluation on {image, question, answer, type} items: each item is one chat turn (the image, then the
 /// question), answered greedily; an answer counts when its stripped text equals `answer`.
 public enum Evaluation {
+    /// Runs the items through a `GenerationEngine`: continuously batched, `batchSize` rows at most, a repeated image
+    /// encoded once (its image cache). No prompt prefix is reused, so that every answer is its lone run's, token for
+    /// token. Images are read as their items are submitted, twice `batchSize` ahead of the answers.
     public static func run(_ items: [EvaluationItem], pipeline: Pipeline, batchSize: Int = 8, maxNewTokens: Int = 20,
-                           progress: (Int) -> Void = { _ in }) throws -> [EvaluationResult] {
+                           progress: (Int) -> Void = { _ in }) async throws -> [EvaluationResult] {
+        let batchSize = max(1, batchSize)
+        let ahead = 2 * batchSize
+        let engine = GenerationEngine(pipeline: pipeline, capacity: ahead, maxBatchSize: batchSize, prefixCacheTokens: 0)
+        defer { engine.shutDown(grace: .zero) } // after an error, the items still running end at once
+        let request = GenerationRequest(maxNewTokens: maxNewTokens, doSample: false)
+        func submit(_ item: EvaluationItem) throws -> AsyncThrowingStream<GenerationEngine.Event, Error> {
+            let image = try ImageInput.load(item.imagePath)
+            // Never nil: at most `ahead` (its capacity) are in at once.
+            return engine.submit(images: [image]) { pipeline, features in
+                let (text, _) = try pipeline.render([.user(.image(image), .text(item.question))])
+                return (try pipeline.prepare(prompt: text, imageFeatures: features), request)
+            }!
+        }
+        var running = try items.prefix(ahead).map(submit)
         var results: [EvaluationResult] = []
-        for start in stride(from: 0, to: items.count, by: max(1, batchSize)) {
-            let chunk = Array(items[start..<min(items.count, start + max(1, batchSize))])
-            let prepared = try chunk.map { item in
-                let (text, images) = try pipeline.render([.user(.image(try ImageInput.load(item.imagePath)), .text(item.question))])
-                return try pipeline.prepare(prompt: text, images: images)
+        for (index, item) in items.enumerated() {
+            let events = running.removeFirst()
+            var answer: GenerationOutput?
+            for try await event in events {
+                if case .finished(let output) = event { answer = output }
             }
-            let answers = try pipeline.generate(batch: prepared, request: GenerationRequest(maxNewTokens: maxNewTokens, doSample: false))
-            results += zip(chunk, answers).map { EvaluationResult(item: $0, output: $1) }
+            guard let answer else { throw GenerationError.shutDown } // a stream ends without one only then
+            results.append(EvaluationResult(item: item, output: answer))
+            if index + ahead < items.count { running.append(try submit(items[index + ahead])) }
             progress(results.count)
         }
         return results

@@ -12,10 +12,8 @@ import IdeficsGeneration
 /// An Idefics v1 pipeline's requests run one at a time, each to its end, in turn (its cross-attention sessions are
 /// not batched).
 public final class GenerationEngine: @unchecked Sendable {
-    public enum Event: Sendable {
-        case token(GeneratedToken)
-        case finished(GenerationOutput)
-    }
+    /// `.token` events as they are chosen, then `.finished` with the whole output (as `Pipeline.stream` gives).
+    public typealias Event = GenerationEvent
 
     public typealias Preparation = @Sendable (Pipeline) throws -> (PreparedPrompt, GenerationRequest)
     /// The same, given the vectors of the images submitted with it, in order (`Pipeline.imageFeatures`' values).
@@ -28,7 +26,7 @@ public final class GenerationEngine: @unchecked Sendable {
         let images: [RGBImage]
         let prepare: PreparationWithImages
         let continuation: Continuation
-        let dropped: Flag
+        let dropped: CancellationFlag
         let submitted = ContinuousClock.now
     }
 
@@ -101,7 +99,7 @@ public final class GenerationEngine: @unchecked Sendable {
     /// `prepare` with their vectors, then generation.
     public func submit(images: [RGBImage], _ prepare: @escaping PreparationWithImages) -> AsyncThrowingStream<Event, Error>? {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: Event.self)
-        let dropped = Flag()
+        let dropped = CancellationFlag()
         let admittedJob = condition.withLock { () -> Bool in
             guard admitted < capacity, !stopped else { return false }
             admitted += 1
@@ -122,15 +120,14 @@ public final class GenerationEngine: @unchecked Sendable {
         var batch = ContinuousBatch<StreamingDetokenizer>(prefillChunk: prefillChunk)
         var streams = [Int: Continuation]()
         var awaitingFirstToken = [Int: ContinuousClock.Instant]()
-        var dropped = [Int: Flag]()
+        var dropped = [Int: CancellationFlag]()
         /// The request whose images are being encoded (one at a time, first come first served).
         var encoding: Encoding?
         /// Ends row `id`, out of the batch already, with `error`.
         func fail(_ id: Int, _ error: Error) {
             metrics.finish(reason: "error")
             (awaitingFirstToken[id], dropped[id]) = (nil, nil)
-            streams.removeValue(forKey: id)?.finish(throwing: error)
-            release()
+            if let continuation = streams.removeValue(forKey: id) { end(continuation, error: error) }
         }
         /// Adds the job, its images encoded, to the batch.
         func admit(_ job: Job, imageFeatures: [[Float]]) {
@@ -157,8 +154,7 @@ public final class GenerationEngine: @unchecked Sendable {
                 encoding = nil
                 for refused in late + [job, encodingJob].compactMap({ $0 }) {
                     metrics.finish(reason: "cancelled")
-                    refused.continuation.finish(throwing: GenerationError.shutDown)
-                    release()
+                    end(refused.continuation, error: GenerationError.shutDown)
                 }
             } else if let job, pipeline.ideficsV1 != nil {
                 runAlone(job)
@@ -179,8 +175,7 @@ public final class GenerationEngine: @unchecked Sendable {
                     }
                 } catch {
                     metrics.finish(reason: "error")
-                    current.job.continuation.finish(throwing: error)
-                    release()
+                    end(current.job.continuation, error: error)
                 }
             }
             // A client that went away frees its row now, prefilling or decoding.
@@ -189,9 +184,7 @@ public final class GenerationEngine: @unchecked Sendable {
                 awaitingFirstToken[id] = nil
                 if let output = batch.remove(id: id), let continuation = streams.removeValue(forKey: id) {
                     metrics.finish(reason: "cancelled")
-                    continuation.yield(.finished(output))
-                    continuation.finish()
-                    release()
+                    end(continuation, with: output)
                 }
             }
             keepRetired(&batch)
@@ -257,8 +250,7 @@ public final class GenerationEngine: @unchecked Sendable {
                       streams: inout [Int: Continuation]) -> Bool {
         guard !job.dropped.isSet else {
             metrics.finish(reason: "cancelled")
-            job.continuation.finish()
-            release()
+            end(job.continuation)
             return false
         }
         do {
@@ -288,18 +280,16 @@ public final class GenerationEngine: @unchecked Sendable {
         } catch {
             metrics.finish(reason: "error")
             streams.removeValue(forKey: job.id)
-            job.continuation.finish(throwing: error)
-            release()
+            end(job.continuation, error: error)
             return false
         }
     }
 
     /// Runs an Idefics v1 request to its end (or its client's leaving, or the grace period's end) while the others wait.
     private func runAlone(_ job: Job) {
-        defer { release() }
         guard !job.dropped.isSet else {
             metrics.finish(reason: "cancelled")
-            return job.continuation.finish()
+            return end(job.continuation)
         }
         do {
             let features = try job.images.map { image in try imageCache.features(of: image) { try pipeline.imageFeatures(image) } }
@@ -316,11 +306,10 @@ public final class GenerationEngine: @unchecked Sendable {
                 return !cut
             }
             metrics.finish(reason: cut ? "cancelled" : output.finishReason.rawValue)
-            job.continuation.yield(.finished(output))
-            job.continuation.finish()
+            end(job.continuation, with: output)
         } catch {
             metrics.finish(reason: "error")
-            job.continuation.finish(throwing: error)
+            end(job.continuation, error: error)
         }
     }
 
@@ -332,10 +321,8 @@ public final class GenerationEngine: @unchecked Sendable {
         if case .terminated = continuation.yield(.token(event.token)) { gone = true } else { gone = false }
         if let output = event.finished ?? (gone ? batch.remove(id: event.id) : nil) {
             metrics.finish(reason: gone && event.finished == nil ? "cancelled" : output.finishReason.rawValue)
-            continuation.yield(.finished(output))
-            continuation.finish()
             streams.removeValue(forKey: event.id)
-            release()
+            end(continuation, with: output)
         }
     }
 
@@ -343,14 +330,11 @@ public final class GenerationEngine: @unchecked Sendable {
         for session in batch.takeRetired() { prefixCache.keep(session) }
     }
 
-    private func release() {
+    /// Frees the request's slot, then ends its stream: with its output, with nothing (its client left before it ran)
+    /// or with an error. In that order, so that a caller who sees its stream end may submit again at once.
+    private func end(_ continuation: Continuation, with output: GenerationOutput? = nil, error: Error? = nil) {
         condition.withLock { admitted -= 1 }
+        if let output { continuation.yield(.finished(output)) }
+        continuation.finish(throwing: error)
     }
-}
-
-private final class Flag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value = false
-    func set() { lock.withLock { value = true } }
-    var isSet: Bool { lock.withLock { value } }
 }

@@ -50,10 +50,10 @@ public enum GenerationEvent: Sendable, Equatable {
     case finished(GenerationOutput)
 }
 
-/// Set once from any thread, read from the generating one.
+/// Set once from any thread (a consumer that went away), read from the generating one.
 final class CancellationFlag: @unchecked Sendable {
     private let lock = NSLock()
     private var value = false
-    func set() { lock.lock(); value = true; lock.unlock() }
-    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+    func set() { lock.withLock { value = true } }
+    var isSet: Bool { lock.withLock { value } }
 }

@@ -7,7 +7,9 @@ import IdeficsTensors
 import IdeficsTokenizer
 
 /// A checkpoint loaded for generation: tokenizer, generation defaults, image processor and model, sharing one
-/// pool of worker threads. Loading maps the weight files; nothing is copied or converted.
+/// pool of worker threads. Loading maps the weight files; nothing is copied or converted. Safe to call from several
+/// threads at once (each call gets its lone result; their matrix products take turns on the pool); for many
+/// concurrent requests, `GenerationEngine` batches them instead.
 public final class Pipeline: @unchecked Sendable {
     public let checkpoint: Checkpoint
     public let tokenizer: Tokenizer

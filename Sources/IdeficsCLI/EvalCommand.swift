@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import Idefics
 
-struct EvalCommand: ParsableCommand {
+struct EvalCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval",
         abstract: "Exact-match accuracy on a JSON Lines set of {image, question, answer, type} items.",
@@ -37,13 +37,13 @@ struct EvalCommand: ParsableCommand {
         try checkOption("max-new-tokens", maxNewTokens, 1...GenerationParameters.maxNewTokensLimit)
     }
 
-    func run() throws {
+    func run() async throws {
         var items = try EvaluationItem.load(data)
         if let outputs { try OutputFile.check(outputs) } // before the evaluation, not after it
         let pipeline = try modelOptions.load()
         if let limit { items = Array(items.prefix(limit)) }
         let progress = ProgressBar(total: items.count)
-        let results = try Evaluation.run(items, pipeline: pipeline, batchSize: batchSize, maxNewTokens: maxNewTokens) {
+        let results = try await Evaluation.run(items, pipeline: pipeline, batchSize: batchSize, maxNewTokens: maxNewTokens) {
             progress.advance(to: $0)
         }
         progress.finish()

@@ -4,10 +4,13 @@ import Synchronization
 
 /// A pool of worker threads that spin between jobs, so that the ~200 small matrix products of one decoded token
 /// each cost about a microsecond to hand out instead of the tens of microseconds a sleeping thread needs to wake.
-/// Workers sleep after a while without work; releasing the pool stops its threads.
+/// Workers sleep after a while without work; releasing the pool stops its threads. Jobs from several threads run
+/// one after another (a job is one matrix product or attention pass), so callers may share a pool: a `Pipeline`
+/// used from several threads at once gives each call its lone result. A job must not start another on its pool.
 public final class WorkerPool: @unchecked Sendable {
     public let threadCount: Int
     private let shared: Shared
+    private let oneJobAtATime = Mutex(())
 
     /// The processors this process may use: the most threads that help (more only wait for each other: spinning
     /// workers on a shared core turn a one-second job into minutes).
@@ -33,7 +36,9 @@ public final class WorkerPool: @unchecked Sendable {
             for task in 0..<tasks { body(task) }
             return
         }
-        withoutActuallyEscaping(body) { shared.run(tasks: tasks, workers: threadCount - 1, body: $0) }
+        oneJobAtATime.withLock { _ in
+            withoutActuallyEscaping(body) { shared.run(tasks: tasks, workers: threadCount - 1, body: $0) }
+        }
     }
 
     /// Splits 0..<count into contiguous ranges (multiples of `granule` where possible) and runs them in parallel.

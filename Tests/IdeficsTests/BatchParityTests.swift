@@ -1,5 +1,6 @@
 import Foundation
 import Idefics
+import Synchronization
 import TestSupport
 import XCTest
 
@@ -28,6 +29,33 @@ final class BatchParityTests: XCTestCase {
                 let expected = (c["default_generation"] as! [String: Any])["tokens"] as! [Int]
                 XCTAssertEqual(Array(batched[index].generatedTokenIds.prefix(decisive)), Array(expected.prefix(decisive)), label)
             }
+        }
+    }
+
+    /// One pipeline called from several threads at once (image encoding and generation): each call gets its lone
+    /// result, since the shared worker pool runs one job at a time.
+    func testConcurrentCallersGetTheirLoneResults() throws {
+        let pipeline = try Pipeline(pathOrID: Fixtures.url("models/tiny-f32").path, threads: 2)
+        let reference = try JSONSerialization.jsonObject(with: Fixtures.data("vision/tiny-f32/reference.json")) as! [String: Any]
+        let cases = (reference["cases"] as! [[String: Any]]).filter { !($0["images"] as! [String]).isEmpty }
+        XCTAssertGreaterThanOrEqual(cases.count, 2)
+        let inputs = try cases.map { c in
+            ((c["rendered_chat"] as? String) ?? (c["prompt"] as! String),
+             try (c["images"] as! [String]).map { try ImageInput.load(Fixtures.url("vision/images/\($0).png").path) })
+        }
+        let request = GenerationRequest(maxNewTokens: 12)
+        let lone = try inputs.map { try pipeline.generate(prompt: $0.0, images: $0.1, request: request) }
+        let callers = inputs.count * 2 // every input twice, all at once
+        let results = Mutex([Int: Result<GenerationOutput, Error>]())
+        DispatchQueue.concurrentPerform(iterations: callers) { caller in
+            let (prompt, images) = inputs[caller % inputs.count]
+            let result = Result { try pipeline.generate(prompt: prompt, images: images, request: request) }
+            results.withLock { $0[caller] = result }
+        }
+        for caller in 0..<callers {
+            let output = try results.withLock { $0[caller] }!.get()
+            XCTAssertEqual(output.generatedTokenIds, lone[caller % inputs.count].generatedTokenIds, "caller \(caller)")
+            XCTAssertEqual(output.text, lone[caller % inputs.count].text, "caller \(caller)")
         }
     }
 

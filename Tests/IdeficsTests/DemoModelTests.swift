@@ -12,7 +12,7 @@ final class DemoModelTests: XCTestCase {
     static let model = repository.appendingPathComponent("Models/idefics2-demo")
     static let evaluationSet = repository.appendingPathComponent("Models/idefics2-demo-eval")
 
-    func testEvaluationSetMatchesPyTorchItemByItem() throws {
+    func testEvaluationSetMatchesPyTorchItemByItem() async throws {
         let pipeline = try Pipeline(pathOrID: Self.model.path, threads: 2)
         let items = try EvaluationItem.load(Self.evaluationSet.appendingPathComponent("eval.jsonl").path)
         let reference = try JSONSerialization.jsonObject(
@@ -20,7 +20,7 @@ final class DemoModelTests: XCTestCase {
         let expected = reference["items"] as! [[String: Any]]
         XCTAssertEqual(items.count, expected.count)
 
-        let results = try Evaluation.run(items, pipeline: pipeline, batchSize: 16)
+        let results = try await Evaluation.run(items, pipeline: pipeline, batchSize: 16)
         var identical = 0
         for (result, row) in zip(results, expected) {
             XCTAssertEqual(result.question, row["question"] as? String)
