@@ -192,12 +192,18 @@ struct Routes: Sendable {
 
     // MARK: - OpenAI
 
+    /// The most choices one OpenAI request may ask for (`n`).
+    static let maxChoices = 16
+
     private func openAI(_ request: Request, chat: Bool) async throws -> Response {
         let body = try await JSONFields.body(collect(request))
         var parameters = GenerateParameters()
         try parameters.setCommon(body, maxTokensKey: body.isPresent("max_completion_tokens") ? "max_completion_tokens" : "max_tokens",
                                  stopKey: "stop")
-        if let n = try body.int("n"), n != 1 { throw ServerError.validation("`n` must be 1: several choices are not supported") }
+        let n = try body.int("n") ?? 1
+        guard (1...Self.maxChoices).contains(n) else {
+            throw ServerError.validation("`n` must be >= 1 and <= \(Self.maxChoices). Given: \(n)")
+        }
         let logprobs = try openAILogprobs(body, chat: chat, into: &parameters)
         try parameters.setOpenAIPenalties(body)
         let stream = try body.bool("stream") ?? false
@@ -212,49 +218,80 @@ struct Routes: Sendable {
             let (raw, references) = Self.markdownImages(text[0])
             (prompt, images) = (raw, try await loadImages(references))
         }
-        let events = try submit(prompt: prompt, images: images, parameters: &parameters)
+        // Sampled choices run side by side, choice i with the request's seed + i (each reproducible alone); greedy
+        // choices are all the same answer, so one run serves them all.
+        var runs = [try submit(prompt: prompt, images: images, parameters: &parameters)]
+        if parameters.sampling {
+            for index in 1..<n {
+                var own = parameters
+                own.request.seed = parameters.request.seed! &+ UInt64(index)
+                runs.append(try submit(prompt: prompt, images: images, parameters: &own))
+            }
+        }
+        /// The choices each run answers.
+        let choicesOf = runs.count == 1 ? [Array(0..<n)] : (0..<n).map { [$0] }
         let id = (chat ? "chatcmpl-" : "cmpl-") + UUID().uuidString.lowercased()
         let created = Int(Date().timeIntervalSince1970)
         let object = chat ? "chat.completion" : "text_completion"
-        func choice(_ text: String?, finish: FinishReason?, delta: Bool, tokens: [GeneratedToken] = []) -> [String: Any] {
-            var choice: [String: Any] = ["index": 0, "logprobs": logprobs ? logprobsJSON(tokens) : NSNull(),
-                                         "finish_reason": finish.map { $0 == .length ? "length" : "stop" } ?? NSNull()]
+        // `offset`: characters of the choice's text before these tokens (the legacy completions' text_offset).
+        func choice(_ index: Int, _ text: String?, finish: FinishReason?, delta: Bool, tokens: [GeneratedToken] = [],
+                    offset: Int = 0) -> [String: Any] {
+            var choice: [String: Any] = ["index": index, "finish_reason": finish.map { $0 == .length ? "length" : "stop" } ?? NSNull()]
             if chat {
+                choice["logprobs"] = logprobs ? logprobsJSON(tokens) : NSNull()
                 choice[delta ? "delta" : "message"] = delta ? (text.map { ["role": "assistant", "content": $0] } ?? [:])
                     : ["role": "assistant", "content": text ?? ""]
             } else {
+                choice["logprobs"] = logprobs ? completionLogprobsJSON(tokens, offset: offset) : NSNull()
                 choice["text"] = text ?? ""
             }
             return choice
         }
-        func usage(_ output: GenerationOutput) -> [String: Any] {
-            ["prompt_tokens": output.promptTokenIds.count, "completion_tokens": output.tokens.count,
-             "total_tokens": output.promptTokenIds.count + output.tokens.count]
+        func usage(prompt: Int, completion: Int) -> [String: Any] {
+            ["prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion]
         }
         let head: [String: Any] = ["id": id, "object": object, "created": created, "model": configuration.modelName,
                                    "system_fingerprint": "swift-idefics-\(IdeficsServer.version)"]
         guard stream else {
-            let output = try await collectOutput(events)
-            return json(head.merging(["choices": [choice(output.text, finish: output.finishReason, delta: false,
-                                                         tokens: output.tokens)],
-                                      "usage": usage(output)]) { a, _ in a })
+            var choices: [[String: Any]] = [], prompt = 0, completion = 0
+            for (events, indices) in zip(runs, choicesOf) {
+                let output = try await collectOutput(events)
+                choices += indices.map { choice($0, output.text, finish: output.finishReason, delta: false, tokens: output.tokens) }
+                (prompt, completion) = (output.promptTokenIds.count, completion + indices.count * output.tokens.count)
+            }
+            return json(head.merging(["choices": choices, "usage": usage(prompt: prompt, completion: completion)]) { a, _ in a })
         }
         var chunkHead = head
         chunkHead["object"] = chat ? "chat.completion.chunk" : "text_completion"
         let (lines, continuation) = AsyncThrowingStream.makeStream(of: String.self)
-        let task = Task { [chunkHead] in
+        let task = Task { [chunkHead, runs] in
+            func yield(_ choices: [[String: Any]]) {
+                continuation.yield(Self.encode(chunkHead.merging(["choices": choices]) { a, _ in a }))
+            }
             do {
-                for try await event in events {
-                    switch event {
-                    case .token(let token):
-                        guard !token.text.isEmpty || logprobs else { continue }
-                        continuation.yield(Self.encode(chunkHead.merging(
-                            ["choices": [choice(token.text, finish: nil, delta: true, tokens: [token])]]) { a, _ in a }))
-                    case .finished(let output):
-                        var last = chunkHead.merging(["choices": [choice(nil, finish: output.finishReason, delta: true)]]) { a, _ in a }
-                        if includeUsage { last["usage"] = usage(output) }
-                        continuation.yield(Self.encode(last))
+                // Each run streams its choices' chunks as its tokens come; then one chunk with the whole usage.
+                let (prompt, completion) = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                    for (events, indices) in zip(runs, choicesOf) {
+                        group.addTask {
+                            var offset = 0
+                            for try await event in events {
+                                switch event {
+                                case .token(let token):
+                                    guard !token.text.isEmpty || logprobs else { continue }
+                                    yield(indices.map { choice($0, token.text, finish: nil, delta: true, tokens: [token], offset: offset) })
+                                    offset += token.text.unicodeScalars.count
+                                case .finished(let output):
+                                    yield(indices.map { choice($0, nil, finish: output.finishReason, delta: true) })
+                                    return (output.promptTokenIds.count, indices.count * output.tokens.count)
+                                }
+                            }
+                            throw ServerError.generation("generation ended without an answer")
+                        }
                     }
+                    return try await group.reduce((0, 0)) { ($1.0, $0.1 + $1.1) }
+                }
+                if includeUsage {
+                    continuation.yield(Self.encode(chunkHead.merging(["choices": [], "usage": usage(prompt: prompt, completion: completion)]) { a, _ in a }))
                 }
             } catch {
                 metrics.streamFailed()
@@ -267,14 +304,18 @@ struct Routes: Sendable {
         return sse(lines, space: true)
     }
 
-    /// OpenAI chat's `logprobs` (bool) and `top_logprobs` (0-20, needs `logprobs`); true when log-probabilities
-    /// are asked for. The legacy completions' integer `logprobs` is refused by name.
+    /// The most alternatives per token the legacy completions' `logprobs` may ask for (OpenAI's limit).
+    static let maxCompletionLogprobs = 5
+
+    /// OpenAI chat's `logprobs` (bool) and `top_logprobs` (0-20, needs `logprobs`), or the legacy completions'
+    /// `logprobs` (0-5: the alternatives per token); true when log-probabilities are asked for.
     private func openAILogprobs(_ body: JSONFields, chat: Bool, into parameters: inout GenerateParameters) throws -> Bool {
         guard chat else {
-            if body.isPresent("logprobs") {
-                throw ServerError.validation("`logprobs` is not supported on /v1/completions (use /v1/chat/completions)")
-            }
-            return false
+            guard let top = try body.int("logprobs") else { return false }
+            let limit = Self.maxCompletionLogprobs
+            guard (0...limit).contains(top) else { throw ServerError.validation("`logprobs` must be >= 0 and <= \(limit). Given: \(top)") }
+            if top > 0 { parameters.request.topLogprobs = top }
+            return true
         }
         let wanted = try body.bool("logprobs") ?? false
         if let top = try body.int("top_logprobs") {
@@ -284,6 +325,23 @@ struct Routes: Sendable {
             if top > 0 { parameters.request.topLogprobs = top }
         }
         return wanted
+    }
+
+    /// The legacy completions' `logprobs`: the generated tokens but the special ones (their texts add up to the
+    /// choice's text), each one's log-probability, its alternatives by their own text, and where each token's text
+    /// starts in the choice's text (characters, from `offset`).
+    private func completionLogprobsJSON(_ tokens: [GeneratedToken], offset: Int) -> [String: Any] {
+        let shown = tokens.filter { !pipeline.tokenizer.specialTokenIds.contains($0.id) }
+        var offsets: [Int] = [], at = offset
+        for token in shown {
+            offsets.append(at)
+            at += token.text.unicodeScalars.count
+        }
+        let top = shown.map { token in
+            Dictionary(token.top.map { (text(of: $0.id), Double($0.logprob)) }) { first, _ in first }
+        }
+        return ["tokens": shown.map(\.text), "token_logprobs": shown.map { Double($0.logprob) }, "top_logprobs": top,
+                "text_offset": offsets]
     }
 
     /// OpenAI's `logprobs.content`, one entry per generated token but the special ones (the content has none): its

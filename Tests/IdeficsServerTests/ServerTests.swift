@@ -162,6 +162,91 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// OpenAI's `n`: greedy choices are the one greedy answer n times; sampled choice i is the lone run with the
+    /// request's seed + i, streamed or not; `usage` counts every choice's tokens once and the prompt once.
+    func testSeveralChoicesAreTheirLoneRuns() async throws {
+        let pipeline = try Self.pipeline.get()
+        let (text, _) = try pipeline.render([.user(.text("Hi"))])
+        let greedy = try pipeline.generate(prompt: text, request: GenerationRequest(maxNewTokens: 6))
+        let sampled = try [7, 8, 9].map { seed in
+            try pipeline.generate(prompt: text, request: GenerationRequest(maxNewTokens: 6, temperature: 1.5, seed: UInt64(seed)))
+        }
+        XCTAssertGreaterThan(Set(sampled.map(\.generatedTokenIds)).count, 1, "the seeds give different answers")
+        try await application().test(.router) { client in
+            for (extra, expected) in [("", [greedy, greedy, greedy]), (#", "temperature": 1.5, "seed": 7"#, sampled)] {
+                let body = #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6, "n": 3"# + extra + "}"
+                try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: body)) { response in
+                    XCTAssertEqual(response.status, .ok, body)
+                    let answer = try self.object(response.body)
+                    let choices = try XCTUnwrap(answer["choices"] as? [[String: Any]])
+                    XCTAssertEqual(choices.map { $0["index"] as? Int }, [0, 1, 2])
+                    XCTAssertEqual(choices.map { ($0["message"] as? [String: Any])?["content"] as? String }, expected.map(\.text), body)
+                    let usage = try XCTUnwrap(answer["usage"] as? [String: Any])
+                    XCTAssertEqual(usage["prompt_tokens"] as? Int, greedy.promptTokenIds.count)
+                    XCTAssertEqual(usage["completion_tokens"] as? Int, expected.map(\.tokens.count).reduce(0, +))
+                }
+                let streamed = #"{"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6, "n": 3, "stream": true, "#
+                    + #""stream_options": {"include_usage": true}"# + extra + "}"
+                try await client.execute(uri: "/v1/chat/completions", method: .post, body: ByteBuffer(string: streamed)) { response in
+                    let events = String(buffer: response.body).components(separatedBy: "\n\n").filter { !$0.isEmpty }
+                    XCTAssertEqual(events.last, "data: [DONE]")
+                    let chunks = try events.dropLast().map { try self.object(ByteBuffer(string: String($0.dropFirst(6)))) }
+                    var texts = ["", "", ""], finished = [String?](repeating: nil, count: 3)
+                    for chunk in chunks.dropLast() {
+                        for choice in try XCTUnwrap(chunk["choices"] as? [[String: Any]]) {
+                            let index = try XCTUnwrap(choice["index"] as? Int)
+                            texts[index] += (choice["delta"] as? [String: Any])?["content"] as? String ?? ""
+                            if let reason = choice["finish_reason"] as? String { finished[index] = reason }
+                        }
+                    }
+                    XCTAssertEqual(texts, expected.map(\.text), streamed)
+                    XCTAssertEqual(finished, expected.map { $0.finishReason == .length ? "length" : "stop" })
+                    XCTAssertEqual((chunks.last?["choices"] as? [Any])?.count, 0, "the usage chunk has no choices")
+                    XCTAssertEqual((chunks.last?["usage"] as? [String: Any])?["completion_tokens"] as? Int,
+                                   expected.map(\.tokens.count).reduce(0, +))
+                }
+            }
+            let tooMany = #"{"prompt": "Hi", "n": 17}"#
+            try await client.execute(uri: "/v1/completions", method: .post, body: ByteBuffer(string: tooMany)) { response in
+                XCTAssertEqual(response.status, .unprocessableContent)
+                XCTAssertEqual(try self.object(response.body)["error"] as? String, "`n` must be >= 1 and <= 16. Given: 17")
+            }
+        }
+    }
+
+    /// The legacy completions' integer `logprobs`: the answer's tokens (adding up to its text), their
+    /// log-probabilities as the library gives them, at most that many alternatives each, and where each starts.
+    func testCompletionLogprobsListTheTokensOfTheText() async throws {
+        let pipeline = try Self.pipeline.get()
+        var request = GenerationRequest(maxNewTokens: 6)
+        request.topLogprobs = 2
+        let expected = try pipeline.generate(prompt: "The capital of France is", request: request)
+        let shown = expected.tokens.filter { !pipeline.tokenizer.specialTokenIds.contains($0.id) }
+        XCTAssertFalse(shown.isEmpty)
+        try await application().test(.router) { client in
+            let body = #"{"prompt": "The capital of France is", "max_tokens": 6, "logprobs": 2}"#
+            try await client.execute(uri: "/v1/completions", method: .post, body: ByteBuffer(string: body)) { response in
+                XCTAssertEqual(response.status, .ok)
+                let choice = try XCTUnwrap((try self.object(response.body)["choices"] as? [[String: Any]])?.first)
+                let logprobs = try XCTUnwrap(choice["logprobs"] as? [String: Any])
+                let tokens = try XCTUnwrap(logprobs["tokens"] as? [String])
+                XCTAssertEqual(tokens.joined(), choice["text"] as? String)
+                XCTAssertEqual(tokens, shown.map(\.text))
+                XCTAssertEqual((logprobs["token_logprobs"] as? [NSNumber])?.map(\.floatValue), shown.map(\.logprob))
+                let top = try XCTUnwrap(logprobs["top_logprobs"] as? [[String: NSNumber]])
+                XCTAssertEqual(top.map { Set($0.values.map(\.floatValue)) }, shown.map { Set($0.top.map(\.logprob)) })
+                XCTAssertTrue(top.allSatisfy { $0.count <= 2 })
+                let starts = tokens.reduce(into: [0]) { $0.append($0.last! + $1.unicodeScalars.count) }.dropLast()
+                XCTAssertEqual(logprobs["text_offset"] as? [Int], Array(starts))
+            }
+            try await client.execute(uri: "/v1/completions", method: .post,
+                                     body: ByteBuffer(string: #"{"prompt": "Hi", "logprobs": 6}"#)) { response in
+                XCTAssertEqual(response.status, .unprocessableContent)
+                XCTAssertEqual(try self.object(response.body)["error"] as? String, "`logprobs` must be >= 0 and <= 5. Given: 6")
+            }
+        }
+    }
+
     func testTokenizeGivesIdsWithTheirPlaceInTheInputs() async throws {
         let pipeline = try Self.pipeline.get()
         let idefics2 = try XCTUnwrap(pipeline.idefics2)

@@ -195,12 +195,24 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(len(content), len(self.chat["generated_token_ids"]) - (self.chat["finish_reason"] == "eos_token"))
         self.assertTrue(all(len(t.top_logprobs) == 2 and t.top_logprobs[0].logprob == t.logprob for t in content))
         self.assertTrue(all(bytes(t.bytes).decode() == t.token for t in content))
+        several = client.chat.completions.create(model="idefics2-demo", messages=messages, max_tokens=NEW_TOKENS, n=3)
+        self.assertEqual([(c.index, c.message.content) for c in several.choices], [(i, self.chat["text"]) for i in range(3)])
+        self.assertEqual(several.usage.completion_tokens, 3 * len(self.chat["generated_token_ids"]))
 
     def test_openai_completions(self):
         client = openai.OpenAI(base_url=self.url + "/v1", api_key="unused")
         completion = client.completions.create(model="idefics2-demo", prompt=f"![]({DATA_URI}){QUESTION}",
                                                max_tokens=NEW_TOKENS)
         self.assertEqual(completion.choices[0].text, self.raw["text"])
+        # The chat turn written out (the raw prompt's answer has no text to score).
+        scored = client.completions.create(model="idefics2-demo", max_tokens=NEW_TOKENS, logprobs=2,
+                                           prompt=f"User:![]({DATA_URI}){QUESTION}<end_of_utterance>\nAssistant:")
+        logprobs = scored.choices[0].logprobs
+        self.assertEqual(scored.choices[0].text, self.chat["text"])
+        self.assertEqual("".join(logprobs.tokens), self.chat["text"])
+        self.assertEqual(len(logprobs.token_logprobs), len(logprobs.tokens))
+        self.assertTrue(all(len(top) <= 2 and max(top.values()) >= p - 1e-6 for top, p in zip(logprobs.top_logprobs, logprobs.token_logprobs)))
+        self.assertEqual(logprobs.text_offset[0], 0)
 
     def test_refusals_are_tgi_json(self):
         cases = [
