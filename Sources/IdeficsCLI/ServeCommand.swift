@@ -33,6 +33,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: "Most requests decoded together in one step (continuous batching).")
     var maxBatchSize = 32
 
+    @Option(parsing: .unconditional, help: "Most sampled runs of one TGI `best_of` request (TGI's default, 2).")
+    var maxBestOf = 2
+
     @Option(parsing: .unconditional, help: "Prompt tokens prefilled per step beside the decoding rows (chunked prefill).")
     var maxBatchPrefillTokens = 512
 
@@ -65,6 +68,7 @@ struct ServeCommand: AsyncParsableCommand {
         try checkOption("max-total-tokens", maxTotalTokens, 2...(1 << 24))
         try checkOption("max-concurrent-requests", maxConcurrentRequests, 1...65536)
         try checkOption("max-batch-size", maxBatchSize, 1...1024)
+        try checkOption("max-best-of", maxBestOf, 1...64)
         try checkOption("max-batch-prefill-tokens", maxBatchPrefillTokens, 1...(1 << 20))
         try checkOption("prefix-cache-tokens", prefixCacheTokens, 0...(1 << 24))
         try checkOption("image-cache-mb", imageCacheMb, 0...(1 << 20))
@@ -85,7 +89,7 @@ struct ServeCommand: AsyncParsableCommand {
             host: host, port: port,
             limits: ServerLimits(maxInputTokens: maxInputTokens, maxTotalTokens: maxTotalTokens,
                                  maxConcurrentRequests: maxConcurrentRequests, maxBatchSize: maxBatchSize,
-                                 maxBodyBytes: maxBodyBytes),
+                                 maxBodyBytes: maxBodyBytes, maxBestOf: maxBestOf),
             apiKey: apiKey, images: .init(fetchURLs: !noImageUrls, allowPrivateHosts: allowPrivateImageUrls),
             modelName: servedModelName ?? pipeline.checkpoint.directory.lastPathComponent)
         let engine = GenerationEngine(pipeline: pipeline, capacity: maxConcurrentRequests, maxBatchSize: maxBatchSize,

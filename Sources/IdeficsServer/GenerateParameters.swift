@@ -19,6 +19,8 @@ struct GenerateParameters: Sendable {
     var decoderInputDetails = false
     /// `frequency_penalty`, read by `setCommon`; each route settles what it means (`request.occurrencePenalty`).
     var frequencyPenalty: Float = 0
+    /// TGI's `best_of`: sampled runs of which the answer is the one with the highest mean token log-probability.
+    var bestOf = 1
 
     static let maxStopSequences = 4
     static let maxTopNTokens = 5
@@ -38,8 +40,11 @@ struct GenerateParameters: Sendable {
     /// TGI's `parameters` object.
     init(tgi p: JSONFields?, limits: ServerLimits) throws(ServerError) {
         guard let p else { return }
-        if let bestOf = try p.int("best_of"), bestOf != 1 {
-            throw .validation("`best_of` must be 1: several sequences per request are not supported")
+        if let bestOf = try p.int("best_of") {
+            guard (1...limits.maxBestOf).contains(bestOf) else {
+                throw .validation("`best_of` must be > 0 and <= \(limits.maxBestOf). Given: \(bestOf)")
+            }
+            self.bestOf = bestOf
         }
         try setCommon(p, maxTokensKey: "max_new_tokens", stopKey: "stop")
         if frequencyPenalty != 0 { request.occurrencePenalty = .tgi(frequency: frequencyPenalty) }
@@ -74,6 +79,11 @@ struct GenerateParameters: Sendable {
                 throw .validation("`truncate` must be strictly positive and less than \(limits.maxInputTokens). Given: \(truncate)")
             }
             self.truncate = truncate
+        }
+        if bestOf > 1 { // TGI's order: sampling (a seed alone is not), then no seed: each run draws its own
+            guard request.doSample == true || request.topK != nil || request.typicalP != nil || request.temperature != nil
+                || request.topP != nil else { throw .validation("you must use sampling when `best_of` is > 1") }
+            guard request.seed == nil else { throw .validation("`seed` must not be set when `best_of` > 1") }
         }
         _ = try p.bool("watermark")
         details = try p.bool("details") ?? false
@@ -147,14 +157,17 @@ public struct ServerLimits: Sendable {
     public var maxBatchSize: Int
     public var maxBodyBytes: Int
     public var maxImagesPerRequest: Int
+    /// Most runs of one TGI `best_of` request (TGI's `--max-best-of`, 2 by default).
+    public var maxBestOf: Int
 
     public init(maxInputTokens: Int = 4095, maxTotalTokens: Int = 4096, maxConcurrentRequests: Int = 128,
-                maxBatchSize: Int = 32, maxBodyBytes: Int = 20 << 20, maxImagesPerRequest: Int = 8) {
+                maxBatchSize: Int = 32, maxBodyBytes: Int = 20 << 20, maxImagesPerRequest: Int = 8, maxBestOf: Int = 2) {
         self.maxInputTokens = maxInputTokens
         self.maxTotalTokens = maxTotalTokens
         self.maxConcurrentRequests = maxConcurrentRequests
         self.maxBatchSize = maxBatchSize
         self.maxBodyBytes = maxBodyBytes
         self.maxImagesPerRequest = maxImagesPerRequest
+        self.maxBestOf = maxBestOf
     }
 }

@@ -33,7 +33,7 @@ struct Routes: Sendable {
 
     private var info: [String: Any] {
         ["model_id": configuration.modelName, "model_sha": NSNull(), "model_pipeline_tag": "image-text-to-text",
-         "model_device_type": "cpu", "max_concurrent_requests": limits.maxConcurrentRequests, "max_best_of": 1,
+         "model_device_type": "cpu", "max_concurrent_requests": limits.maxConcurrentRequests, "max_best_of": limits.maxBestOf,
          "max_stop_sequences": GenerateParameters.maxStopSequences, "max_input_tokens": limits.maxInputTokens,
          "max_total_tokens": limits.maxTotalTokens, "validation_workers": 1, "max_client_batch_size": 1,
          "router": "swift-idefics", "version": IdeficsServer.version, "sha": NSNull(), "docker_label": NSNull()]
@@ -52,19 +52,37 @@ struct Routes: Sendable {
         if streaming, parameters.decoderInputDetails {
             throw ServerError.validation("`decoder_input_details` == true is not supported when streaming tokens")
         }
+        if streaming, parameters.bestOf > 1 { throw ServerError.validation("`best_of` != 1 is not supported when streaming tokens") }
         let (prompt, references) = Self.markdownImages(inputs)
         let images = try await loadImages(references)
-        let events = try submit(prompt: prompt, images: images, parameters: &parameters)
-        if streaming { return sse(tgiEvents(events, parameters: parameters, inputs: inputs)) }
-        let output = try await collectOutput(events)
-        var answer: [String: Any] = ["generated_text": (parameters.returnFullText ? inputs : "") + output.text]
+        if streaming {
+            let events = try submit(prompt: prompt, images: images, parameters: &parameters)
+            return sse(tgiEvents(events, parameters: parameters, inputs: inputs))
+        }
+        // best_of: the runs go side by side, each with a seed of its own; the answer is the one whose tokens have
+        // the highest mean log-probability (the first of equals), the others its best_of_sequences, as TGI does.
+        var runs: [(events: AsyncThrowingStream<GenerationEngine.Event, Error>, parameters: GenerateParameters)] = []
+        for _ in 0..<parameters.bestOf {
+            var own = parameters
+            runs.append((try submit(prompt: prompt, images: images, parameters: &own), own))
+        }
+        var answers: [(output: GenerationOutput, parameters: GenerateParameters)] = []
+        for run in runs { answers.append((try await collectOutput(run.events), run.parameters)) }
+        func meanLogprob(_ output: GenerationOutput) -> Float { output.tokens.map(\.logprob).reduce(0, +) / Float(output.tokens.count) }
+        let best = answers.indices.reduce(0) { meanLogprob(answers[$1].output) > meanLogprob(answers[$0].output) ? $1 : $0 }
+        func sequence(_ answer: (output: GenerationOutput, parameters: GenerateParameters)) -> [String: Any] {
+            let (output, parameters) = answer
+            return ["generated_text": (parameters.returnFullText ? inputs : "") + output.text,
+                    "finish_reason": output.finishReason.rawValue, "generated_tokens": output.tokens.count,
+                    "seed": seed(parameters), "prefill": parameters.decoderInputDetails ? prefillJSON(output) : [Any](),
+                    "tokens": output.tokens.map(tokenJSON), "top_tokens": topTokensJSON(output.tokens.map(\.top))]
+        }
+        var details = sequence(answers[best])
+        var answer: [String: Any] = ["generated_text": details.removeValue(forKey: "generated_text")!]
         if parameters.details {
-            answer["details"] = ["finish_reason": output.finishReason.rawValue,
-                                 "generated_tokens": output.tokens.count, "seed": seed(parameters),
-                                 "prefill": parameters.decoderInputDetails ? prefillJSON(output) : [Any](),
-                                 "tokens": output.tokens.map(tokenJSON),
-                                 "top_tokens": topTokensJSON(output.tokens.map(\.top)),
-                                 "best_of_sequences": NSNull()] as [String: Any]
+            details["best_of_sequences"] = answers.count == 1 ? NSNull()
+                : answers.indices.filter { $0 != best }.map { sequence(answers[$0]) } as Any
+            answer["details"] = details
         }
         return json(stream == nil ? [answer] : answer)
     }

@@ -214,6 +214,33 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// TGI's `best_of`: sampled runs side by side, each with its own seed; the answer is the run with the highest
+    /// mean token log-probability, the other in `best_of_sequences`; each is the library's answer for its seed.
+    func testBestOfAnswersWithTheLikeliestOfItsRuns() async throws {
+        let pipeline = try Self.pipeline.get()
+        try await application().test(.router) { client in
+            let body = #"{"inputs": "The capital of France is", "parameters": {"max_new_tokens": 6, "do_sample": true, "temperature": 1.5, "best_of": 2, "details": true}}"#
+            try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                XCTAssertEqual(response.status, .ok)
+                let answer = try self.object(response.body)
+                let details = try XCTUnwrap(answer["details"] as? [String: Any])
+                let others = try XCTUnwrap(details["best_of_sequences"] as? [[String: Any]])
+                XCTAssertEqual(others.count, 1)
+                var means: [Float] = []
+                for (text, sequence) in [(answer["generated_text"] as? String, details), (others[0]["generated_text"] as? String, others[0])] {
+                    let seed = try XCTUnwrap((sequence["seed"] as? NSNumber)?.uint64Value)
+                    let alone = try pipeline.generate(prompt: "The capital of France is", request: GenerationRequest(
+                        maxNewTokens: 6, doSample: true, temperature: 1.5, seed: seed))
+                    XCTAssertEqual(text, alone.text, "seed \(seed)")
+                    XCTAssertEqual((sequence["tokens"] as? [[String: Any]])?.map { $0["id"] as! Int }, alone.generatedTokenIds)
+                    means.append(alone.tokens.map(\.logprob).reduce(0, +) / Float(alone.tokens.count))
+                }
+                XCTAssertNotEqual(details["seed"] as? NSNumber, others[0]["seed"] as? NSNumber)
+                XCTAssertGreaterThanOrEqual(means[0], means[1], "the answer is the likelier run")
+            }
+        }
+    }
+
     /// The legacy completions' integer `logprobs`: the answer's tokens (adding up to its text), their
     /// log-probabilities as the library gives them, at most that many alternatives each, and where each starts.
     func testCompletionLogprobsListTheTokensOfTheText() async throws {
@@ -287,7 +314,11 @@ final class ServerTests: XCTestCase {
             let cases: [(String, HTTPResponse.Status, String)] = [
                 (#"{"inputs": "Hi", "parameters": {"top_k": 0}}"#, .unprocessableContent, "`top_k` must be strictly positive"),
                 (#"{"inputs": "Hi", "parameters": {"typical_p": 1}}"#, .unprocessableContent, "`typical_p` must be > 0.0 and < 1.0"),
-                (#"{"inputs": "Hi", "parameters": {"best_of": 2}}"#, .unprocessableContent, "`best_of` must be 1"),
+                (#"{"inputs": "Hi", "parameters": {"best_of": 2}}"#, .unprocessableContent, "you must use sampling when `best_of` is > 1"),
+                (#"{"inputs": "Hi", "parameters": {"best_of": 3, "do_sample": true}}"#, .unprocessableContent,
+                 "`best_of` must be > 0 and <= 2. Given: 3"),
+                (#"{"inputs": "Hi", "parameters": {"best_of": 2, "do_sample": true, "seed": 1}}"#, .unprocessableContent,
+                 "`seed` must not be set when `best_of` > 1"),
                 (#"{"inputs": "Hi", "parameters": {"top_n_tokens": 6}}"#, .unprocessableContent,
                  "`top_n_tokens` must be >= 0 and <= 5. Given: 6"),
                 (#"{"inputs": "Hi", "parameters": {"seed": -1}}"#, .unprocessableContent, "`parameters.seed` must be an integer in 0...2^64-1"),
@@ -307,11 +338,13 @@ final class ServerTests: XCTestCase {
                     XCTAssertTrue((answer["error"] as? String ?? "").contains(message), "\(body): \(answer)")
                 }
             }
-            let stream = #"{"inputs": "Hi", "parameters": {"decoder_input_details": true}}"#
-            try await client.execute(uri: "/generate_stream", method: .post, body: ByteBuffer(string: stream)) { response in
-                XCTAssertEqual(response.status, .unprocessableContent)
-                XCTAssertEqual(try self.object(response.body)["error"] as? String,
-                               "`decoder_input_details` == true is not supported when streaming tokens")
+            for (parameters, message) in [(#"{"decoder_input_details": true}"#, "`decoder_input_details` == true is not supported when streaming tokens"),
+                                           (#"{"best_of": 2, "do_sample": true}"#, "`best_of` != 1 is not supported when streaming tokens")] {
+                let stream = #"{"inputs": "Hi", "parameters": "# + parameters + "}"
+                try await client.execute(uri: "/generate_stream", method: .post, body: ByteBuffer(string: stream)) { response in
+                    XCTAssertEqual(response.status, .unprocessableContent)
+                    XCTAssertEqual(try self.object(response.body)["error"] as? String, message)
+                }
             }
             for (body, message) in [(#"{"messages": [{"role": "user", "content": "Hi"}], "top_logprobs": 2}"#,
                                      "`top_logprobs` needs `logprobs` set to true"),

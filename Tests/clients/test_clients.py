@@ -158,6 +158,11 @@ class ServerTest(unittest.TestCase):
         self.assertIsNotNone(first.details.seed)
         again = client.generate("Once upon a time", max_new_tokens=NEW_TOKENS, temperature=0.9, seed=first.details.seed)
         self.assertEqual(again.generated_text, first.generated_text)
+        best = client.generate("Once upon a time", max_new_tokens=NEW_TOKENS, do_sample=True, temperature=0.9, best_of=2)
+        (other,) = best.details.best_of_sequences
+        for text, seed in [(best.generated_text, best.details.seed), (other.generated_text, other.seed)]:
+            alone = client.generate("Once upon a time", max_new_tokens=NEW_TOKENS, temperature=0.9, seed=seed)
+            self.assertEqual(alone.generated_text, text)
 
     def test_concurrent_streams_get_their_lone_answers(self):
         client = Client(self.url, timeout=120)
