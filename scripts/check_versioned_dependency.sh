@@ -20,12 +20,36 @@ let package = Package(
     targets: [.executableTarget(name: "consumer", dependencies: [.product(name: "Idefics", package: "swift-idefics")])]
 )
 SWIFT
+# The README's library example, through Pipeline.stream and through the GenerationEngine, on the demo model.
 cat > "$work/consumer/Sources/consumer/main.swift" <<'SWIFT'
+import Foundation
 import Idefics
 
-let prompt = try Idefics2Prompt.expand("<image>Hi", imageCount: 1, imageSequenceLength: 2, splitImages: false)
-print("versioned dependency OK: \(prompt), kernels \(KernelPath.active.rawValue)")
+let repository = CommandLine.arguments[1]
+let pipeline = try Pipeline(pathOrID: repository + "/Models/idefics2-demo")
+let photo = try ImageInput.load(repository + "/Examples/shapes-1.png")
+let question = "How many red circles are there?"
+var streamed = ""
+for try await event in pipeline.stream(messages: [.user(.image(photo), .text(question))],
+                                       request: GenerationRequest(maxNewTokens: 20)) {
+    if case .token(let token) = event { streamed += token.text }
+}
+let engine = GenerationEngine(pipeline: pipeline, capacity: 4)
+let events = engine.submit(images: [photo]) { pipeline, features in
+    let (text, _) = try pipeline.render([.user(.image(photo), .text(question))])
+    return (try pipeline.prepare(prompt: text, imageFeatures: features), GenerationRequest(maxNewTokens: 20))
+}!
+var answer = ""
+for try await event in events {
+    if case .finished(let output) = event { answer = output.text }
+}
+engine.stop()
+guard streamed == answer, answer.trimmingCharacters(in: .whitespaces) == "3" else {
+    print("versioned dependency: the stream said \(streamed.debugDescription), the engine \(answer.debugDescription); expected \"3\"")
+    exit(1)
+}
+print("versioned dependency OK: \(question) -> \(answer) (Pipeline.stream and GenerationEngine), kernels \(KernelPath.active.rawValue)")
 SWIFT
 cd "$work/consumer"
 swift build --quiet 2>&1 | tail -n 20
-"$(swift build --show-bin-path)/consumer"
+"$(swift build --show-bin-path)/consumer" "$repo"
