@@ -263,7 +263,7 @@ public final class GenerationEngine: @unchecked Sendable {
             // logits over a cached prefix differ from a whole prefill's in the last bits, enough to flip a draw.
             let kept = parameters.promptLogprobs || parameters.doSample ? nil
                 : prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
-                                   imageTokenId: pipeline.idefics2?.config.imageTokenId,
+                                   imageTokenId: pipeline.imageTokenId,
                                    hidden: pipeline.decoder.config.hiddenSize)
             var session = kept ?? pipeline.makeSession()
             session.imageRows = prepared.imageRows

@@ -56,6 +56,6 @@ extension Pipeline {
     public func makeV1Session(imageStates: [[Float]]) -> IdeficsSession {
         guard let ideficsV1 else { preconditionFailure("makeV1Session needs an Idefics v1 pipeline: use makeSession") }
         return IdeficsSession(model: ideficsV1, pool: pool, imageStates: imageStates,
-                       imageTokenId: tokenizer.tokenToId(Idefics2Prompt.imageToken)!, eosTokenId: tokenizer.eosTokenId)
+                              imageTokenId: imageTokenId!, eosTokenId: tokenizer.eosTokenId)
     }
 }

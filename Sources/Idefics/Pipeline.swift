@@ -94,6 +94,12 @@ public final class Pipeline: @unchecked Sendable {
                            origin: Idefics2Prompt.defaultChatTemplateOrigin))
     }
 
+    /// The `<image>` token's id: Idefics2's config (checked against the tokenizer at load), Idefics v1's tokenizer;
+    /// nil for a text-only checkpoint.
+    public var imageTokenId: Int? {
+        idefics2?.config.imageTokenId ?? ideficsV1.flatMap { _ in tokenizer.tokenToId(Idefics2Prompt.imageToken) }
+    }
+
     /// Whether the chat template is the built-in Idefics2 default because the folder has none (worth telling a user).
     public var usesDefaultChatTemplate: Bool { chatTemplate?.origin == Idefics2Prompt.defaultChatTemplateOrigin }
 

@@ -9,9 +9,11 @@ struct GenerateParameters: Sendable {
     var returnFullText = false
     /// Whether the request samples (so that `details.seed` reports the seed it used): any sampling field set, as
     /// `GenerationRequest` reads them.
-    var sampling: Bool {
+    var sampling: Bool { samplingFieldSet || request.seed != nil }
+    /// A field that asks for sampling by itself (TGI's `best_of` rule: a seed alone does not).
+    private var samplingFieldSet: Bool {
         request.doSample == true || request.topK != nil || request.typicalP != nil || request.temperature != nil
-            || request.topP != nil || request.seed != nil
+            || request.topP != nil
     }
     /// TGI's `truncate`: the most prompt tokens to keep, the last ones (`PreparedPrompt.keepingLast`).
     var truncate: Int?
@@ -81,8 +83,7 @@ struct GenerateParameters: Sendable {
             self.truncate = truncate
         }
         if bestOf > 1 { // TGI's order: sampling (a seed alone is not), then no seed: each run draws its own
-            guard request.doSample == true || request.topK != nil || request.typicalP != nil || request.temperature != nil
-                || request.topP != nil else { throw .validation("you must use sampling when `best_of` is > 1") }
+            guard samplingFieldSet else { throw .validation("you must use sampling when `best_of` is > 1") }
             guard request.seed == nil else { throw .validation("`seed` must not be set when `best_of` > 1") }
         }
         _ = try p.bool("watermark")

@@ -431,9 +431,7 @@ struct Routes: Sendable {
             var prepared = try pipeline.prepare(prompt: prompt, imageFeatures: features)
             var parameters = settled
             if let truncate = parameters.truncate {
-                let imageToken = pipeline.idefics2?.config.imageTokenId
-                    ?? pipeline.ideficsV1.flatMap { _ in pipeline.tokenizer.tokenToId(Idefics2Prompt.imageToken) }
-                prepared = prepared.keepingLast(truncate, imageTokenId: imageToken, hidden: pipeline.decoder.config.hiddenSize)
+                prepared = prepared.keepingLast(truncate, imageTokenId: pipeline.imageTokenId, hidden: pipeline.decoder.config.hiddenSize)
             }
             try parameters.fit(promptTokens: prepared.ids.count, limits: limits)
             return (prepared, parameters.request)
