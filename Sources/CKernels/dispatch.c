@@ -1,5 +1,6 @@
-// Picks the widest kernel set this CPU runs, once, at the first call: AVX-512, else AVX2 + FMA, else portable.
-// IDEFICS_KERNELS=avx512|avx2|portable asks for one (an unknown name, or one the CPU lacks, keeps the automatic
+// Picks the widest kernel set this CPU runs, once, at the first call: AMX (the AVX-512 kernels with bf16 products on
+// AMX tiles, where Linux grants the tile state), else AVX-512, else AVX2 + FMA, else portable.
+// IDEFICS_KERNELS=amx|avx512|avx2|portable asks for one (an unknown name, or one the CPU lacks, keeps the automatic
 // choice and is reported by ck_kernel_request_problem).
 #include "internal.h"
 #include <math.h>
@@ -11,11 +12,18 @@ static const ck_table *active;
 static ck_kernel_path active_path;
 static const char *request_problem;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+static int amx_granted;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+
+static void ask_for_amx(void) { amx_granted = ck_amx_enable(); }
 
 static int supported(ck_kernel_path path) {
     switch (path) {
     case CK_PATH_PORTABLE: return 1;
 #if defined(__x86_64__)
+    case CK_PATH_AMX:
+        pthread_once(&amx_once, ask_for_amx);
+        return amx_granted && supported(CK_PATH_AVX512);
     case CK_PATH_AVX2:
         return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     case CK_PATH_AVX512:
@@ -29,6 +37,7 @@ static int supported(ck_kernel_path path) {
 static const ck_table *table(ck_kernel_path path) {
     switch (path) {
 #if defined(__x86_64__)
+    case CK_PATH_AMX:
     case CK_PATH_AVX512: return &ck_kernels_avx512;
     case CK_PATH_AVX2: return &ck_kernels_avx2;
 #endif
@@ -38,6 +47,7 @@ static const ck_table *table(ck_kernel_path path) {
 
 const char *ck_kernel_path_name(ck_kernel_path path) {
     switch (path) {
+    case CK_PATH_AMX: return "amx";
     case CK_PATH_AVX512: return "avx512";
     case CK_PATH_AVX2: return "avx2";
     default: return "portable";
@@ -48,11 +58,17 @@ static void choose(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
 #endif
-    active_path = supported(CK_PATH_AVX512) ? CK_PATH_AVX512 : supported(CK_PATH_AVX2) ? CK_PATH_AVX2 : CK_PATH_PORTABLE;
+    active_path = CK_PATH_PORTABLE;
+    for (int p = CK_PATH_AMX; p > CK_PATH_PORTABLE; p--) {
+        if (supported((ck_kernel_path)p)) {
+            active_path = (ck_kernel_path)p;
+            break;
+        }
+    }
     const char *request = getenv("IDEFICS_KERNELS");
     if (request && *request) {
         int found = 0;
-        for (int p = CK_PATH_PORTABLE; p <= CK_PATH_AVX512; p++) {
+        for (int p = CK_PATH_PORTABLE; p <= CK_PATH_AMX; p++) {
             if (strcmp(request, ck_kernel_path_name((ck_kernel_path)p)) != 0) continue;
             found = 1;
             if (supported((ck_kernel_path)p)) {
@@ -61,7 +77,7 @@ static void choose(void) {
                 request_problem = "IDEFICS_KERNELS names kernels this CPU cannot run";
             }
         }
-        if (!found) request_problem = "IDEFICS_KERNELS is not one of avx512, avx2, portable";
+        if (!found) request_problem = "IDEFICS_KERNELS is not one of amx, avx512, avx2, portable";
     }
     active = table(active_path);
 }
@@ -158,7 +174,7 @@ void ck_matmul_int8_rows(const void *A, ptrdiff_t T, const void *W, ck_dtype wty
 
 int ck_int8_vnni(void) {
 #if defined(__x86_64__)
-    return ck_kernel_path_active() == CK_PATH_AVX512 && __builtin_cpu_supports("avx512vnni");
+    return ck_kernel_path_active() >= CK_PATH_AVX512 && __builtin_cpu_supports("avx512vnni");
 #else
     return 0;
 #endif
@@ -166,7 +182,8 @@ int ck_int8_vnni(void) {
 
 int ck_bf16_products(void) {
 #if defined(__x86_64__)
-    return ck_kernel_path_active() == CK_PATH_AVX512 && __builtin_cpu_supports("avx512bf16");
+    return ck_kernel_path_active() == CK_PATH_AMX ||
+           (ck_kernel_path_active() == CK_PATH_AVX512 && __builtin_cpu_supports("avx512bf16"));
 #else
     return 0;
 #endif
@@ -175,6 +192,9 @@ int ck_bf16_products(void) {
 int ck_matmul_bf16_rows(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
                         ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
 #if defined(__x86_64__)
+#if defined(__linux__)
+    if (ck_kernel_path_active() == CK_PATH_AMX) return ck_matmul_bf16_rows_amx(X, T, ldx, W, K, ldw, row_begin, row_end, Y, ldy);
+#endif
     if (ck_bf16_products()) return ck_matmul_bf16_rows_avx512bf16(X, T, ldx, W, K, ldw, row_begin, row_end, Y, ldy);
 #endif
     return 0;
@@ -278,12 +298,23 @@ int ck_attention(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, con
     return kernels()->attention(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
 }
 
+int ck_attention_bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
+                      ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo) {
+#if defined(__x86_64__) && defined(__linux__)
+    if (ck_kernel_path_active() == CK_PATH_AMX) return ck_attention_bf16_amx(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
+#endif
+    return ck_attention(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
+}
+
 volatile float ck_probe_sink;
 
 double ck_fma_probe(long iterations) { return kernels()->fma_probe(iterations); }
 
 double ck_bf16_probe(long iterations) {
 #if defined(__x86_64__)
+#if defined(__linux__)
+    if (ck_kernel_path_active() == CK_PATH_AMX) return ck_bf16_probe_amx(iterations);
+#endif
     if (ck_bf16_products()) return ck_bf16_probe_avx512bf16(iterations);
 #endif
     (void)iterations;

@@ -53,6 +53,9 @@ static inline float ck_quantize_block_q8(const float *x, ptrdiff_t count, int8_t
 /// when a larger one is asked for); NULL if memory is exhausted.
 float *ck_thread_scratch(size_t floats);
 
+/// Whether this CPU has AMX tiles with bf16 products and the OS granted this process their state (Linux x86-64).
+int ck_amx_enable(void);
+
 extern const ck_table ck_kernels_portable;
 #if defined(__x86_64__)
 extern const ck_table ck_kernels_avx2;
@@ -61,6 +64,16 @@ extern const ck_table ck_kernels_avx512;
 int ck_matmul_bf16_rows_avx512bf16(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K,
                                    ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 double ck_bf16_probe_avx512bf16(long iterations);
+#if defined(__linux__)
+/// gemm_amx.c, for the amx path (Linux only: the OS must grant the tile state): the same products on AMX tiles
+/// (X's row stride a multiple of 32, zero past K).
+int ck_matmul_bf16_rows_amx(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K,
+                            ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
+double ck_bf16_probe_amx(long iterations);
+/// attention_amx.c, for the amx path: ck_attention at bf16 precision (its header comment says what is rounded).
+int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
+                          ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo);
+#endif
 /// int8_vnni.c, for CPUs with AVX512_VNNI (ck_int8_vnni): the int8 products of ck_quantize_activations and
 /// ck_matmul_int8_rows in that file's own layout of the activations.
 size_t ck_int8_activation_bytes_vnni(ptrdiff_t T, ptrdiff_t K);

@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "With --quantize: quantize the vision tower too (the connector is quantized with the language model).")
     var quantizeVision = false
 
-    @Option(help: "Precision of activations in products with BF16 weights: f32 (exact) or bf16 (rounded to bf16 as torch runs a bf16 model; vdpbf16ps where the CPU has AVX512_BF16).")
+    @Option(help: "Precision of activations in products with BF16 weights: f32 (exact) or bf16 (rounded to bf16 as torch runs a bf16 model; on AMX tiles or with vdpbf16ps where the CPU has them).")
     var matmulPrecision: ProductPrecision = .float32
 
     func validate() throws {

@@ -7,6 +7,9 @@ struct AttentionShape {
     let headCount: Int
     let keyValueHeadCount: Int
     let headDim: Int
+    /// The precision of the attention's projections: at bf16, many-query attention runs as torch's bf16 flash
+    /// attention does (queries, keys, values and softmax weights rounded to bf16) on AMX tiles where the CPU has them.
+    let precision: ProductPrecision
 }
 
 /// Queries per task of the many-query path: each task packs the keys and values of its head once per tile and
@@ -89,6 +92,7 @@ private struct AttentionOperands {
         let first = queries.lowerBound
         Vector.attention(q + first * qWidth + head * dim, queries: queries.count, ldq: qWidth, keys: k + kvOffset(head),
                          values: v + kvOffset(head), ldkv: kvWidth, depth: dim, scale: scale, lower: lower + first,
-                         upper: upper + first, into: out + first * qWidth + head * dim, ldo: qWidth)
+                         upper: upper + first, into: out + first * qWidth + head * dim, ldo: qWidth,
+                         precision: shape.precision)
     }
 }

@@ -47,7 +47,7 @@ struct VisionEncoderLayer: Sendable {
     func callAsFunction(_ x: inout [Float], count: Int, headCount: Int, eps: Float, activation: VisionActivation,
                         pool: WorkerPool) {
         let shape = AttentionShape(headCount: headCount, keyValueHeadCount: headCount,
-                                   headDim: norm1Weight.count / headCount)
+                                   headDim: norm1Weight.count / headCount, precision: query.weight.products)
         let normed = Ops.layerNorm(x, weight: norm1Weight, bias: norm1Bias, eps: eps)
         let attended = attend(queries: query(normed, tokens: count, pool: pool),
                               keys: key(normed, tokens: count, pool: pool),

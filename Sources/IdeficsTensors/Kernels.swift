@@ -24,12 +24,15 @@ public enum Vector {
 
     /// Attention of `queries` query rows of one head, each seeing the slots [lower[i], upper[i]) of `keys` and
     /// `values` ([slots, depth] rows with stride ldkv): out[i] = softmax(scale · q[i] · kⱼ) · vⱼ, tiled with an
-    /// online softmax on the calling thread. A row without slots gets zeros.
+    /// online softmax on the calling thread. A row without slots gets zeros. At bf16 precision on the amx kernels,
+    /// queries, keys, values and the softmax weights are rounded to bf16 as torch's bf16 flash attention does them.
     public static func attention(_ q: UnsafePointer<Float>, queries: Int, ldq: Int, keys: UnsafePointer<Float>,
                                  values: UnsafePointer<Float>, ldkv: Int, depth: Int, scale: Float,
                                  lower: UnsafePointer<Int32>, upper: UnsafePointer<Int32>,
-                                 into out: UnsafeMutablePointer<Float>, ldo: Int) {
-        let done = ck_attention(q, queries, ldq, keys, values, ldkv, depth, scale, lower, upper, out, ldo)
+                                 into out: UnsafeMutablePointer<Float>, ldo: Int, precision: ProductPrecision = .float32) {
+        let done = precision == .bfloat16
+            ? ck_attention_bf16(q, queries, ldq, keys, values, ldkv, depth, scale, lower, upper, out, ldo)
+            : ck_attention(q, queries, ldq, keys, values, ldkv, depth, scale, lower, upper, out, ldo)
         precondition(done != 0, "out of memory for attention tiles of \(queries) x \(depth)")
     }
 

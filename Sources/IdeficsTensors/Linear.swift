@@ -2,8 +2,8 @@ import CKernels
 
 /// The precision of activations entering matrix products. float32: exact products whatever the stored weights.
 /// bf16 (BF16 weights only): activations rounded to bf16 first, as torch computes a bf16 model; the products stay
-/// exact and the sums float32. CPUs with AVX512_BF16 run them with vdpbf16ps (not faster everywhere: on Emerald
-/// Rapids it does half the flops of the float32 FMA).
+/// exact and the sums float32. CPUs with AMX run them on its tiles (~4x the float32 FMA's rate per core), CPUs with
+/// AVX512_BF16 with vdpbf16ps (not faster everywhere: on Emerald Rapids it does half the flops of the float32 FMA).
 public enum ProductPrecision: String, Sendable, CaseIterable {
     case float32 = "f32"
     case bfloat16 = "bf16"
@@ -92,9 +92,10 @@ public struct Linear: Sendable {
         }
     }
 
-    /// The activations rounded to bf16 once, then the AVX512_BF16 GEMM on every thread's rows.
+    /// The activations rounded to bf16 once (rows padded with zeros to a multiple of 32 inputs), then the bf16 GEMM
+    /// on every thread's rows.
     private func multiplyBF16(_ x: [Float], tokens: Int, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
-        let out = outFeatures, k = inFeatures, padded = (k + 1) / 2 * 2
+        let out = outFeatures, k = inFeatures, padded = (k + 31) / 32 * 32
         let rounded = [UInt16](unsafeUninitializedCapacity: tokens * padded) { buffer, initialized in
             x.withUnsafeBufferPointer { ck_round_to_bf16($0.baseAddress!, tokens, k, k, buffer.baseAddress!, padded) }
             initialized = tokens * padded

@@ -8,8 +8,9 @@ public struct MachineLimits: Sendable {
     public var readBandwidth: Double
     /// Float32 multiply-adds counted as two flops, per second, on the kernels in use.
     public var fmaPeak: Double
-    /// vdpbf16ps flops per second (each a pair of bf16 products and their sum counted as four), where the active
-    /// kernels have it (KernelPath.hasBF16Products).
+    /// Flops per second of the bf16 GEMM's instruction, where the active kernels have one
+    /// (KernelPath.hasBF16Products): TDPBF16PS on AMX tiles, else vdpbf16ps (a pair of bf16 products and their sum
+    /// counted as four flops).
     public var bf16Peak: Double?
     public var threads: Int
     public var kernels: KernelPath

@@ -49,16 +49,17 @@ public enum Ops {
     }
 }
 
-/// Which kernel set runs: the widest the CPU has, or the one `IDEFICS_KERNELS` names.
+/// Which kernel set runs: the widest the CPU has, or the one `IDEFICS_KERNELS` names. `amx` is `avx512` with the
+/// bf16 products on AMX tiles (Intel Sapphire Rapids and later, where Linux grants the tile state).
 public enum KernelPath: String, CaseIterable, Sendable {
-    case portable, avx2, avx512
+    case portable, avx2, avx512, amx
 
     public static var active: KernelPath { KernelPath(ck_kernel_path_active()) }
 
     public var isSupported: Bool { ck_kernel_path_supported(path) != 0 }
 
-    /// Whether the active kernels multiply at bf16 precision with AVX512_BF16 (vdpbf16ps); elsewhere bf16
-    /// products run the float32 kernels on rounded activations.
+    /// Whether the active kernels multiply at bf16 precision with a bf16 GEMM (AMX tiles, or AVX512_BF16's
+    /// vdpbf16ps); elsewhere bf16 products run the float32 kernels on rounded activations.
     public static var hasBF16Products: Bool { ck_bf16_products() != 0 }
 
     /// Whether the active kernels take the integer products of quantized weights with AVX512_VNNI (vpdpbusd);
@@ -70,6 +71,7 @@ public enum KernelPath: String, CaseIterable, Sendable {
 
     init(_ path: ck_kernel_path) {
         self = switch path {
+        case CK_PATH_AMX: .amx
         case CK_PATH_AVX512: .avx512
         case CK_PATH_AVX2: .avx2
         default: .portable
@@ -81,6 +83,7 @@ public enum KernelPath: String, CaseIterable, Sendable {
         case .portable: CK_PATH_PORTABLE
         case .avx2: CK_PATH_AVX2
         case .avx512: CK_PATH_AVX512
+        case .amx: CK_PATH_AMX
         }
     }
 }

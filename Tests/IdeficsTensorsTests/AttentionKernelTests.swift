@@ -1,9 +1,10 @@
 import IdeficsTensors
 import XCTest
 
-/// The tiled online-softmax attention kernel against attention written out in double precision, over head sizes
-/// that fill vector panels exactly, partly, or not at all, query counts on and off the panel width, and the masks
-/// the models use (everything, causal, a sliding window, and a row that sees nothing).
+/// The tiled online-softmax attention kernels (float32, and bf16 on AMX tiles) against attention written out in
+/// double precision, over head sizes that fill vector panels and tiles exactly, partly, or not at all, query counts
+/// on and off the panel width, and the masks the models use (everything, causal, a sliding window, and a row that
+/// sees nothing).
 final class AttentionKernelTests: XCTestCase {
     private struct Case {
         let queries, slots, depth: Int
@@ -11,6 +12,40 @@ final class AttentionKernelTests: XCTestCase {
     }
 
     private enum Mask: CaseIterable { case full, causal, window, emptyRow }
+
+    /// Head sizes that fill vector panels and tiles exactly, partly or not at all, every mask, and one long case.
+    private static let cases: [Case] = [1, 13, 72, 128].flatMap { depth in
+        [8, 37].flatMap { queries in Mask.allCases.map { Case(queries: queries, slots: queries + 150, depth: depth, mask: $0) } }
+    } + Mask.allCases.map { Case(queries: 300, slots: 600, depth: 8, mask: $0) }
+
+    /// A case's strided operands (heads inside rows), queries and keys in [-2, 2), values in [-1, 1).
+    private struct Operands {
+        let c: Case
+        let q, k, v: [Float]
+        let slots: [Range<Int>]
+        var ldq: Int { c.depth * 3 + 1 }
+        var ldkv: Int { c.depth * 2 + 3 }
+        var ldo: Int { c.depth + 5 }
+        var scale: Float { 1 / Float(c.depth).squareRoot() }
+
+        init(_ c: Case, slots: [Range<Int>], generator: inout SplitMix) {
+            self.c = c
+            self.slots = slots
+            let (ldq, ldkv) = (c.depth * 3 + 1, c.depth * 2 + 3)
+            q = (0..<c.queries * ldq).map { _ in generator.uniform() * 2 }
+            k = (0..<c.slots * ldkv).map { _ in generator.uniform() * 2 }
+            v = (0..<c.slots * ldkv).map { _ in generator.uniform() }
+        }
+
+        /// The kernel's output rows, [queries, depth].
+        func attend(precision: ProductPrecision) -> [Float] {
+            var out = [Float](repeating: .nan, count: c.queries * ldo)
+            Vector.attention(q, queries: c.queries, ldq: ldq, keys: k, values: v, ldkv: ldkv, depth: c.depth,
+                             scale: scale, lower: slots.map { Int32($0.lowerBound) }, upper: slots.map { Int32($0.upperBound) },
+                             into: &out, ldo: ldo, precision: precision)
+            return (0..<c.queries).flatMap { i in out[i * ldo..<i * ldo + c.depth] }
+        }
+    }
 
     private func ranges(_ mask: Mask, queries: Int, slots: Int) -> [Range<Int>] {
         (0..<queries).map { i in
@@ -52,32 +87,49 @@ final class AttentionKernelTests: XCTestCase {
     /// more tiles of keys (128 at most) and the queries two and more panels (16 or 32 lanes).
     func testMatchesDoublePrecisionAttentionOnEveryShapeAndMask() {
         var generator = SplitMix(seed: 7)
-        var cases = [Case]()
-        for depth in [1, 13, 72, 128] {
-            for queries in [8, 37] {
-                for mask in Mask.allCases { cases.append(Case(queries: queries, slots: queries + 150, depth: depth, mask: mask)) }
-            }
-        }
-        for mask in Mask.allCases { cases.append(Case(queries: 300, slots: 600, depth: 8, mask: mask)) }
+        let cases = Self.cases
         XCTAssertEqual(cases.count, 36)
         for c in cases {
-            let (ldq, ldkv, ldo) = (c.depth * 3 + 1, c.depth * 2 + 3, c.depth + 5) // strided, as heads inside rows
-            let q = (0..<c.queries * ldq).map { _ in generator.uniform() * 2 }
-            let k = (0..<c.slots * ldkv).map { _ in generator.uniform() * 2 }
-            let v = (0..<c.slots * ldkv).map { _ in generator.uniform() }
-            let slots = ranges(c.mask, queries: c.queries, slots: c.slots)
-            let lower = slots.map { Int32($0.lowerBound) }, upper = slots.map { Int32($0.upperBound) }
-            let scale = 1 / Float(c.depth).squareRoot()
-            var out = [Float](repeating: .nan, count: c.queries * ldo)
-            Vector.attention(q, queries: c.queries, ldq: ldq, keys: k, values: v, ldkv: ldkv, depth: c.depth,
-                             scale: scale, lower: lower, upper: upper, into: &out, ldo: ldo)
-            let expected = reference(q: q, k: k, v: v, depth: c.depth, ldq: ldq, ldkv: ldkv, scale: scale, ranges: slots)
-            var worst = 0.0
-            for i in 0..<c.queries {
-                for j in 0..<c.depth { worst = max(worst, abs(Double(out[i * ldo + j]) - expected[i * c.depth + j])) }
-            }
+            let o = Operands(c, slots: ranges(c.mask, queries: c.queries, slots: c.slots), generator: &generator)
+            let out = o.attend(precision: .float32)
+            let expected = reference(q: o.q, k: o.k, v: o.v, depth: c.depth, ldq: o.ldq, ldkv: o.ldkv, scale: o.scale,
+                                     ranges: o.slots)
+            let worst = zip(out, expected).map { abs(Double($0) - $1) }.max()!
             XCTAssertLessThan(worst, 4e-6, "\(c)")
         }
+    }
+
+    /// At bf16 precision (torch's bf16 flash attention: queries, keys, values and the softmax weights rounded to
+    /// bf16) against the same double-precision attention of the rounded queries, keys and values: each softmax
+    /// weight is off by at most half a bf16 step (2^-9 of itself), so each output value by at most 2^-9 of the
+    /// largest |v| it averages (here 1), plus float32 sums (1e-5), and the result must differ from the float32
+    /// kernel's somewhere (the rounding happened). Without AMX, bf16 attention is the float32 kernel, to the bit.
+    func testBF16AttentionMatchesRoundedInputsWithinTheWeightsRounding() {
+        var generator = SplitMix(seed: 11)
+        let cases = Self.cases
+        XCTAssertEqual(cases.count, 36)
+        func bf16(_ x: Float) -> Float {
+            Float(bitPattern: (x.bitPattern &+ 0x7fff &+ ((x.bitPattern >> 16) & 1)) & 0xffff_0000)
+        }
+        var roundingSeen = false
+        for c in cases {
+            let o = Operands(c, slots: ranges(c.mask, queries: c.queries, slots: c.slots), generator: &generator)
+            let (out, exact) = (o.attend(precision: .bfloat16), o.attend(precision: .float32))
+            guard KernelPath.active == .amx else {
+                XCTAssertEqual(out, exact, "\(c)")
+                continue
+            }
+            let expected = reference(q: o.q.map(bf16), k: o.k.map(bf16), v: o.v.map(bf16), depth: c.depth, ldq: o.ldq,
+                                     ldkv: o.ldkv, scale: o.scale, ranges: o.slots)
+            let worst = zip(out, expected).map { abs(Double($0) - $1) }.max()!
+            roundingSeen = roundingSeen || zip(out, exact).contains { abs($0 - $1) > 1e-5 }
+            XCTAssertLessThan(worst, 1.0 / 512 + 1e-5, "\(c)")
+            for (i, slots) in o.slots.enumerated() where slots.isEmpty {
+                XCTAssertEqual(Array(out[i * c.depth..<(i + 1) * c.depth]), [Float](repeating: 0, count: c.depth),
+                               "a query without slots gets zeros")
+            }
+        }
+        XCTAssertEqual(roundingSeen, KernelPath.active == .amx)
     }
 
     /// Scores of ±1000 in different tiles: the running maximum is rescaled, never overflowed.
@@ -89,11 +141,13 @@ final class AttentionKernelTests: XCTestCase {
             v[j * depth + 1] = Float(j)
         }
         let q = [Float](repeating: 1, count: 8 * depth)
-        var out = [Float](repeating: .nan, count: 8 * depth)
-        Vector.attention(q, queries: 8, ldq: depth, keys: k, values: v, ldkv: depth, depth: depth, scale: 1,
-                         lower: [Int32](repeating: 0, count: 8), upper: [Int32](repeating: Int32(slots), count: 8),
-                         into: &out, ldo: depth)
-        for i in 0..<8 { XCTAssertEqual(out[i * depth + 1], 350, "query \(i)") }
+        for precision in ProductPrecision.allCases {
+            var out = [Float](repeating: .nan, count: 8 * depth)
+            Vector.attention(q, queries: 8, ldq: depth, keys: k, values: v, ldkv: depth, depth: depth, scale: 1,
+                             lower: [Int32](repeating: 0, count: 8), upper: [Int32](repeating: Int32(slots), count: 8),
+                             into: &out, ldo: depth, precision: precision)
+            for i in 0..<8 { XCTAssertEqual(out[i * depth + 1], 350, "query \(i), \(precision)") }
+        }
     }
 }
 

@@ -8,8 +8,10 @@ final class KernelPathTests: XCTestCase {
     func testRequestedKernelsAreTheOnesRunning() {
         XCTAssertTrue(KernelPath.portable.isSupported)
         let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        XCTAssertEqual(KernelPath.hasBF16Products, KernelPath.active == .avx512 && flags.contains(" avx512_bf16"))
-        XCTAssertEqual(KernelPath.hasInt8DotProducts, KernelPath.active == .avx512 && flags.contains(" avx512_vnni"))
+        let avx512 = [.avx512, .amx].contains(KernelPath.active)
+        XCTAssertEqual(KernelPath.hasBF16Products, KernelPath.active == .amx || (avx512 && flags.contains(" avx512_bf16")))
+        XCTAssertEqual(KernelPath.hasInt8DotProducts, avx512 && flags.contains(" avx512_vnni"))
+        if KernelPath.amx.isSupported { XCTAssertTrue(flags.contains(" amx_bf16") && flags.contains(" amx_tile")) }
         XCTAssertTrue(KernelPath.active.isSupported)
         if let requested = ProcessInfo.processInfo.environment["IDEFICS_KERNELS"], !requested.isEmpty {
             if let path = KernelPath(rawValue: requested), !path.isSupported {

@@ -21,8 +21,8 @@ static inline size_t ck_row_bytes(ck_dtype type, ptrdiff_t columns) {
                                  : (size_t)columns * (type == CK_F32 ? 4 : 2);
 }
 
-/// The kernel sets, narrowest first.
-typedef enum { CK_PATH_PORTABLE = 0, CK_PATH_AVX2 = 1, CK_PATH_AVX512 = 2 } ck_kernel_path;
+/// The kernel sets, narrowest first. amx is avx512 with the bf16 products on AMX tiles.
+typedef enum { CK_PATH_PORTABLE = 0, CK_PATH_AVX2 = 1, CK_PATH_AVX512 = 2, CK_PATH_AMX = 3 } ck_kernel_path;
 
 ck_kernel_path ck_kernel_path_active(void);
 int ck_kernel_path_supported(ck_kernel_path path);
@@ -51,10 +51,11 @@ int ck_matmul_packed_rows(const float *A, ptrdiff_t T, const void *W, ck_dtype w
                           ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
 
 /// Products with BF16 weights at bf16 precision (activations rounded to bf16, products exact, float32 sums), as
-/// torch computes a bf16 model. ck_bf16_products says whether the active kernels have the AVX512_BF16 GEMM
-/// (vdpbf16ps); ck_matmul_bf16_rows is that GEMM, Y[t, r] = sum_k X[t, k] * W[r, k] for rows [row_begin, row_end),
-/// with X the rounded activations, bf16 [T][ldx] with ldx even and zero past K; it returns 0 (and does nothing)
-/// without AVX512_BF16 or if its scratch could not be allocated. Elsewhere the same products are the float32
+/// torch computes a bf16 model. ck_bf16_products says whether the active kernels have a bf16 GEMM: AMX tiles
+/// (TDPBF16PS) on the amx path, else AVX512_BF16's vdpbf16ps; ck_matmul_bf16_rows is that GEMM, Y[t, r] =
+/// sum_k X[t, k] * W[r, k] for rows [row_begin, row_end), with X the rounded activations, bf16 [T][ldx] with ldx a
+/// multiple of 32 and zero past K; it returns 0 (and does nothing) without such a GEMM or if its scratch could not
+/// be allocated. Elsewhere the same products are the float32
 /// kernels' on activations rounded in place by ck_round_floats_to_bf16 (exact products: the sums differ only in
 /// their float32 rounding).
 int ck_bf16_products(void);
@@ -116,10 +117,16 @@ void ck_add(float *x, const float *y, ptrdiff_t n);
 /// no score matrix beyond one tile. A query with no slot gets zeros. Returns 0 if its scratch could not be allocated.
 int ck_attention(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv, ptrdiff_t d,
                  float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo);
+/// ck_attention at bf16 precision, as torch's CPU flash attention runs a bf16 model: queries, keys, values and the
+/// softmax's exponentials rounded to bf16, scores, softmax and sums in float32; on AMX tiles on the amx path,
+/// elsewhere ck_attention itself (float32).
+int ck_attention_bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
+                      ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo);
 /// Machine-limit probes for benchmarks (single-threaded; run one per thread for a machine figure): `iterations`
 /// rounds of independent FMAs with the active kernels, returning the flops done; a read of n floats, returning bytes.
 double ck_fma_probe(long iterations);
-/// The same for vdpbf16ps (a pair of bf16 products and their sum: 4 flops per lane); 0 without ck_bf16_products.
+/// The same for the bf16 GEMM's instruction: TDPBF16PS on the amx path, else vdpbf16ps (a pair of bf16 products and
+/// their sum: 4 flops per lane); 0 without ck_bf16_products.
 double ck_bf16_probe(long iterations);
 double ck_read_probe(const float *data, ptrdiff_t n);
 

@@ -61,7 +61,8 @@ struct GatedCrossAttention: Sendable {
         if !seeing.isEmpty {
             var q = query(normed, tokens: tokens, pool: pool)
             if let queryNorm { q = Ops.rmsNorm(q, weight: queryNorm, eps: eps) }
-            let shape = AttentionShape(headCount: headCount, keyValueHeadCount: headCount, headDim: hidden / headCount)
+            let shape = AttentionShape(headCount: headCount, keyValueHeadCount: headCount, headDim: hidden / headCount,
+                                       precision: query.weight.products)
             for row in seeing {
                 let length = row.imageSequenceLength
                 let result = attend(queries: Array(q[row.range.lowerBound * hidden..<row.range.upperBound * hidden]),

@@ -57,7 +57,7 @@ public struct IdeficsPerceiver: Sendable {
     public func resample(_ context: [Float], count: Int, pool: WorkerPool) -> [Float] {
         let n = config.latentCount
         let shape = AttentionShape(headCount: config.headCount, keyValueHeadCount: config.headCount,
-                                   headDim: config.headDim)
+                                   headDim: config.headDim, precision: blocks.first?.query.weight.products ?? .float32)
         var x = latents
         for block in blocks {
             let normedLatents = block.latentsNorm(x)

@@ -48,7 +48,7 @@ public struct Perceiver: Sendable {
         let context = projection(visionStates, tokens: patches, pool: pool)
         let eps = config.rmsNormEps
         let shape = AttentionShape(headCount: config.headCount, keyValueHeadCount: config.keyValueHeadCount,
-                                   headDim: config.headDim)
+                                   headDim: config.headDim, precision: layers.first?.query.weight.products ?? .float32)
         let slots = patches + config.latentCount
         var x = latents
         for layer in layers {

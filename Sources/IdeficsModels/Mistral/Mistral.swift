@@ -141,7 +141,7 @@ public struct Mistral: Sendable {
         let firstSlots = caches.map(\.count)
         let window = config.slidingWindow ?? Int.max
         let shape = AttentionShape(headCount: config.headCount, keyValueHeadCount: config.keyValueHeadCount,
-                                   headDim: config.headDim)
+                                   headDim: config.headDim, precision: layers.first?.query.weight.products ?? .float32)
         let (qWidth, kvWidth) = (config.headCount * config.headDim, config.keyValueHeadCount * config.headDim)
         var x = batch.flatMap(\.hidden)
         for (index, layer) in layers.enumerated() {
