@@ -7,10 +7,14 @@ runs out of memory is reported as such instead of taking the machine down.
 Usage:
   .venv/bin/python scripts/bench_peers.py MODEL_DIR IMAGE [--split] [--new-tokens 8] [--mem-gb 22]
       [--engines swift,transformers,mistralrs] [--swift .build/release/idefics] [--quantize q8|q4]
+      [--matmul-precision f32|bf16]
 
 --quantize quantizes the language model as it loads, to the same block formats in both engines that can: llama.cpp's
 Q8_0 / Q4_0 (swift-idefics `--quantize`, mistral.rs `in_situ_quant`); transformers has no CPU path for them and is
 skipped.
+
+--matmul-precision is swift-idefics' (bf16: activations rounded to bf16 before products with BF16 weights, as torch runs
+the bf16 model here; AMX tiles where the CPU has them); the default is its f32.
 
 The prompt is the chat turn "What do we see in this image?" after the image (generation greedy, eos ignored where
 the engine allows). TTFT counts from the request to the first generated token, model load excluded.
@@ -29,7 +33,8 @@ PROMPT = "What do we see in this image?"
 def run_swift(args):
     cmd = [args.swift, "bench", "--model", args.model, "--image", args.image, "--prompt-tokens", "8",
            "--new-tokens", str(args.new_tokens), "--no-machine-limits"] + (["--image-splitting"] if args.split else []) + \
-          (["--quantize", args.quantize] if args.quantize else [])
+          (["--quantize", args.quantize] if args.quantize else []) + \
+          (["--matmul-precision", args.matmul_precision] if args.matmul_precision else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     fields = dict(item.split("=", 1) for item in out.split() if "=" in item)
     image = float(fields["image_encode"].rstrip("s"))
@@ -126,6 +131,7 @@ def main():
     ap.add_argument("--engines", default="swift,transformers,mistralrs")
     ap.add_argument("--swift", default=".build/release/idefics")
     ap.add_argument("--quantize", choices=["q8", "q4"])
+    ap.add_argument("--matmul-precision", choices=["f32", "bf16"])
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -140,7 +146,8 @@ def main():
             continue
         cmd = ["prlimit", f"--as={int(args.mem_gb * 2**30)}", sys.executable, __file__, args.model, args.image,
                "--new-tokens", str(args.new_tokens), "--swift", args.swift, "--child", engine] + \
-              (["--split"] if args.split else []) + (["--quantize", args.quantize] if args.quantize else [])
+              (["--split"] if args.split else []) + (["--quantize", args.quantize] if args.quantize else []) + \
+              (["--matmul-precision", args.matmul_precision] if args.matmul_precision else [])
         started = time.time()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout_min * 60)
@@ -162,7 +169,8 @@ def main():
 
     print(f"\nmodel {os.path.basename(args.model.rstrip('/'))}, image {os.path.basename(args.image)}"
           f"{' split' if args.split else ''}, {args.new_tokens} new tokens"
-          f"{', ' + args.quantize if args.quantize else ''}\n")
+          f"{', ' + args.quantize if args.quantize else ''}"
+          f"{', swift-idefics --matmul-precision ' + args.matmul_precision if args.matmul_precision else ''}\n")
     print("| engine | time to first token | image encode | prompt tokens | prefill | decode | peak RSS |")
     print("|---|---|---|---|---|---|---|")
     for engine, r, failure in rows:

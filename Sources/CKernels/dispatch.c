@@ -200,25 +200,19 @@ int ck_matmul_bf16_rows(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uin
     return 0;
 }
 
-// Round to nearest even, as vcvtneps2bf16 and torch's float-to-bf16 conversion do; a NaN stays a (quiet) NaN.
-static inline uint16_t bf16_bits(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7fffffff) > 0x7f800000) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fff + ((u >> 16) & 1)) >> 16);
-}
-
 void ck_round_to_bf16(const float *X, ptrdiff_t T, ptrdiff_t K, ptrdiff_t ldx, uint16_t *out, ptrdiff_t ldo) {
-    for (ptrdiff_t t = 0; t < T; t++) {
-        for (ptrdiff_t k = 0; k < K; k++) out[t * ldo + k] = bf16_bits(X[t * ldx + k]);
-        for (ptrdiff_t k = K; k < ldo; k++) out[t * ldo + k] = 0;
-    }
+    kernels()->round_to_bf16(X, T, K, ldx, out, ldo);
 }
 
 void ck_round_floats_to_bf16(float *x, ptrdiff_t n) {
-    for (ptrdiff_t i = 0; i < n; i++) {
-        const uint32_t u = (uint32_t)bf16_bits(x[i]) << 16;
-        memcpy(x + i, &u, 4);
+    uint16_t bits[256];
+    for (ptrdiff_t i = 0; i < n; i += 256) {
+        const ptrdiff_t count = n - i < 256 ? n - i : 256;
+        ck_round_to_bf16(x + i, 1, count, count, bits, count);
+        for (ptrdiff_t j = 0; j < count; j++) {
+            const uint32_t u = (uint32_t)bits[j] << 16;
+            memcpy(x + i + j, &u, 4);
+        }
     }
 }
 

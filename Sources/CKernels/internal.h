@@ -16,6 +16,7 @@ typedef struct {
     void (*matmul_int8_rows)(const void *, ptrdiff_t, const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                              float *, ptrdiff_t);
     void (*to_f32)(const void *, ck_dtype, ptrdiff_t, float *);
+    void (*round_to_bf16)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, uint16_t *, ptrdiff_t);
     float (*dot)(const float *, const float *, ptrdiff_t);
     void (*axpy)(float, const float *, float *, ptrdiff_t);
     void (*exp)(const float *, float *, ptrdiff_t);

@@ -33,7 +33,7 @@ struct SwiGLU: Sendable {
     }
 
     func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
-        down(Ops.siluMultiply(gate(x, tokens: tokens, pool: pool), up(x, tokens: tokens, pool: pool)),
+        down(Ops.siluMultiply(gate(x, tokens: tokens, pool: pool), up(x, tokens: tokens, pool: pool), pool: pool),
              tokens: tokens, pool: pool)
     }
 }

@@ -11,9 +11,9 @@ public enum VisionActivation: String, Sendable, CaseIterable {
     /// CLIP's `quick_gelu`: x * sigmoid(1.702 x).
     case quickGelu = "quick_gelu"
 
-    func apply(_ x: inout [Float]) {
+    func apply(_ x: inout [Float], pool: WorkerPool) {
         switch self {
-        case .geluTanh: Ops.geluTanh(&x)
+        case .geluTanh: Ops.geluTanh(&x, pool: pool)
         case .gelu: Ops.geluErf(&x)
         case .quickGelu: Ops.quickGelu(&x)
         }
@@ -48,15 +48,15 @@ struct VisionEncoderLayer: Sendable {
                         pool: WorkerPool) {
         let shape = AttentionShape(headCount: headCount, keyValueHeadCount: headCount,
                                    headDim: norm1Weight.count / headCount, precision: query.weight.products)
-        let normed = Ops.layerNorm(x, weight: norm1Weight, bias: norm1Bias, eps: eps)
+        let normed = Ops.layerNorm(x, weight: norm1Weight, bias: norm1Bias, eps: eps, pool: pool)
         let attended = attend(queries: query(normed, tokens: count, pool: pool),
                               keys: key(normed, tokens: count, pool: pool),
                               values: value(normed, tokens: count, pool: pool),
                               shape: shape, queryCount: count, allowedSlots: { _ in 0..<count }, pool: pool)
-        Ops.add(&x, output(attended, tokens: count, pool: pool))
-        let normed2 = Ops.layerNorm(x, weight: norm2Weight, bias: norm2Bias, eps: eps)
+        Ops.add(&x, output(attended, tokens: count, pool: pool), pool: pool)
+        let normed2 = Ops.layerNorm(x, weight: norm2Weight, bias: norm2Bias, eps: eps, pool: pool)
         var activated = fc1(normed2, tokens: count, pool: pool)
-        activation.apply(&activated)
-        Ops.add(&x, fc2(activated, tokens: count, pool: pool))
+        activation.apply(&activated, pool: pool)
+        Ops.add(&x, fc2(activated, tokens: count, pool: pool), pool: pool)
     }
 }

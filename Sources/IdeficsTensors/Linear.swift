@@ -24,30 +24,32 @@ public struct Linear: Sendable {
         self.bias = bias
     }
 
-    /// x is [tokens, in] row-major; returns [tokens, out].
+    /// x is [tokens, in] row-major; returns [tokens, out]. Every kernel writes each output value, so the result is
+    /// not zero-filled first, and the bias is added row by row across the pool.
     public func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
         precondition(x.count == tokens * inFeatures, "\(weight.name): input has \(x.count) values, not \(tokens)x\(inFeatures)")
-        var y = [Float](repeating: 0, count: tokens * outFeatures)
-        y.withUnsafeMutableBufferPointer { yp in
+        guard tokens > 0 else { return [] }
+        let out = outFeatures
+        return [Float](unsafeUninitializedCapacity: tokens * out) { buffer, initialized in
+            let y = buffer.baseAddress!
             if weight.products == .float32 {
-                x.withUnsafeBufferPointer { multiply($0.baseAddress!, tokens: tokens, into: yp.baseAddress!, pool: pool) }
+                x.withUnsafeBufferPointer { multiply($0.baseAddress!, tokens: tokens, into: y, pool: pool) }
             } else if tokens >= ck_gemm_min_tokens() && ck_bf16_products() != 0 { // below it the weights stream
-                multiplyBF16(x, tokens: tokens, into: yp.baseAddress!, pool: pool)
+                multiplyBF16(x, tokens: tokens, into: y, pool: pool)
             } else {
                 var rounded = x
                 rounded.withUnsafeMutableBufferPointer { r in
                     ck_round_floats_to_bf16(r.baseAddress!, r.count)
-                    multiply(r.baseAddress!, tokens: tokens, into: yp.baseAddress!, pool: pool)
+                    multiply(r.baseAddress!, tokens: tokens, into: y, pool: pool)
                 }
             }
-        }
-        if let bias {
-            let out = outFeatures
-            for t in 0..<tokens {
-                for i in 0..<out { y[t * out + i] += bias[i] }
+            if let bias {
+                pool.forEachRange(count: tokens, work: tokens * out) { rows in
+                    for t in rows { ck_add(y + t * out, bias, out) }
+                }
             }
+            initialized = tokens * out
         }
-        return y
     }
 
     /// The float32 activations' product with the stored weights, split by output rows across the pool. From
@@ -97,7 +99,13 @@ public struct Linear: Sendable {
     private func multiplyBF16(_ x: [Float], tokens: Int, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         let out = outFeatures, k = inFeatures, padded = (k + 31) / 32 * 32
         let rounded = [UInt16](unsafeUninitializedCapacity: tokens * padded) { buffer, initialized in
-            x.withUnsafeBufferPointer { ck_round_to_bf16($0.baseAddress!, tokens, k, k, buffer.baseAddress!, padded) }
+            let out = buffer.baseAddress!
+            x.withUnsafeBufferPointer { x in
+                pool.forEachRange(count: tokens, work: tokens * k) { rows in
+                    ck_round_to_bf16(x.baseAddress! + rows.lowerBound * k, rows.count, k, k, out + rows.lowerBound * padded,
+                                     padded)
+                }
+            }
             initialized = tokens * padded
         }
         let w = weight.data.assumingMemoryBound(to: UInt16.self)

@@ -1,24 +1,43 @@
 import Foundation
 import CKernels
 
-/// Row-wise operations on row-major float32 activations [rows, width], vectorized in C (CKernels).
+/// Row-wise operations on row-major float32 activations [rows, width], vectorized in C (CKernels). Given a pool,
+/// large inputs are split across its threads by rows (elementwise ones by runs of values); small ones run inline.
 public enum Ops {
     /// RMSNorm as transformers computes it: x * rsqrt(mean(x²) + eps) * weight, in float32.
-    public static func rmsNorm(_ x: [Float], weight: [Float], eps: Float) -> [Float] {
+    public static func rmsNorm(_ x: [Float], weight: [Float], eps: Float, pool: WorkerPool? = nil) -> [Float] {
         let width = weight.count
         return [Float](unsafeUninitializedCapacity: x.count) { out, initialized in
-            ck_rms_norm(x, weight, eps, x.count / width, width, out.baseAddress!)
+            let o = out.baseAddress!
+            x.withUnsafeBufferPointer { x in
+                forEachRows(x.count / width, width: width, pool: pool) { rows in
+                    ck_rms_norm(x.baseAddress! + rows.lowerBound * width, weight, eps, rows.count, width,
+                                o + rows.lowerBound * width)
+                }
+            }
             initialized = x.count
         }
     }
 
     /// LayerNorm with biased variance, as torch computes it.
-    public static func layerNorm(_ x: [Float], weight: [Float], bias: [Float], eps: Float) -> [Float] {
+    public static func layerNorm(_ x: [Float], weight: [Float], bias: [Float], eps: Float, pool: WorkerPool? = nil) -> [Float] {
         let width = weight.count
         return [Float](unsafeUninitializedCapacity: x.count) { out, initialized in
-            ck_layer_norm(x, weight, bias, eps, x.count / width, width, out.baseAddress!)
+            let o = out.baseAddress!
+            x.withUnsafeBufferPointer { x in
+                forEachRows(x.count / width, width: width, pool: pool) { rows in
+                    ck_layer_norm(x.baseAddress! + rows.lowerBound * width, weight, bias, eps, rows.count, width,
+                                  o + rows.lowerBound * width)
+                }
+            }
             initialized = x.count
         }
+    }
+
+    /// Runs `body` over [0, rows) in ranges of rows, across the pool when there is one and enough work.
+    private static func forEachRows(_ rows: Int, width: Int, pool: WorkerPool?, _ body: (Range<Int>) -> Void) {
+        guard let pool, rows > 1 else { return body(0..<rows) }
+        pool.forEachRange(count: rows, work: rows * width) { body($0) }
     }
 
     /// In-place numerically stable softmax over `values[0..<count]`.
@@ -27,25 +46,40 @@ public enum Ops {
     }
 
     /// SwiGLU's gate: silu(gate) * up, elementwise.
-    public static func siluMultiply(_ gate: [Float], _ up: [Float]) -> [Float] {
+    public static func siluMultiply(_ gate: [Float], _ up: [Float], pool: WorkerPool? = nil) -> [Float] {
         precondition(gate.count == up.count)
         return [Float](unsafeUninitializedCapacity: gate.count) { out, initialized in
-            ck_silu_mul(gate, up, out.baseAddress!, gate.count)
+            let o = out.baseAddress!
+            gate.withUnsafeBufferPointer { g in
+                up.withUnsafeBufferPointer { u in
+                    forEachRows(gate.count, width: 1, pool: pool) { r in
+                        ck_silu_mul(g.baseAddress! + r.lowerBound, u.baseAddress! + r.lowerBound, o + r.lowerBound, r.count)
+                    }
+                }
+            }
             initialized = gate.count
         }
     }
 
     /// GELU with the tanh approximation (`gelu_pytorch_tanh`), in place.
-    public static func geluTanh(_ x: inout [Float]) {
+    public static func geluTanh(_ x: inout [Float], pool: WorkerPool? = nil) {
         let count = x.count
-        x.withUnsafeMutableBufferPointer { ck_gelu_tanh($0.baseAddress!, count) }
+        x.withUnsafeMutableBufferPointer { x in
+            forEachRows(count, width: 1, pool: pool) { r in ck_gelu_tanh(x.baseAddress! + r.lowerBound, r.count) }
+        }
     }
 
     /// x += y, elementwise.
-    public static func add(_ x: inout [Float], _ y: [Float]) {
+    public static func add(_ x: inout [Float], _ y: [Float], pool: WorkerPool? = nil) {
         precondition(x.count == y.count)
         let count = x.count
-        x.withUnsafeMutableBufferPointer { ck_add($0.baseAddress!, y, count) }
+        x.withUnsafeMutableBufferPointer { x in
+            y.withUnsafeBufferPointer { y in
+                forEachRows(count, width: 1, pool: pool) { r in
+                    ck_add(x.baseAddress! + r.lowerBound, y.baseAddress! + r.lowerBound, r.count)
+                }
+            }
+        }
     }
 }
 

@@ -53,7 +53,7 @@ public struct Perceiver: Sendable {
         var x = latents
         for layer in layers {
             let normedLatents = Ops.rmsNorm(x, weight: layer.latentsNorm, eps: eps)
-            let keysAndValuesInput = Ops.rmsNorm(context, weight: layer.contextNorm, eps: eps) + normedLatents
+            let keysAndValuesInput = Ops.rmsNorm(context, weight: layer.contextNorm, eps: eps, pool: pool) + normedLatents
             let attended = attend(queries: layer.query(normedLatents, tokens: config.latentCount, pool: pool),
                                   keys: layer.key(keysAndValuesInput, tokens: slots, pool: pool),
                                   values: layer.value(keysAndValuesInput, tokens: slots, pool: pool),

@@ -146,7 +146,7 @@ public struct Mistral: Sendable {
         var x = batch.flatMap(\.hidden)
         for (index, layer) in layers.enumerated() {
             beforeLayer?(index, &x)
-            let normed = Ops.rmsNorm(x, weight: layer.inputNorm, eps: config.rmsNormEps)
+            let normed = Ops.rmsNorm(x, weight: layer.inputNorm, eps: config.rmsNormEps, pool: pool)
             var q = layer.query(normed, tokens: tokens, pool: pool)
             var k = layer.key(normed, tokens: tokens, pool: pool)
             let v = layer.value(normed, tokens: tokens, pool: pool)
@@ -166,9 +166,9 @@ public struct Mistral: Sendable {
                                        return max(0, slot - window + 1)..<(slot + 1)
                                    }, pool: pool)
             }
-            Ops.add(&x, layer.output(attended, tokens: tokens, pool: pool))
-            let normed2 = Ops.rmsNorm(x, weight: layer.postAttentionNorm, eps: config.rmsNormEps)
-            Ops.add(&x, layer.mlp(normed2, tokens: tokens, pool: pool))
+            Ops.add(&x, layer.output(attended, tokens: tokens, pool: pool), pool: pool)
+            let normed2 = Ops.rmsNorm(x, weight: layer.postAttentionNorm, eps: config.rmsNormEps, pool: pool)
+            Ops.add(&x, layer.mlp(normed2, tokens: tokens, pool: pool), pool: pool)
         }
         for (row, count) in counts.enumerated() { caches[row].advance(by: count) }
         let selectedRows: [Range<Int>]
