@@ -3,7 +3,7 @@
 // of an FMA per instruction. Same schedule as the float32 packed GEMM (kernels.inc): blocks of KP input pairs x NC
 // weight rows packed once into panels of 32 rows, pair-major (panel[p][32] holds each row's pair p in one 32-bit
 // lane), then groups of MR tokens' pairs broadcast against them, MR x 32 accumulators. The activations come rounded
-// to bf16 once per call (ck_round_to_bf16), not once per thread.
+// to bf16 once per call (ck_pack_bf16_activations), not once per thread.
 #include "internal.h"
 #include <string.h>
 

@@ -50,6 +50,9 @@ static inline float ck_quantize_block_q8(const float *x, ptrdiff_t count, int8_t
     return d;
 }
 
+/// X [T, K] (row stride ldx) rounded to nearest even bf16 into out [T][ldo], zeros in columns [K, ldo).
+void ck_round_to_bf16(const float *X, ptrdiff_t T, ptrdiff_t K, ptrdiff_t ldx, uint16_t *out, ptrdiff_t ldo);
+
 /// A per-thread float buffer of at least `floats` elements, kept for the thread's life (allocated once, grown
 /// when a larger one is asked for); NULL if memory is exhausted.
 float *ck_thread_scratch(size_t floats);
@@ -61,15 +64,19 @@ extern const ck_table ck_kernels_portable;
 #if defined(__x86_64__)
 extern const ck_table ck_kernels_avx2;
 extern const ck_table ck_kernels_avx512;
-/// gemm_bf16.c, for CPUs with AVX512_BF16 (ck_bf16_products); 0 if its scratch could not be allocated.
+/// gemm_bf16.c, for CPUs with AVX512_BF16 (ck_bf16_products): X the rounded activations, bf16 [T][ldx] with ldx
+/// even and zero past K; 0 if its scratch could not be allocated.
 int ck_matmul_bf16_rows_avx512bf16(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K,
                                    ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 double ck_bf16_probe_avx512bf16(long iterations);
 #if defined(__linux__)
-/// gemm_amx.c, for the amx path (Linux only: the OS must grant the tile state): the same products on AMX tiles
-/// (X's row stride a multiple of 32, zero past K).
-int ck_matmul_bf16_rows_amx(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K,
-                            ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
+/// gemm_amx.c, for the amx path (Linux only: the OS must grant the tile state): the bf16 GEMM on AMX tiles, with
+/// its own layout of the activations.
+size_t ck_bf16_activation_bytes_amx(ptrdiff_t T, ptrdiff_t K);
+void ck_pack_bf16_activations_amx(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0, ptrdiff_t g1,
+                                  uint16_t *A);
+int ck_matmul_bf16_rows_amx(const uint16_t *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
+                            ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 double ck_bf16_probe_amx(long iterations);
 /// attention_amx.c, for the amx path: ck_attention at bf16 precision (its header comment says what is rounded).
 int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,

@@ -94,24 +94,23 @@ public struct Linear: Sendable {
         }
     }
 
-    /// The activations rounded to bf16 once (rows padded with zeros to a multiple of 32 inputs), then the bf16 GEMM
-    /// on every thread's rows.
+    /// The activations rounded to bf16 once, in the bf16 GEMM's layout and across the pool, then the GEMM on every
+    /// thread's rows.
     private func multiplyBF16(_ x: [Float], tokens: Int, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
-        let out = outFeatures, k = inFeatures, padded = (k + 31) / 32 * 32
-        let rounded = [UInt16](unsafeUninitializedCapacity: tokens * padded) { buffer, initialized in
-            let out = buffer.baseAddress!
+        let out = outFeatures, k = inFeatures
+        let packed = [UInt8](unsafeUninitializedCapacity: ck_bf16_activation_bytes(tokens, k)) { buffer, initialized in
+            let a = UnsafeMutableRawPointer(buffer.baseAddress!)
             x.withUnsafeBufferPointer { x in
-                pool.forEachRange(count: tokens, work: tokens * k) { rows in
-                    ck_round_to_bf16(x.baseAddress! + rows.lowerBound * k, rows.count, k, k, out + rows.lowerBound * padded,
-                                     padded)
+                pool.forEachRange(count: (tokens + 15) / 16, work: tokens * k) { groups in
+                    ck_pack_bf16_activations(x.baseAddress!, tokens, k, k, groups.lowerBound, groups.upperBound, a)
                 }
             }
-            initialized = tokens * padded
+            initialized = buffer.count
         }
         let w = weight.data.assumingMemoryBound(to: UInt16.self)
-        rounded.withUnsafeBufferPointer { xb in
+        packed.withUnsafeBytes { a in
             pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
-                let done = ck_matmul_bf16_rows(xb.baseAddress!, tokens, padded, w, k, k, rows.lowerBound, rows.upperBound, y, out)
+                let done = ck_matmul_bf16_rows(a.baseAddress!, tokens, w, k, k, rows.lowerBound, rows.upperBound, y, out)
                 precondition(done != 0, "\(weight.name): out of memory for bf16 GEMM panels")
             }
         }

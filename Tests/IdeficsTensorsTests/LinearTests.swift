@@ -64,13 +64,14 @@ final class LinearTests: XCTestCase {
     /// AVX512_BF16) and the float32 kernels on rounded activations (any other case) must all give that: within 5e-7
     /// of sum |x w| per value (float32 sums of up to 2,100 terms; the worst seen is under 1.5e-7), while the exact
     /// float32 product is further away than that (the rounding happened). Shapes: streaming and packed, an odd input
-    /// count, inputs past the 512-input block and in 2 or 3 of AMX's chunks (up to 1,024 inputs each), rows past the
-    /// 256-row block and ending in part of a 16-row group, tokens in part of a 32-token block and after whole ones.
+    /// count, inputs past the 512-input block and in several of AMX's chunks (up to 512 inputs each), rows past the
+    /// 256-row block and ending in part of a 16-row group, tokens in part of a 32-token block and after whole ones,
+    /// on both sides of AMX's few-token schedule (up to 128 tokens).
     func testBF16ProductsEqualExactProductsOfRoundedActivations() {
         let pool = WorkerPool(threads: 2)
         var roundingSeen = false
         for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (19, 64, 1000), (25, 530, 260), (24, 300, 1101), (40, 33, 2048),
-                                     (77, 41, 2100)] {
+                                     (77, 41, 2100), (128, 20, 64), (129, 41, 2100), (200, 530, 261)] {
             let (stored, exact) = makeWeight(rows: rows, cols: cols, dtype: .bf16, seed: UInt64(rows * cols + 1))
             let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
             let rounded = x.map { value -> Float in

@@ -52,17 +52,19 @@ int ck_matmul_packed_rows(const float *A, ptrdiff_t T, const void *W, ck_dtype w
 
 /// Products with BF16 weights at bf16 precision (activations rounded to bf16, products exact, float32 sums), as
 /// torch computes a bf16 model. ck_bf16_products says whether the active kernels have a bf16 GEMM: AMX tiles
-/// (TDPBF16PS) on the amx path, else AVX512_BF16's vdpbf16ps; ck_matmul_bf16_rows is that GEMM, Y[t, r] =
-/// sum_k X[t, k] * W[r, k] for rows [row_begin, row_end), with X the rounded activations, bf16 [T][ldx] with ldx a
-/// multiple of 32 and zero past K; it returns 0 (and does nothing) without such a GEMM or if its scratch could not
-/// be allocated. Elsewhere the same products are the float32
-/// kernels' on activations rounded in place by ck_round_floats_to_bf16 (exact products: the sums differ only in
-/// their float32 rounding).
+/// (TDPBF16PS) on the amx path, else AVX512_BF16's vdpbf16ps. Its activations are rounded once per call, not once
+/// per thread: ck_pack_bf16_activations writes groups [g0, g1) of 16 tokens of X [T, K] (row stride ldx) into A, of
+/// ck_bf16_activation_bytes(T, K) bytes (a layout of the active GEMM's, which may depend on T), so that threads can
+/// share the work; ck_matmul_bf16_rows then gives Y[t, r] = sum_k X[t, k] * W[r, k] for rows [row_begin, row_end).
+/// It returns 0 (and does nothing) without such a GEMM or if its scratch could not be allocated. Elsewhere the same
+/// products are the float32 kernels' on activations rounded in place by ck_round_floats_to_bf16 (exact products:
+/// the sums differ only in their float32 rounding).
 int ck_bf16_products(void);
-int ck_matmul_bf16_rows(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
-                        ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
-/// X [T, K] (row stride ldx) rounded to nearest even bf16 into out [T][ldo], zeros in columns [K, ldo).
-void ck_round_to_bf16(const float *X, ptrdiff_t T, ptrdiff_t K, ptrdiff_t ldx, uint16_t *out, ptrdiff_t ldo);
+size_t ck_bf16_activation_bytes(ptrdiff_t T, ptrdiff_t K);
+void ck_pack_bf16_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0, ptrdiff_t g1,
+                              void *A);
+int ck_matmul_bf16_rows(const void *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t row_begin,
+                        ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
 /// x[i] = the float32 value of bf16(x[i]), rounded to nearest even.
 void ck_round_floats_to_bf16(float *x, ptrdiff_t n);
 
