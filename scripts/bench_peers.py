@@ -70,18 +70,26 @@ def run_transformers(args):
         text = processor.apply_chat_template(messages, add_generation_prompt=True)
         inputs = processor(text=text, images=[image], return_tensors="pt")
     prompt = inputs["input_ids"].shape[1]
+    from transformers import StoppingCriteria
+
+    class Stamps(StoppingCriteria):  # called once per generated token: the time each token was ready
+        def __init__(self):
+            self.times = []
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.times.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
     with torch.inference_mode():
-        start = time.perf_counter()
-        model.generate(**inputs, max_new_tokens=1, do_sample=False)
-        ttft = time.perf_counter() - start
-        print(f"transformers: time to first token {ttft:.1f} s", file=sys.stderr, flush=True)
+        stamps = Stamps()
         start = time.perf_counter()
         out = model.generate(**inputs, max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False,
-                             eos_token_id=None, bad_words_ids=None)
-        total = time.perf_counter() - start
+                             eos_token_id=None, bad_words_ids=None, stopping_criteria=[stamps])
+    ttft = stamps.times[0] - start
+    print(f"transformers: time to first token {ttft:.1f} s", file=sys.stderr, flush=True)
     new = out.shape[1] - prompt
     return {"ttft": ttft, "image": None, "prompt": prompt, "prefill": None,
-            "decode": (new - 1) / max(total - ttft, 1e-9)}
+            "decode": (len(stamps.times) - 1) / (stamps.times[-1] - stamps.times[0]) if new > 1 else None}
 
 
 def run_mistralrs(args):

@@ -49,16 +49,17 @@ static void round_rows(const float *X, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t d
 }
 
 // Values of slots [0, rows) (rows <= KB; zero past them and past d) transposed, the A operand of O^T += V^T P^T:
-// Vt [dv][KB] bf16.
+// Vt [dv][KB] bf16, 16 slots x 16 columns at a time through an in-register transpose.
 static void transpose_values(const float *V, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t d, ptrdiff_t dv, uint16_t *Vt) {
-    for (ptrdiff_t c = 0; c < dv; c++) {
+    for (ptrdiff_t c = 0; c < dv; c += 16) {
+        const __mmask16 m = d - c >= 16 ? 0xffff : (__mmask16)((1u << (d - c)) - 1);
         for (ptrdiff_t j = 0; j < KB; j += 16) {
-            const ptrdiff_t left = rows - j;
-            const __mmask16 m = c >= d || left <= 0 ? 0 : left >= 16 ? 0xffff : (__mmask16)((1u << left) - 1);
-            const __m512 column = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m,
-                _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                                   _mm512_set1_epi32((int)ld)), V + j * ld + c, 4);
-            _mm256_storeu_si256((__m256i *)(Vt + c * KB + j), bf16x16(column));
+            __m512i v[16];
+            for (int i = 0; i < 16; i++) {
+                v[i] = j + i < rows ? (__m512i)_mm512_maskz_loadu_ps(m, V + (j + i) * ld + c) : _mm512_setzero_si512();
+            }
+            ck_transpose16(v);
+            for (int i = 0; i < 16; i++) _mm256_storeu_si256((__m256i *)(Vt + (c + i) * KB + j), bf16x16((__m512)v[i]));
         }
     }
 }
@@ -107,9 +108,9 @@ int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const floa
     if (last == 0) first = 0;
     const ptrdiff_t blocks = (last - first + KB - 1) / KB;
     // In floats: queries as bf16 rows and as two B groups, keys as bf16 rows, values transposed per block, scores,
-    // probabilities, P V, the output, and per query the running max and sum and the range.
+    // probabilities, the output, and per query the running max and sum and the range.
     const size_t floats = (size_t)mp * dq / 2 + 32 * (size_t)dq / 2 + (size_t)blocks * KB * dq / 2 +
-                          (size_t)blocks * dv * KB / 2 + KB * 32 + KB * 16 + 2 * 32 * (size_t)dv + 4 * (size_t)mp;
+                          (size_t)blocks * dv * KB / 2 + KB * 32 + KB * 16 + 32 * (size_t)dv + 4 * (size_t)mp;
     float *scratch = ck_thread_scratch(floats);
     if (!scratch) return 0;
     uint16_t *Qb = (uint16_t *)scratch;
@@ -117,7 +118,7 @@ int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const floa
     uint16_t *Kr = (uint16_t *)(Qt + 32 * dq / 2), *Vt = Kr + blocks * KB * dq;
     float *St = (float *)(Vt + blocks * dv * KB);
     uint32_t *Pt = (uint32_t *)(St + KB * 32);
-    float *PVt = (float *)(Pt + KB * 16), *Ot = PVt + 32 * dv, *rowmax = Ot + 32 * dv, *rowsum = rowmax + mp;
+    float *Ot = (float *)(Pt + KB * 16), *rowmax = Ot + 32 * dv, *rowsum = rowmax + mp;
     int32_t *plo = (int32_t *)(rowsum + mp), *phi = plo + mp; // the ranges, empty ones padding to whole blocks
     for (ptrdiff_t i = 0; i < mp; i++) {
         plo[i] = i < m ? lo[i] : 0;
@@ -175,28 +176,34 @@ int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const floa
             for (int i = 0; i < 32; i++) whole &= bl[i] <= j0 && bh[i] >= j0 + KB;
             const __m512 a0 = softmax_half(St, bn, j0, scale, lo0, hi0, whole, rowmax, rowsum, Pt);
             const __m512 a1 = softmax_half(St + 16, bn, j0, scale, lo1, hi1, whole, rowmax + 16, rowsum + 16, Pt + KB * 8);
-            // O^T [dv][32] += V^T P^T: for each 16 value columns, 2 tiles (the query halves) over 2 steps of 32 slots.
+            // O^T [dv][32] = O^T * exp(old max - new max) + V^T P^T. The rescaling only where a query's maximum rose
+            // (after the first blocks, rarely); the product accumulates into the output's own tiles, per 16 value
+            // columns 2 tiles (the query halves) over 2 steps of 32 slots.
+            const __mmask16 rose0 = _mm512_cmp_ps_mask(a0, _mm512_set1_ps(1), _CMP_NEQ_UQ);
+            const __mmask16 rose1 = _mm512_cmp_ps_mask(a1, _mm512_set1_ps(1), _CMP_NEQ_UQ);
+            if (rose0 | rose1) {
+                for (ptrdiff_t c = 0; c < dv; c++) {
+                    float *o = Ot + c * 32;
+                    _mm512_storeu_ps(o, _mm512_mul_ps(_mm512_loadu_ps(o), a0));
+                    _mm512_storeu_ps(o + 16, _mm512_mul_ps(_mm512_loadu_ps(o + 16), a1));
+                }
+            }
             _tile_loadd(4, Pt, 64);
             _tile_loadd(5, Pt + 16 * 16, 64);
             _tile_loadd(6, Pt + KB * 8, 64);
             _tile_loadd(7, Pt + KB * 8 + 16 * 16, 64);
             const uint16_t *vt = Vt + b * dv * KB;
             for (ptrdiff_t c = 0; c < dv; c += 16) {
-                _tile_zero(0);
-                _tile_zero(1);
+                _tile_loadd(0, Ot + c * 32, 128);
+                _tile_loadd(1, Ot + c * 32 + 16, 128);
                 _tile_loadd(2, vt + c * KB, KB * 2);
                 _tile_loadd(3, vt + c * KB + 32, KB * 2);
                 _tile_dpbf16ps(0, 2, 4);
                 _tile_dpbf16ps(1, 2, 6);
                 _tile_dpbf16ps(0, 3, 5);
                 _tile_dpbf16ps(1, 3, 7);
-                _tile_stored(0, PVt + c * 32, 128);
-                _tile_stored(1, PVt + c * 32 + 16, 128);
-            }
-            for (ptrdiff_t c = 0; c < dv; c++) {
-                float *o = Ot + c * 32;
-                _mm512_storeu_ps(o, _mm512_fmadd_ps(_mm512_loadu_ps(o), a0, _mm512_loadu_ps(PVt + c * 32)));
-                _mm512_storeu_ps(o + 16, _mm512_fmadd_ps(_mm512_loadu_ps(o + 16), a1, _mm512_loadu_ps(PVt + c * 32 + 16)));
+                _tile_stored(0, Ot + c * 32, 128);
+                _tile_stored(1, Ot + c * 32 + 16, 128);
             }
         }
         for (ptrdiff_t i = 0; i < 32 && q0 + i < m; i++) {

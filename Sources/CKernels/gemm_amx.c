@@ -53,33 +53,6 @@ void ck_amx_configure_tiles(void) {
     _tile_loadconfig(&config);
 }
 
-// 16 x 16 transpose of 32-bit lanes (row i of the input in r[i]; column i of it out in r[i]).
-static inline void transpose16(__m512i r[16]) {
-    __m512i t[16];
-    for (int i = 0; i < 16; i += 2) {
-        t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-        t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
-        r[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
-        r[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
-        r[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
-    }
-    for (int i = 0; i < 4; i++) {
-        t[i] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0x88);
-        t[i + 4] = _mm512_shuffle_i32x4(r[i], r[i + 4], 0xdd);
-        t[i + 8] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0x88);
-        t[i + 12] = _mm512_shuffle_i32x4(r[i + 8], r[i + 12], 0xdd);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0x88);
-        r[i + 8] = _mm512_shuffle_i32x4(t[i], t[i + 8], 0xdd);
-        r[i + 4] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0x88);
-        r[i + 12] = _mm512_shuffle_i32x4(t[i + 4], t[i + 12], 0xdd);
-    }
-}
-
 void ck_amx_pack_group(const uint16_t *W, ptrdiff_t ldw, ptrdiff_t K, ptrdiff_t r, ptrdiff_t rows, ptrdiff_t k0,
                        ptrdiff_t kc, uint32_t *P) {
     for (ptrdiff_t k = 0; k < kc; k += 32) {
@@ -95,7 +68,7 @@ void ck_amx_pack_group(const uint16_t *W, ptrdiff_t ldw, ptrdiff_t K, ptrdiff_t 
             v[i] = _mm512_maskz_loadu_epi16(mask, row);
             _mm_prefetch((const char *)(row + 512), _MM_HINT_T0);
         }
-        transpose16(v);
+        ck_transpose16(v);
         for (int p = 0; p < 16; p++) _mm512_storeu_si512(P + (k / 2 + p) * 16, v[p]);
     }
 }
@@ -121,7 +94,7 @@ void ck_pack_bf16_activations_amx(const float *X, ptrdiff_t T, ptrdiff_t ldx, pt
                                        : (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, x + 16),
                                                                       _mm512_maskz_loadu_ps(m0, x));
             }
-            if (T <= FEW_TOKENS) transpose16(v);
+            if (T <= FEW_TOKENS) ck_transpose16(v);
             uint16_t *tile = A + (g * steps + s) * 512;
             for (int j = 0; j < 16; j++) _mm512_storeu_si512(tile + j * 32, v[j]);
         }
@@ -230,10 +203,10 @@ static int weights_by_tokens(const uint16_t *XT, ptrdiff_t T, const uint16_t *W,
             for (int half = 0; half < 2; half++) { // C^T [32 rows][32 tokens], 16 tokens at a time, to Y [tokens][rows]
                 __m512i v[16];
                 for (int i = 0; i < 16; i++) v[i] = _mm512_loadu_si512(C + i * 32 + half * 16);
-                transpose16(v);
+                ck_transpose16(v);
                 __m512i w[16];
                 for (int i = 0; i < 16; i++) w[i] = _mm512_loadu_si512(C + (16 + i) * 32 + half * 16);
-                transpose16(w);
+                ck_transpose16(w);
                 float block[16 * 32] __attribute__((aligned(64)));
                 for (int j = 0; j < 16; j++) {
                     _mm512_store_si512(block + j * 32, v[j]);

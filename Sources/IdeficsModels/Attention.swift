@@ -37,12 +37,14 @@ func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionSh
                     } else {
                         let slots = (0..<queryCount).map(allowedSlots)
                         let lower = slots.map { Int32($0.lowerBound) }, upper = slots.map { Int32($0.upperBound) }
-                        let blocks = (queryCount + queryBlock - 1) / queryBlock
+                        // On AMX tiles a head's queries go in one task: its keys and values are packed once.
+                        let perTask = shape.precision == .bfloat16 && KernelPath.active == .amx ? queryCount : queryBlock
+                        let blocks = (queryCount + perTask - 1) / perTask
                         lower.withUnsafeBufferPointer { lower in
                             upper.withUnsafeBufferPointer { upper in
                                 pool.run(tasks: shape.headCount * blocks) { task in
                                     let (head, block) = (task / blocks, task % blocks)
-                                    let queries = block * queryBlock..<min(queryCount, (block + 1) * queryBlock)
+                                    let queries = block * perTask..<min(queryCount, (block + 1) * perTask)
                                     operands.attendTiled(head: head, queries: queries, lower: lower.baseAddress!,
                                                          upper: upper.baseAddress!)
                                 }
