@@ -23,16 +23,15 @@
 // 16 floats to bf16 (round to nearest even) in the low half of a 256-bit vector.
 static inline __m256i bf16x16(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(x); }
 
-// exp(x) for x <= 0 (scores minus their maximum; -inf is not passed): 2^(x log2 e) as 2^n (vscalefps) times a
-// degree-6 polynomial of the fraction f in [-1/2, 1/2] (relative error ~2e-7, far below the bf16 rounding of P).
-static inline __m512 exp_nonpositive(__m512 x) {
-    const __m512 t = _mm512_mul_ps(_mm512_max_ps(x, _mm512_set1_ps(-104.0f)), _mm512_set1_ps(1.44269504088896341f));
+// 2^t for t <= 0 (scaled scores minus their maximum, in log2 units): 2^n (vscalefps, 0 far below) times the
+// degree-5 Taylor polynomial of 2^f, f = t - n in [-1/2, 1/2] (relative error < 2.5e-6, far below the bf16 rounding
+// of the weights). A masked -inf gives NaN here, which the caller's mask replaces by 0.
+static inline __m512 exp2_nonpositive(__m512 t) {
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(t, n);
-    __m512 p = _mm512_set1_ps(1.5353362e-4f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.3398874e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6184197e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5503324e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022652e-1f));
+    __m512 p = _mm512_set1_ps(1.3333558e-3f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291e-3f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f));
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(p, n);
@@ -64,36 +63,57 @@ static void transpose_values(const float *V, ptrdiff_t ld, ptrdiff_t rows, ptrdi
     }
 }
 
-// One query half (16 lanes) of the online softmax over a block: St [KB][32] holds the block's unscaled scores
-// (slot-major, the 32 queries across), masked to each query's [lo, hi) unless `whole`; folds them into the running
-// maxima and sums (of scaled scores), writes exp(scaled score - max) as bf16 pairs of consecutive slots, the B
-// operand of O^T += V^T P^T: Pt [KB / 2][16], and returns each query's rescaling exp(old max - new max).
-static inline __m512 softmax_half(const float *St, ptrdiff_t bn, ptrdiff_t j0, float scale, __m512i lo, __m512i hi,
-                                  int whole, float *rowmax, float *rowsum, uint32_t *Pt) {
+// The online softmax over a block for the 32 queries, two halves of 16 lanes: St [KB][32] holds the block's
+// unscaled scores (slot-major, the queries across), masked to each query's [lo, hi) unless `whole`; folds them into
+// the running maxima and sums (of scaled scores), writes exp(scaled score - max) as bf16 pairs of consecutive slots,
+// the B operand of O^T += V^T P^T: Pt [2][KB / 2][16], and each query's rescaling exp(old max - new max) into alpha.
+// The halves interleave and the maxima and sums run in independent chains, so that their latencies overlap.
+static inline void softmax_block(const float *St, ptrdiff_t bn, ptrdiff_t j0, float scale, const int32_t *lo,
+                                 const int32_t *hi, int whole, float *rowmax, float *rowsum, uint32_t *Pt, __m512 alpha[2]) {
     const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
                                                 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512 minus_inf = _mm512_set1_ps(-INFINITY), scales = _mm512_set1_ps(scale);
-    __mmask16 keep[KB];
-    __m512 m = minus_inf;
+    const __m512 minus_inf = _mm512_set1_ps(-INFINITY), log2e = _mm512_set1_ps(1.44269504088896341f);
+    __mmask16 keep[2][KB];
+    __m512 m[2][2] = {{minus_inf, minus_inf}, {minus_inf, minus_inf}};
+    for (int h = 0; h < 2; h++) {
+        const __m512i l = _mm512_loadu_si512(lo + 16 * h), u = _mm512_loadu_si512(hi + 16 * h);
+        for (ptrdiff_t j = 0; j < KB; j++) {
+            const __m512i slot = _mm512_set1_epi32((int)(j0 + j));
+            keep[h][j] = whole ? 0xffff : j >= bn ? 0 : _mm512_cmple_epi32_mask(l, slot) & _mm512_cmplt_epi32_mask(slot, u);
+        }
+    }
     for (ptrdiff_t j = 0; j < KB; j++) {
-        const __m512i slot = _mm512_set1_epi32((int)(j0 + j));
-        keep[j] = whole ? 0xffff : j >= bn ? 0 : _mm512_cmple_epi32_mask(lo, slot) & _mm512_cmplt_epi32_mask(slot, hi);
-        m = _mm512_mask_max_ps(m, keep[j], m, _mm512_loadu_ps(St + j * 32));
+        for (int h = 0; h < 2; h++) m[h][j & 1] = _mm512_mask_max_ps(m[h][j & 1], keep[h][j], m[h][j & 1], _mm512_loadu_ps(St + j * 32 + 16 * h));
     }
-    const __m512 old = _mm512_loadu_ps(rowmax), max = _mm512_max_ps(old, _mm512_mul_ps(m, scales));
-    const __mmask16 none = _mm512_cmp_ps_mask(max, minus_inf, _CMP_EQ_OQ); // no slot yet: nothing to add
-    __m512 sum = _mm512_setzero_ps();
+    __m512 a[2], b[2], sum[2][2]; // per half: the scale, the maximum
+    for (int h = 0; h < 2; h++) {
+        const __m512 old = _mm512_loadu_ps(rowmax + 16 * h);
+        const __m512 max = _mm512_max_ps(old, _mm512_mul_ps(_mm512_max_ps(m[h][0], m[h][1]), _mm512_set1_ps(scale)));
+        const __mmask16 none = _mm512_cmp_ps_mask(max, minus_inf, _CMP_EQ_OQ); // no slot yet: nothing to add
+        a[h] = _mm512_set1_ps(scale);
+        b[h] = max;
+        alpha[h] = _mm512_mask_mov_ps(exp2_nonpositive(_mm512_mul_ps(_mm512_sub_ps(old, max), log2e)), none, _mm512_set1_ps(1));
+        _mm512_storeu_ps(rowmax + 16 * h, max);
+        sum[h][0] = sum[h][1] = _mm512_setzero_ps();
+    }
     for (ptrdiff_t j = 0; j < KB; j += 2) {
-        const __m512 e0 = _mm512_maskz_mov_ps(keep[j], exp_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(St + j * 32), scales, max)));
-        const __m512 e1 = _mm512_maskz_mov_ps(keep[j + 1],
-                                              exp_nonpositive(_mm512_fmsub_ps(_mm512_loadu_ps(St + (j + 1) * 32), scales, max)));
-        sum = _mm512_add_ps(sum, _mm512_add_ps(e0, e1));
-        _mm512_storeu_si512(Pt + (j / 2) * 16, _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
+        for (int h = 0; h < 2; h++) {
+            // exp(scale s - max) as torch computes it: the scaled score rounded, its maximum subtracted (exactly 0
+            // for the largest), then 2^(x log2 e).
+            const __m512 x0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(St + j * 32 + 16 * h), a[h]), b[h]);
+            const __m512 x1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(St + (j + 1) * 32 + 16 * h), a[h]), b[h]);
+            const __m512 e0 = _mm512_maskz_mov_ps(keep[h][j], exp2_nonpositive(_mm512_mul_ps(x0, log2e)));
+            const __m512 e1 = _mm512_maskz_mov_ps(keep[h][j + 1], exp2_nonpositive(_mm512_mul_ps(x1, log2e)));
+            sum[h][0] = _mm512_add_ps(sum[h][0], e0);
+            sum[h][1] = _mm512_add_ps(sum[h][1], e1);
+            _mm512_storeu_si512(Pt + h * KB * 8 + (j / 2) * 16,
+                                _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
+        }
     }
-    const __m512 alpha = _mm512_mask_mov_ps(exp_nonpositive(_mm512_sub_ps(old, max)), none, _mm512_set1_ps(1));
-    _mm512_storeu_ps(rowsum, _mm512_fmadd_ps(_mm512_loadu_ps(rowsum), alpha, sum));
-    _mm512_storeu_ps(rowmax, max);
-    return alpha;
+    for (int h = 0; h < 2; h++) {
+        _mm512_storeu_ps(rowsum + 16 * h, _mm512_fmadd_ps(_mm512_loadu_ps(rowsum + 16 * h), alpha[h],
+                                                          _mm512_add_ps(sum[h][0], sum[h][1])));
+    }
 }
 
 int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
@@ -142,8 +162,6 @@ int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const floa
             to = bh[i] > to ? bh[i] : to;
         }
         const ptrdiff_t b0 = to > 0 ? (from - first) / KB : 0, b1 = to > 0 ? (to - first + KB - 1) / KB : 0;
-        const __m512i lo0 = _mm512_loadu_si512(bl), lo1 = _mm512_loadu_si512(bl + 16);
-        const __m512i hi0 = _mm512_loadu_si512(bh), hi1 = _mm512_loadu_si512(bh + 16);
         for (int g = 0; g < 2; g++) ck_amx_pack_group(Qb + q0 * dq, dq, dq, 16 * g, 16, 0, dq, Qt + g * (dq / 2) * 16);
         for (int i = 0; i < 32; i++) rowmax[i] = -INFINITY, rowsum[i] = 0;
         memset(Ot, 0, sizeof(float) * 32 * dv);
@@ -174,8 +192,9 @@ int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const floa
             }
             int whole = bn == KB;
             for (int i = 0; i < 32; i++) whole &= bl[i] <= j0 && bh[i] >= j0 + KB;
-            const __m512 a0 = softmax_half(St, bn, j0, scale, lo0, hi0, whole, rowmax, rowsum, Pt);
-            const __m512 a1 = softmax_half(St + 16, bn, j0, scale, lo1, hi1, whole, rowmax + 16, rowsum + 16, Pt + KB * 8);
+            __m512 alpha[2];
+            softmax_block(St, bn, j0, scale, bl, bh, whole, rowmax, rowsum, Pt, alpha);
+            const __m512 a0 = alpha[0], a1 = alpha[1];
             // O^T [dv][32] = O^T * exp(old max - new max) + V^T P^T. The rescaling only where a query's maximum rose
             // (after the first blocks, rarely); the product accumulates into the output's own tiles, per 16 value
             // columns 2 tiles (the query halves) over 2 steps of 32 slots.
