@@ -7,6 +7,9 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 static const ck_table *active;
 static ck_kernel_path active_path;
@@ -322,6 +325,16 @@ int ck_attention_bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K
     if (ck_kernel_path_active() == CK_PATH_AMX) return ck_attention_bf16_amx(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
 #endif
     return ck_attention(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
+}
+
+void ck_advise_huge_pages(void *p, size_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20, first = ((uintptr_t)p + huge - 1) & ~(huge - 1);
+    const uintptr_t last = ((uintptr_t)p + bytes) & ~(huge - 1);
+    if (last > first) madvise((void *)first, last - first, MADV_HUGEPAGE);
+#else
+    (void)p, (void)bytes;
+#endif
 }
 
 volatile float ck_probe_sink;

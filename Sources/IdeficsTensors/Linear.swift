@@ -30,8 +30,7 @@ public struct Linear: Sendable {
         precondition(x.count == tokens * inFeatures, "\(weight.name): input has \(x.count) values, not \(tokens)x\(inFeatures)")
         guard tokens > 0 else { return [] }
         let out = outFeatures
-        return [Float](unsafeUninitializedCapacity: tokens * out) { buffer, initialized in
-            let y = buffer.baseAddress!
+        return .activations(count: tokens * out) { y in
             if weight.products == .float32 {
                 x.withUnsafeBufferPointer { multiply($0.baseAddress!, tokens: tokens, into: y, pool: pool) }
             } else if tokens >= ck_gemm_min_tokens() && ck_bf16_products() != 0 { // below it the weights stream
@@ -48,7 +47,6 @@ public struct Linear: Sendable {
                     for t in rows { ck_add(y + t * out, bias, out) }
                 }
             }
-            initialized = tokens * out
         }
     }
 

@@ -7,30 +7,26 @@ public enum Ops {
     /// RMSNorm as transformers computes it: x * rsqrt(mean(x²) + eps) * weight, in float32.
     public static func rmsNorm(_ x: [Float], weight: [Float], eps: Float, pool: WorkerPool? = nil) -> [Float] {
         let width = weight.count
-        return [Float](unsafeUninitializedCapacity: x.count) { out, initialized in
-            let o = out.baseAddress!
+        return .activations(count: x.count) { o in
             x.withUnsafeBufferPointer { x in
                 forEachRows(x.count / width, width: width, pool: pool) { rows in
                     ck_rms_norm(x.baseAddress! + rows.lowerBound * width, weight, eps, rows.count, width,
                                 o + rows.lowerBound * width)
                 }
             }
-            initialized = x.count
         }
     }
 
     /// LayerNorm with biased variance, as torch computes it.
     public static func layerNorm(_ x: [Float], weight: [Float], bias: [Float], eps: Float, pool: WorkerPool? = nil) -> [Float] {
         let width = weight.count
-        return [Float](unsafeUninitializedCapacity: x.count) { out, initialized in
-            let o = out.baseAddress!
+        return .activations(count: x.count) { o in
             x.withUnsafeBufferPointer { x in
                 forEachRows(x.count / width, width: width, pool: pool) { rows in
                     ck_layer_norm(x.baseAddress! + rows.lowerBound * width, weight, bias, eps, rows.count, width,
                                   o + rows.lowerBound * width)
                 }
             }
-            initialized = x.count
         }
     }
 
@@ -48,8 +44,7 @@ public enum Ops {
     /// SwiGLU's gate: silu(gate) * up, elementwise.
     public static func siluMultiply(_ gate: [Float], _ up: [Float], pool: WorkerPool? = nil) -> [Float] {
         precondition(gate.count == up.count)
-        return [Float](unsafeUninitializedCapacity: gate.count) { out, initialized in
-            let o = out.baseAddress!
+        return .activations(count: gate.count) { o in
             gate.withUnsafeBufferPointer { g in
                 up.withUnsafeBufferPointer { u in
                     forEachRows(gate.count, width: 1, pool: pool) { r in
@@ -57,7 +52,6 @@ public enum Ops {
                     }
                 }
             }
-            initialized = gate.count
         }
     }
 

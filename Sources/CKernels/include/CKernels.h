@@ -132,6 +132,11 @@ double ck_fma_probe(long iterations);
 double ck_bf16_probe(long iterations);
 double ck_read_probe(const float *data, ptrdiff_t n);
 
+/// Asks the OS to back the 2 MiB-aligned pages inside [p, p + bytes) with huge pages when first touched (Linux's
+/// madvise(MADV_HUGEPAGE); nothing elsewhere): a fresh activation of hundreds of megabytes then costs hundreds of
+/// page faults instead of ~100,000.
+void ck_advise_huge_pages(void *p, size_t bytes);
+
 /// Tells the CPU that this thread is spinning (less power, and the sibling hyper-thread runs faster).
 static inline void ck_cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
