@@ -34,7 +34,7 @@ int ck_amx_enable(void) {
 
 #pragma clang attribute push(__attribute__((target(CK_AMX_TARGET))), apply_to = function)
 
-#define KC_MAX 512    // inputs per block: 32 tokens' are 32 KiB (L1 48 KiB), NC rows' 256 KiB (L2 2 MiB; 1024: ~0.6x)
+#define KC_MAX 768    // inputs per block: NC rows' are 384 KiB (L2 2 MiB); 512 ran ~5-10% slower, 640-1152 alike
 #define NC 256        // weight rows per block
 #define FEW_TOKENS 128 // up to this many, the weights are the A operand (measured crossover between 128 and 192)
 

@@ -64,7 +64,7 @@ final class LinearTests: XCTestCase {
     /// AVX512_BF16) and the float32 kernels on rounded activations (any other case) must all give that: within 5e-7
     /// of sum |x w| per value (float32 sums of up to 2,100 terms; the worst seen is under 1.5e-7), while the exact
     /// float32 product is further away than that (the rounding happened). Shapes: streaming and packed, an odd input
-    /// count, inputs past the 512-input block and in several of AMX's chunks (up to 512 inputs each), rows past the
+    /// count, inputs past the 512-input block and in several of AMX's chunks (up to 768 inputs each), rows past the
     /// 256-row block and ending in part of a 16-row group, tokens in part of a 32-token block and after whole ones,
     /// on both sides of AMX's few-token schedule (up to 128 tokens).
     func testBF16ProductsEqualExactProductsOfRoundedActivations() {
