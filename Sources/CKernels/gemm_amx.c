@@ -117,6 +117,32 @@ static inline void store_block(const float *C, ptrdiff_t mt, ptrdiff_t columns, 
     }
 }
 
+// C [32][32] = the products of two A tiles (a0, a1: 16 rows each, rows a_stride bytes apart) with two B tiles (b0,
+// b1), summed over `steps` steps of 32 inputs (each operand's next tiles a_step and b_step bytes on), on
+// accumulator tiles 0-3 (rows of a0 and a1 x columns of b0 and b1).
+static inline void block_2x2(const void *a0, const void *a1, ptrdiff_t a_stride, ptrdiff_t a_step, const void *b0,
+                             const void *b1, ptrdiff_t b_step, ptrdiff_t steps, float *C) {
+    const char *pa0 = a0, *pa1 = a1, *pb0 = b0, *pb1 = b1;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (ptrdiff_t s = 0; s < steps; s++) {
+        _tile_loadd(4, pa0 + s * a_step, a_stride);
+        _tile_loadd(6, pb0 + s * b_step, 64);
+        _tile_loadd(7, pb1 + s * b_step, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_loadd(5, pa1 + s * a_step, a_stride);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, C, 128);
+    _tile_stored(1, C + 16, 128);
+    _tile_stored(2, C + 512, 128);
+    _tile_stored(3, C + 528, 128);
+}
+
 // The many-token schedule (tokens as A, packed weights as B).
 static int tokens_by_weights(const uint16_t *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
                              ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy) {
@@ -136,24 +162,7 @@ static int tokens_by_weights(const uint16_t *A, ptrdiff_t T, const uint16_t *W, 
                 const uint16_t *A0 = A + ((t / 16) * steps + k0 / 32) * 512, *A1 = A0 + steps * 512;
                 for (ptrdiff_t n = 0; n < rows; n += 32) {
                     const uint32_t *B0 = P + (n / 16) * (kc / 2) * 16, *B1 = B0 + (kc / 2) * 16;
-                    _tile_zero(0);
-                    _tile_zero(1);
-                    _tile_zero(2);
-                    _tile_zero(3);
-                    for (ptrdiff_t k = 0; k < kc; k += 32) {
-                        _tile_loadd(4, A0 + k * 16, 64);
-                        _tile_loadd(6, B0 + k / 2 * 16, 64);
-                        _tile_loadd(7, B1 + k / 2 * 16, 64);
-                        _tile_dpbf16ps(0, 4, 6);
-                        _tile_dpbf16ps(1, 4, 7);
-                        _tile_loadd(5, A1 + k * 16, 64);
-                        _tile_dpbf16ps(2, 5, 6);
-                        _tile_dpbf16ps(3, 5, 7);
-                    }
-                    _tile_stored(0, C, 128);
-                    _tile_stored(1, C + 16, 128);
-                    _tile_stored(2, C + 512, 128);
-                    _tile_stored(3, C + 528, 128);
+                    block_2x2(A0, A1, 64, 1024, B0, B1, 1024, kc / 32, C);
                     store_block(C, T - t < 32 ? T - t : 32, rows - n < 32 ? rows - n : 32, k0 > 0, Y + t * ldy + rb + n, ldy);
                 }
             }
@@ -182,24 +191,7 @@ static int weights_by_tokens(const uint16_t *XT, ptrdiff_t T, const uint16_t *W,
         }
         for (ptrdiff_t t = 0; t < T; t += 32) {
             const uint16_t *B0 = XT + (t / 16) * steps * 512, *B1 = B0 + steps * 512;
-            _tile_zero(0);
-            _tile_zero(1);
-            _tile_zero(2);
-            _tile_zero(3);
-            for (ptrdiff_t s = 0; s < steps; s++) {
-                _tile_loadd(4, A + s * 32, lda * 2);
-                _tile_loadd(6, B0 + s * 512, 64);
-                _tile_loadd(7, B1 + s * 512, 64);
-                _tile_dpbf16ps(0, 4, 6);
-                _tile_dpbf16ps(1, 4, 7);
-                _tile_loadd(5, A + 16 * lda + s * 32, lda * 2);
-                _tile_dpbf16ps(2, 5, 6);
-                _tile_dpbf16ps(3, 5, 7);
-            }
-            _tile_stored(0, C, 128);
-            _tile_stored(1, C + 16, 128);
-            _tile_stored(2, C + 512, 128);
-            _tile_stored(3, C + 528, 128);
+            block_2x2(A, A + 16 * lda, lda * 2, 64, B0, B1, 1024, steps, C);
             for (int half = 0; half < 2; half++) { // C^T [32 rows][32 tokens], 16 tokens at a time, to Y [tokens][rows]
                 __m512i v[16];
                 for (int i = 0; i < 16; i++) v[i] = _mm512_loadu_si512(C + i * 32 + half * 16);
