@@ -1,16 +1,19 @@
 import Foundation
 import IdeficsGeneration
+import IdeficsImages
 
-/// Owns a pipeline and runs all its model work on one thread of its own: the worker pool and the model's scratch
-/// memory serve one forward pass at a time, and the server's event loops never wait on the model. Requests are
-/// continuously batched: each joins the shared step (one join per step), its prompt prefilled `prefillChunk` tokens
-/// per step beside the decoding rows, and leaves when it finishes; every row's tokens are those of its lone run.
+/// Owns a pipeline's execution: all model work runs on one thread of the engine's own (started when a request
+/// comes, ended when none is left), so the worker pool and the model's scratch memory serve one forward pass at a
+/// time and neither the server's event loops nor a library caller's thread run the model. Requests are continuously
+/// batched: each joins the shared step (one join per step), its prompt prefilled `prefillChunk` tokens per step
+/// beside the decoding rows, and leaves when it finishes; every row's tokens are those of its lone run.
 /// A new request's images are encoded one piece per step too (a vision layer: `ImageFeatureWork`), through the
 /// image cache, so running streams stall for one prefill chunk or one vision layer at a time, never a whole image.
 /// At most `capacity` requests are admitted (running or queued: `submit` answers nil past that, HTTP 429), at most
 /// `maxBatchSize` decode together. A request whose stream is dropped (its client went away) leaves at its next token.
 /// An Idefics v1 pipeline's requests run one at a time, each to its end, in turn (its cross-attention sessions are
-/// not batched).
+/// not batched). Each `Pipeline` runs its own `generate` and `stream` calls through an engine of its own, without
+/// caches (so that an answer never depends on earlier calls); a server makes one with its limits and caches.
 public final class GenerationEngine: @unchecked Sendable {
     /// `.token` events as they are chosen, then `.finished` with the whole output (as `Pipeline.stream` gives).
     public typealias Event = GenerationEvent
@@ -19,18 +22,21 @@ public final class GenerationEngine: @unchecked Sendable {
     /// The same, given the vectors of the images submitted with it, in order (`Pipeline.imageFeatures`' values).
     public typealias PreparationWithImages = @Sendable (Pipeline, _ imageFeatures: [[Float]]) throws
         -> (PreparedPrompt, GenerationRequest)
-    private typealias Continuation = AsyncThrowingStream<Event, Error>.Continuation
 
     private struct Job {
         let id: Int
         let images: [RGBImage]
+        let options: Idefics2ImageProcessorOverrides
         let prepare: PreparationWithImages
-        let continuation: Continuation
-        let dropped: CancellationFlag
+        let reply: EngineReply
         let submitted = ContinuousClock.now
     }
 
-    public let pipeline: Pipeline
+    /// The pipeline run: held by a server's engine; a pipeline's own engine holds it only while its thread runs
+    /// (the pipeline holds the engine).
+    private let heldPipeline: Pipeline?
+    private weak var ownerPipeline: Pipeline?
+    public var pipeline: Pipeline { heldPipeline ?? ownerPipeline! }
     public let capacity: Int
     public let maxBatchSize: Int
     public let prefillChunk: Int
@@ -41,6 +47,8 @@ public final class GenerationEngine: @unchecked Sendable {
     private var admitted = 0
     private var nextID = 0
     private var stopped = false
+    /// The engine's thread while it runs.
+    private var thread: Thread?
     private var largest = 0
     /// After a shutdown began: when the requests still running are cut short.
     private var deadline: ContinuousClock.Instant?
@@ -51,26 +59,32 @@ public final class GenerationEngine: @unchecked Sendable {
 
     /// `prefixCacheTokens`: positions of finished requests kept for prompts that start like them (0: none);
     /// `imageCacheBytes`: image vectors kept by image content.
-    public init(pipeline: Pipeline, capacity: Int, maxBatchSize: Int = 32, prefillChunk: Int = 512,
-                prefixCacheTokens: Int = 4096, imageCacheBytes: Int = 256 << 20) {
+    public convenience init(pipeline: Pipeline, capacity: Int, maxBatchSize: Int = 32, prefillChunk: Int = 512,
+                            prefixCacheTokens: Int = 4096, imageCacheBytes: Int = 256 << 20) {
+        self.init(held: pipeline, owner: nil, capacity: capacity, maxBatchSize: maxBatchSize, prefillChunk: prefillChunk,
+                  prefixCacheTokens: prefixCacheTokens, imageCacheBytes: imageCacheBytes)
+    }
+
+    /// A pipeline's own engine: callers wait rather than being refused, and nothing of a call is kept for the next.
+    convenience init(servingCallsOf pipeline: Pipeline) {
+        self.init(held: nil, owner: pipeline, capacity: .max, maxBatchSize: 32, prefillChunk: 512,
+                  prefixCacheTokens: 0, imageCacheBytes: 0)
+    }
+
+    private init(held: Pipeline?, owner: Pipeline?, capacity: Int, maxBatchSize: Int, prefillChunk: Int,
+                 prefixCacheTokens: Int, imageCacheBytes: Int) {
         precondition(capacity > 0 && maxBatchSize > 0 && prefillChunk > 0)
         imageCache = ImageFeatureCache(byteLimit: imageCacheBytes)
         prefixCache = PrefixCache(tokenLimit: prefixCacheTokens)
-        self.pipeline = pipeline
+        (heldPipeline, ownerPipeline) = (held, owner)
         self.capacity = capacity
         self.maxBatchSize = maxBatchSize
         self.prefillChunk = prefillChunk
-        let thread = Thread { [self] in run() }
-        thread.name = "swift-idefics engine"
-        thread.start()
     }
 
-    /// Ends the engine's thread once its admitted requests are done (a stopped engine admits nothing).
+    /// Admits nothing more; the requests admitted run to their end.
     public func stop() {
-        condition.withLock {
-            stopped = true
-            condition.signal()
-        }
+        condition.withLock { stopped = true }
     }
 
     /// Shutting down (SIGTERM): nothing new is admitted; the requests running or queued may finish within `grace`,
@@ -80,7 +94,6 @@ public final class GenerationEngine: @unchecked Sendable {
         condition.withLock {
             stopped = true
             deadline = min(deadline ?? .now + grace, .now + grace) // a second signal does not extend the first's
-            condition.signal()
         }
     }
 
@@ -97,55 +110,122 @@ public final class GenerationEngine: @unchecked Sendable {
 
     /// Queues the encoding of `images` (piece by piece between decode steps, each through the image cache), then
     /// `prepare` with their vectors, then generation.
-    public func submit(images: [RGBImage], _ prepare: @escaping PreparationWithImages) -> AsyncThrowingStream<Event, Error>? {
+    public func submit(images: [RGBImage], options: Idefics2ImageProcessorOverrides = .init(),
+                       _ prepare: @escaping PreparationWithImages) -> AsyncThrowingStream<Event, Error>? {
         let (stream, continuation) = AsyncThrowingStream.makeStream(of: Event.self)
-        let dropped = CancellationFlag()
-        let admittedJob = condition.withLock { () -> Bool in
-            guard admitted < capacity, !stopped else { return false }
+        return enqueue(images: images, options: options, prepare: prepare, reply: EngineReply(stream: continuation))
+            ? stream : nil
+    }
+
+    /// Generates after `prepared` as one of the engine's requests, the calling thread waiting for its end. `onToken`
+    /// runs on the engine's thread as each token is chosen (returning false stops the request there). With a
+    /// `session` (Idefics2 and text-only models), the request runs in it, reusing the cached prefix its prompt
+    /// shares, and gets it back extended (a fresh one if the request failed).
+    func generate(_ prepared: PreparedPrompt, request: GenerationRequest, session: inout DecoderSession?,
+                  onToken: (GeneratedToken) -> Bool) throws -> GenerationOutput {
+        if calledFromOwnThread { return try pipeline.generateHere(prepared, request: request, onToken: onToken) }
+        return try withoutActuallyEscaping(onToken) { onToken in
+            let reply = EngineReply(onToken: onToken, session: session)
+            session = nil // the reply's the only reference
+            guard enqueue(images: [], options: .init(), prepare: { _, _ in (prepared, request) }, reply: reply) else {
+                throw GenerationError.shutDown
+            }
+            let (output, returned) = try reply.wait()
+            session = returned
+            return output
+        }
+    }
+
+    /// Generates after each prompt as requests of their own, side by side; waits for them all. `onToken` gets
+    /// (row, token) on the engine's thread; false stops that row.
+    func generate(batch: [PreparedPrompt], request: GenerationRequest,
+                  onToken: (Int, GeneratedToken) -> Bool) throws -> [GenerationOutput] {
+        if calledFromOwnThread {
+            return try batch.indices.map { row in
+                try pipeline.generateHere(batch[row], request: request) { onToken(row, $0) }
+            }
+        }
+        return try withoutActuallyEscaping(onToken) { onToken in
+            let replies = batch.indices.map { row in EngineReply(onToken: { onToken(row, $0) }) }
+            for (prepared, reply) in zip(batch, replies) {
+                guard enqueue(images: [], options: .init(), prepare: { _, _ in (prepared, request) }, reply: reply) else {
+                    throw GenerationError.shutDown // never once one is in: a pipeline's own engine is never stopped
+                }
+            }
+            let results = replies.map { reply in Result { try reply.wait().output } } // every row ends before a throw
+            return try results.map { try $0.get() }
+        }
+    }
+
+    /// Whether this is the engine's thread (an `onToken` that generates again): such a call runs there and then,
+    /// as waiting for the engine would wait for itself.
+    private var calledFromOwnThread: Bool { condition.withLock { thread } === Thread.current }
+
+    private func enqueue(images: [RGBImage], options: Idefics2ImageProcessorOverrides,
+                         prepare: @escaping PreparationWithImages, reply: EngineReply) -> Bool {
+        condition.withLock {
+            guard admitted < capacity, !stopped, thread != nil || startThread() else { return false }
             admitted += 1
             nextID += 1
-            waiting.append(Job(id: nextID, images: images, prepare: prepare, continuation: continuation, dropped: dropped))
+            waiting.append(Job(id: nextID, images: images, options: options, prepare: prepare, reply: reply))
             metrics.admit(queueSize: waiting.count)
-            condition.signal()
             return true
         }
-        guard admittedJob else { return nil }
-        continuation.onTermination = { _ in dropped.set() }
-        return stream
+    }
+
+    /// Starts the engine's thread (with the lock held); false if the pipeline is gone.
+    private func startThread() -> Bool {
+        guard let pipeline = heldPipeline ?? ownerPipeline else { return false }
+        let thread = Thread { [self] in withExtendedLifetime(pipeline) { run() } }
+        thread.name = "swift-idefics engine"
+        self.thread = thread
+        thread.start()
+        return true
     }
 
     // MARK: - The engine's thread
 
     private func run() {
         var batch = ContinuousBatch<StreamingDetokenizer>(prefillChunk: prefillChunk)
-        var streams = [Int: Continuation]()
+        /// The reply of each row in the batch.
+        var replies = [Int: EngineReply]()
         var awaitingFirstToken = [Int: ContinuousClock.Instant]()
-        var dropped = [Int: CancellationFlag]()
         /// The request whose images are being encoded (one at a time, first come first served).
         var encoding: Encoding?
-        /// Ends row `id`, out of the batch already, with `error`.
-        func fail(_ id: Int, _ error: Error) {
-            metrics.finish(reason: "error")
-            (awaitingFirstToken[id], dropped[id]) = (nil, nil)
-            if let continuation = streams.removeValue(forKey: id) { end(continuation, error: error) }
+        /// Sessions of rows that left go back to the request that brought them (before its reply ends), or to the
+        /// prefix cache.
+        func retire() {
+            for (id, session) in batch.takeRetired() {
+                if let reply = replies[id], reply.bringsSession { reply.giveBack(session) } else { prefixCache.keep(session) }
+            }
+        }
+        /// Ends row `id`, out of the batch already.
+        func close(_ id: Int, output: GenerationOutput? = nil, error: Error? = nil, reason: String) {
+            retire()
+            metrics.finish(reason: reason)
+            awaitingFirstToken[id] = nil
+            if let reply = replies.removeValue(forKey: id) { end(reply, with: output, error: error) }
         }
         /// Adds the job, its images encoded, to the batch.
         func admit(_ job: Job, imageFeatures: [[Float]]) {
-            if join(job, imageFeatures: imageFeatures, batch: &batch, streams: &streams) {
-                (awaitingFirstToken[job.id], dropped[job.id]) = (job.submitted, job.dropped)
+            if join(job, imageFeatures: imageFeatures, batch: &batch) {
+                (replies[job.id], awaitingFirstToken[job.id]) = (job.reply, job.submitted)
             }
         }
         while true {
-            let job: Job? = condition.withLock {
-                while waiting.isEmpty && batch.isEmpty && encoding == nil && !stopped { condition.wait() }
-                guard encoding == nil, batch.count < maxBatchSize && !waiting.isEmpty else { return nil }
+            let next: Job?? = condition.withLock {
+                guard !(waiting.isEmpty && batch.isEmpty && encoding == nil) else {
+                    thread = nil // the next request starts another
+                    return .none
+                }
+                guard encoding == nil, batch.count < maxBatchSize && !waiting.isEmpty else { return .some(nil) }
                 defer { metrics.dequeue(queueSize: waiting.count) }
                 return waiting.removeFirst()
             }
-            if job == nil, batch.isEmpty, encoding == nil { return } // stopped, nothing left
+            guard let job = next else { return }
             let graceOver = condition.withLock { deadline.map { ContinuousClock.now >= $0 } ?? false }
             if graceOver {
-                for id in batch.ids { dropped[id]?.set() } // cut short below, as if their clients had gone
+                for id in batch.ids { replies[id]?.dropped.set() } // cut short below, as if their clients had gone
                 let late = condition.withLock { () -> [Job] in
                     defer { waiting = []; metrics.dequeue(queueSize: 0) }
                     return waiting
@@ -154,7 +234,7 @@ public final class GenerationEngine: @unchecked Sendable {
                 encoding = nil
                 for refused in late + [job, encodingJob].compactMap({ $0 }) {
                     metrics.finish(reason: "cancelled")
-                    end(refused.continuation, error: GenerationError.shutDown)
+                    end(refused.reply, error: GenerationError.shutDown)
                 }
             } else if let job, pipeline.ideficsV1 != nil {
                 runAlone(job)
@@ -168,26 +248,21 @@ public final class GenerationEngine: @unchecked Sendable {
                 metrics.imagePiece(besideRows: !batch.isEmpty) // at most one per step: the step below follows it
                 do {
                     // A request whose client left joins only to be cancelled at once.
-                    if try current.job.dropped.isSet || encodePiece(&current) {
+                    if try current.job.reply.dropped.isSet || encodePiece(&current) {
                         admit(current.job, imageFeatures: current.done)
                     } else {
                         encoding = current
                     }
                 } catch {
                     metrics.finish(reason: "error")
-                    end(current.job.continuation, error: error)
+                    end(current.job.reply, error: error)
                 }
             }
             // A client that went away frees its row now, prefilling or decoding.
-            for (id, flag) in dropped where flag.isSet {
-                dropped[id] = nil
-                awaitingFirstToken[id] = nil
-                if let output = batch.remove(id: id), let continuation = streams.removeValue(forKey: id) {
-                    metrics.finish(reason: "cancelled")
-                    end(continuation, with: output)
-                }
+            for id in batch.ids where replies[id]?.dropped.isSet == true {
+                if let output = batch.remove(id: id) { close(id, output: output, reason: "cancelled") }
             }
-            keepRetired(&batch)
+            retire()
             guard !batch.isEmpty else {
                 metrics.idle()
                 continue
@@ -198,20 +273,26 @@ public final class GenerationEngine: @unchecked Sendable {
                 let events = try batch.step()
                 metrics.step(rows: rows, seconds: (ContinuousClock.now - start).seconds)
                 for event in events {
-                    if event.finished != nil { dropped[event.id] = nil }
                     if let submitted = awaitingFirstToken.removeValue(forKey: event.id) {
                         metrics.firstToken(after: (ContinuousClock.now - submitted).seconds)
                     }
-                    deliver(event, batch: &batch, streams: &streams)
+                    guard let reply = replies[event.id] else { continue }
+                    metrics.generated()
+                    let wanted = reply.deliver(event.token)
+                    if let output = event.finished {
+                        close(event.id, output: output, reason: output.finishReason.rawValue)
+                    } else if !wanted, let output = batch.remove(id: event.id) {
+                        close(event.id, output: output, reason: "cancelled")
+                    }
                 }
-                for failure in batch.takeFailures() { fail(failure.id, failure.error) } // only that row ends
-                keepRetired(&batch) // before the next join looks for them
+                for failure in batch.takeFailures() { close(failure.id, error: failure.error, reason: "error") } // only that row ends
+                retire() // before the next join looks for them
                 if batch.isEmpty { metrics.idle() }
             } catch {
-                defer { _ = batch.takeRetired() } // rows of a failed step are not kept for reuse
                 for id in batch.ids {
                     batch.remove(id: id)
-                    fail(id, error)
+                    _ = batch.takeRetired() // rows of a failed step are not kept for reuse
+                    close(id, error: error, reason: "error")
                 }
             }
         }
@@ -226,19 +307,19 @@ public final class GenerationEngine: @unchecked Sendable {
 
     /// Runs the next piece of the request's image encoding (cached images cost none); true once every image is done.
     private func encodePiece(_ encoding: inout Encoding) throws -> Bool {
-        let images = encoding.job.images
+        let (images, options) = (encoding.job.images, encoding.job.options)
         while encoding.work == nil {
             guard encoding.done.count < images.count else { return true }
             let image = images[encoding.done.count]
-            if let cached = imageCache.cached(image) {
+            if let cached = imageCache.cached(image, options: options) {
                 encoding.done.append(cached)
             } else {
-                encoding.work = try pipeline.imageFeatureWork(image)
+                encoding.work = try pipeline.imageFeatureWork(image, options: options)
             }
         }
         try pipeline.advance(&encoding.work!)
         if let work = encoding.work, work.isFinished {
-            imageCache.keep(work.features, of: images[encoding.done.count])
+            imageCache.keep(work.features, of: images[encoding.done.count], options: options)
             encoding.done.append(work.features)
             encoding.work = nil
         }
@@ -246,95 +327,82 @@ public final class GenerationEngine: @unchecked Sendable {
     }
 
     /// Prepares the job and adds it to the batch (its prefill runs in the next steps); false if it did not join.
-    private func join(_ job: Job, imageFeatures: [[Float]], batch: inout ContinuousBatch<StreamingDetokenizer>,
-                      streams: inout [Int: Continuation]) -> Bool {
-        guard !job.dropped.isSet else {
+    private func join(_ job: Job, imageFeatures: [[Float]], batch: inout ContinuousBatch<StreamingDetokenizer>) -> Bool {
+        guard !job.reply.dropped.isSet else {
             metrics.finish(reason: "cancelled")
-            end(job.continuation)
+            end(job.reply)
             return false
         }
         do {
             let (prepared, request) = try job.prepare(pipeline, imageFeatures)
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
-            streams[job.id] = job.continuation
+            var taken = job.reply.takeSession()
+            let fromCache = !job.reply.bringsSession && !parameters.promptLogprobs && !parameters.doSample
             // Prompt log-probabilities need every prompt position computed: a kept state would only be wasted. A
             // sampling request computes its whole prompt too, so that the seed it reports gives the same answer again:
             // logits over a cached prefix differ from a whole prefill's in the last bits, enough to flip a draw.
-            let kept = parameters.promptLogprobs || parameters.doSample ? nil
-                : prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
-                                   imageTokenId: pipeline.imageTokenId,
-                                   hidden: pipeline.decoder.config.hiddenSize)
-            var session = kept ?? pipeline.makeSession()
+            if fromCache {
+                taken = prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
+                                         imageTokenId: pipeline.imageTokenId, hidden: pipeline.decoder.config.hiddenSize)
+            }
+            let cached = fromCache && taken != nil
+            var session = taken ?? pipeline.makeSession()
+            taken = nil // `session` the only reference: its cache grows in place
             session.imageRows = prepared.imageRows
             let reused: Int
             do {
-                reused = try batch.add(id: job.id, session: session, prompt: prepared.ids, parameters: parameters,
+                reused = try batch.add(id: job.id, session: &session, prompt: prepared.ids, parameters: parameters,
                                        text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
             } catch {
-                if let kept { prefixCache.keep(kept) } // refused before it ran: the kept state stays usable
+                // Refused before it ran: the state is as it was, and stays usable.
+                if job.reply.bringsSession { job.reply.giveBack(session) } else if cached { prefixCache.keep(session) }
                 throw error
             }
             metrics.prefilled(promptTokens: prepared.ids.count, reused: reused)
             return true
         } catch {
             metrics.finish(reason: "error")
-            streams.removeValue(forKey: job.id)
-            end(job.continuation, error: error)
+            end(job.reply, error: error)
             return false
         }
     }
 
     /// Runs an Idefics v1 request to its end (or its client's leaving, or the grace period's end) while the others wait.
     private func runAlone(_ job: Job) {
-        guard !job.dropped.isSet else {
+        guard !job.reply.dropped.isSet else {
             metrics.finish(reason: "cancelled")
-            return end(job.continuation)
+            return end(job.reply)
         }
         do {
-            let features = try job.images.map { image in try imageCache.features(of: image) { try pipeline.imageFeatures(image) } }
+            let features = try job.images.map { image in
+                try imageCache.features(of: image, options: job.options) {
+                    try pipeline.imageFeatures(image, options: job.options)
+                }
+            }
             let (prepared, request) = try job.prepare(pipeline, features)
             metrics.prefilled(promptTokens: prepared.ids.count, reused: 0)
             var (cut, first) = (false, true)
-            let output = try pipeline.generate(prepared, request: request) { token in
+            let output = try pipeline.generateHere(prepared, request: request) { token in
                 if first { metrics.firstToken(after: (ContinuousClock.now - job.submitted).seconds) }
                 first = false
                 metrics.generated()
                 let graceOver = condition.withLock { deadline.map { ContinuousClock.now >= $0 } ?? false }
-                if case .terminated = job.continuation.yield(.token(token)) { cut = true }
-                cut = cut || job.dropped.isSet || graceOver
+                cut = cut || !job.reply.deliver(token) || job.reply.dropped.isSet || graceOver
                 return !cut
             }
             metrics.finish(reason: cut ? "cancelled" : output.finishReason.rawValue)
-            end(job.continuation, with: output)
+            end(job.reply, with: output)
         } catch {
             metrics.finish(reason: "error")
-            end(job.continuation, error: error)
+            end(job.reply, error: error)
         }
     }
 
-    private func deliver(_ event: ContinuousBatch<StreamingDetokenizer>.Event, batch: inout ContinuousBatch<StreamingDetokenizer>,
-                         streams: inout [Int: Continuation]) {
-        guard let continuation = streams[event.id] else { return }
-        let gone: Bool
-        metrics.generated()
-        if case .terminated = continuation.yield(.token(event.token)) { gone = true } else { gone = false }
-        if let output = event.finished ?? (gone ? batch.remove(id: event.id) : nil) {
-            metrics.finish(reason: gone && event.finished == nil ? "cancelled" : output.finishReason.rawValue)
-            streams.removeValue(forKey: event.id)
-            end(continuation, with: output)
-        }
-    }
-
-    private func keepRetired(_ batch: inout ContinuousBatch<StreamingDetokenizer>) {
-        for session in batch.takeRetired() { prefixCache.keep(session) }
-    }
-
-    /// Frees the request's slot, then ends its stream: with its output, with nothing (its client left before it ran)
+    /// Frees the request's slot, then ends its reply: with its output, with nothing (its client left before it ran)
     /// or with an error. In that order, so that a caller who sees its stream end may submit again at once.
-    private func end(_ continuation: Continuation, with output: GenerationOutput? = nil, error: Error? = nil) {
+    private func end(_ reply: EngineReply, with output: GenerationOutput? = nil, error: Error? = nil) {
         condition.withLock { admitted -= 1 }
-        if let output { continuation.yield(.finished(output)) }
-        continuation.finish(throwing: error)
+        reply.end(with: output, error: error)
     }
 }

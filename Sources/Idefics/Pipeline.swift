@@ -7,9 +7,9 @@ import IdeficsTensors
 import IdeficsTokenizer
 
 /// A checkpoint loaded for generation: tokenizer, generation defaults, image processor and model, sharing one
-/// pool of worker threads. Loading maps the weight files; nothing is copied or converted. Safe to call from several
-/// threads at once (each call gets its lone result; their matrix products take turns on the pool); for many
-/// concurrent requests, `GenerationEngine` batches them instead.
+/// pool of worker threads. Loading maps the weight files; nothing is copied or converted. Generation runs through
+/// the pipeline's own `GenerationEngine`: calls from several threads at once are batched continuously, each getting
+/// its lone result; a server makes an engine of its own with limits and caches.
 public final class Pipeline: @unchecked Sendable {
     public let checkpoint: Checkpoint
     public let tokenizer: Tokenizer
@@ -24,6 +24,18 @@ public final class Pipeline: @unchecked Sendable {
     /// nil when the checkpoint has none.
     public let chatTemplate: ChatTemplate?
     public let pool: WorkerPool
+    private let engineLock = NSLock()
+    private var ownEngine: GenerationEngine?
+
+    /// The engine that runs this pipeline's `generate` and `stream` calls (made at the first).
+    var engine: GenerationEngine {
+        engineLock.withLock {
+            if let ownEngine { return ownEngine }
+            let engine = GenerationEngine(servingCallsOf: self)
+            ownEngine = engine
+            return engine
+        }
+    }
 
     /// `pathOrID`: a checkpoint folder or a model id in the local Hugging Face cache (at `revision`, a branch, tag
     /// or commit of the cache's `refs/`). The folder's kind is checked from config.json before any weight is mapped.
@@ -160,53 +172,50 @@ public final class Pipeline: @unchecked Sendable {
         return work.features
     }
 
-    /// Generates after a prepared prompt. `onToken` sees each token with its text (special tokens have none);
-    /// returning false stops early.
+    /// Generates after a prepared prompt. `onToken` sees each token with its text (special tokens have none), on the
+    /// engine's thread; returning false stops early.
     public func generate(_ prepared: PreparedPrompt, request: GenerationRequest = .init(),
                          onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
+        var session: DecoderSession?
+        return try engine.generate(prepared, request: request, session: &session, onToken: onToken)
+    }
+
+    /// Generates in an existing session (the KV cache of a conversation), reusing the cached prefix the prompt shares
+    /// with it; the session comes back holding the prompt and the answer (emptied if generation failed).
+    public func generate(_ prepared: PreparedPrompt, in session: inout DecoderSession, request: GenerationRequest = .init(),
+                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
+        var carried: DecoderSession? = session.handOver()
+        defer { session = carried ?? makeSession() }
+        return try engine.generate(prepared, request: request, session: &carried, onToken: onToken)
+    }
+
+    /// Generates for several prepared prompts together (continuously batched); each row's tokens are what it would
+    /// get alone. `onToken` gets (row, token); returning false stops that row.
+    public func generate(batch: [PreparedPrompt], request: GenerationRequest = .init(),
+                         onToken: (Int, GeneratedToken) -> Bool = { _, _ in true }) throws -> [GenerationOutput] {
+        try engine.generate(batch: batch, request: request, onToken: onToken)
+    }
+
+    /// Generates on the calling thread, outside the engine (the engine's own way of running an Idefics v1 request).
+    func generateHere(_ prepared: PreparedPrompt, request: GenerationRequest,
+                      onToken: (GeneratedToken) -> Bool) throws -> GenerationOutput {
+        let parameters = try GenerationParameters(request: request, config: generationConfig,
+                                                  defaultSeed: .random(in: 0...UInt64.max))
+        let text = StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true)
         if ideficsV1 != nil {
             var session = makeV1Session(imageStates: prepared.imageStates)
-            return try Generator.generate(model: &session, prompt: prepared.ids, parameters: parameters(request),
-                                          text: StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true),
+            return try Generator.generate(model: &session, prompt: prepared.ids, parameters: parameters, text: text,
                                           onToken: onToken)
         }
         var session = makeSession(imageRows: prepared.imageRows)
-        return try generate(prepared, in: &session, request: request, onToken: onToken)
-    }
-
-    private func parameters(_ request: GenerationRequest, seed: UInt64 = .random(in: 0...UInt64.max)) throws
-        -> GenerationParameters {
-        try GenerationParameters(request: request, config: generationConfig, defaultSeed: seed)
+        return try Generator.generate(model: &session, prompt: prepared.ids, parameters: parameters, text: text,
+                                      onToken: onToken)
     }
 
     /// A fresh decoding state (KV cache) for this model (Idefics2 or text-only: Idefics v1 runs in `makeV1Session`'s).
     public func makeSession(imageRows: [Float] = []) -> DecoderSession {
         precondition(ideficsV1 == nil, "an Idefics v1 decoder runs with its cross-attention: use makeV1Session")
         return DecoderSession(decoder: decoder, pool: pool, imageTokenId: idefics2?.config.imageTokenId, imageRows: imageRows)
-    }
-
-    /// Generates in an existing session, reusing the cached prefix the prompt shares with it.
-    public func generate(_ prepared: PreparedPrompt, in session: inout DecoderSession, request: GenerationRequest = .init(),
-                         onToken: (GeneratedToken) -> Bool = { _ in true }) throws -> GenerationOutput {
-        return try Generator.generate(model: &session, prompt: prepared.ids, parameters: parameters(request),
-                                      text: StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true),
-                                      onToken: onToken)
-    }
-
-    /// Generates for several prepared prompts together (one batched model call per step); each row's tokens are
-    /// what it would get alone. `onToken` gets (row, token); returning false stops that row.
-    public func generate(batch: [PreparedPrompt], request: GenerationRequest = .init(),
-                         onToken: (Int, GeneratedToken) -> Bool = { _, _ in true }) throws -> [GenerationOutput] {
-        let parameters = Array(repeating: try parameters(request), count: batch.count)
-        let text = batch.map { _ in StreamingDetokenizer(tokenizer: tokenizer, skipSpecialTokens: true) }
-        if ideficsV1 != nil {
-            var sessions = batch.map { makeV1Session(imageStates: $0.imageStates) }
-            return try Generator.generate(batch: &sessions, prompts: batch.map(\.ids), parameters: parameters, text: text,
-                                          onToken: onToken)
-        }
-        var sessions = batch.map { makeSession(imageRows: $0.imageRows) }
-        return try Generator.generate(batch: &sessions, prompts: batch.map(\.ids), parameters: parameters, text: text,
-                                      onToken: onToken)
     }
 
     /// Generates after a raw prompt (BOS is added as the tokenizer's template says).

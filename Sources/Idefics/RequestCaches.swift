@@ -3,12 +3,14 @@ import IdeficsGeneration
 import IdeficsImages
 
 /// Image vectors by image content, so that an image sent again (a follow-up turn, the same picture in many requests)
-/// is not encoded again. Keyed by the decoded pixels' size and two independent 64-bit hashes of them; least recently
+/// is not encoded again. Keyed by the decoded pixels' size and two independent 64-bit hashes of them (and the
+/// processing overrides, which change the vectors); least recently
 /// used entries leave past `byteLimit`. Shared by the request handlers' preparation closures: one lock.
 public final class ImageFeatureCache: @unchecked Sendable {
     private struct Key: Hashable {
         let width, height: Int
         let sip, fnv: UInt64
+        let options: Idefics2ImageProcessorOverrides
     }
 
     public let byteLimit: Int
@@ -24,16 +26,17 @@ public final class ImageFeatureCache: @unchecked Sendable {
     public init(byteLimit: Int) { self.byteLimit = byteLimit }
 
     /// The image's vectors from the cache, or from `compute` (then kept).
-    public func features(of image: RGBImage, compute: () throws -> [Float]) rethrows -> [Float] {
-        if let cached = cached(image) { return cached }
+    public func features(of image: RGBImage, options: Idefics2ImageProcessorOverrides = .init(),
+                         compute: () throws -> [Float]) rethrows -> [Float] {
+        if let cached = cached(image, options: options) { return cached }
         let features = try compute()
-        keep(features, of: image)
+        keep(features, of: image, options: options)
         return features
     }
 
     /// The image's vectors if they are kept (counted as a hit).
-    public func cached(_ image: RGBImage) -> [Float]? {
-        let key = Self.key(image)
+    public func cached(_ image: RGBImage, options: Idefics2ImageProcessorOverrides = .init()) -> [Float]? {
+        let key = Self.key(image, options)
         return lock.withLock {
             guard let found = entries[key] else { return nil }
             hitCount += 1
@@ -44,8 +47,8 @@ public final class ImageFeatureCache: @unchecked Sendable {
     }
 
     /// Keeps the image's vectors, the least recently used leaving past the byte limit.
-    public func keep(_ features: [Float], of image: RGBImage) {
-        let key = Self.key(image)
+    public func keep(_ features: [Float], of image: RGBImage, options: Idefics2ImageProcessorOverrides = .init()) {
+        let key = Self.key(image, options)
         lock.withLock {
             guard entries[key] == nil, features.count * 4 <= byteLimit else { return }
             entries[key] = features
@@ -58,14 +61,15 @@ public final class ImageFeatureCache: @unchecked Sendable {
         }
     }
 
-    private static func key(_ image: RGBImage) -> Key {
+    private static func key(_ image: RGBImage, _ options: Idefics2ImageProcessorOverrides) -> Key {
         var hasher = Hasher()
         var fnv: UInt64 = 0xcbf2_9ce4_8422_2325
         image.pixels.withUnsafeBytes { raw in
             hasher.combine(bytes: raw)
             for byte in raw { fnv = (fnv ^ UInt64(byte)) &* 0x100_0000_01b3 }
         }
-        return Key(width: image.width, height: image.height, sip: UInt64(bitPattern: Int64(hasher.finalize())), fnv: fnv)
+        return Key(width: image.width, height: image.height, sip: UInt64(bitPattern: Int64(hasher.finalize())), fnv: fnv,
+                   options: options)
     }
 }
 
@@ -83,7 +87,7 @@ struct PrefixCache {
     var cachedTokens: Int { sessions.reduce(0) { $0 + $1.tokens.count } }
 
     mutating func keep(_ session: DecoderSession) {
-        guard tokenLimit > 0, session.tokens.count <= tokenLimit else { return }
+        guard tokenLimit > 0, !session.tokens.isEmpty, session.tokens.count <= tokenLimit else { return }
         var session = session
         session.shrinkToFit() // its request reserved room for all the tokens it might have generated
         sessions.append(session)

@@ -46,8 +46,8 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
 
     private var rows: [Row] = []
     private var failures: [Failure] = []
-    /// Sessions of rows that left, for a caller that keeps them (a prefix cache): `takeRetired` empties it.
-    private var retired: [DecoderSession] = []
+    /// Sessions of rows that left, by row id, for a caller that keeps them (a prefix cache): `takeRetired` empties it.
+    private var retired: [(id: Int, session: DecoderSession)] = []
     private let clock = ContinuousClock()
     public let prefillChunk: Int
 
@@ -61,7 +61,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     public var ids: [Int] { rows.map(\.id) }
 
     /// The sessions of the rows that left since the last call, their caches holding what they ran.
-    public mutating func takeRetired() -> [DecoderSession] {
+    public mutating func takeRetired() -> [(id: Int, session: DecoderSession)] {
         defer { retired = [] }
         return retired
     }
@@ -74,10 +74,19 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     @discardableResult
     public mutating func add(id: Int, session: DecoderSession, prompt: [Int], parameters: GenerationParameters,
                              text: Text) throws -> Int {
-        precondition(!rows.contains { $0.id == id }, "row \(id) is in the batch already")
         var session = session
-        if parameters.promptLogprobs { session.truncate(to: 0) } // every prompt token's logits are needed
+        return try add(id: id, session: &session, prompt: prompt, parameters: parameters, text: text)
+    }
+
+    /// The same, taking `session` over: once the row joined, the caller's holds nothing (so that the row's cache is
+    /// its only reference and grows in place, not copied at its first append); a refused row leaves it untouched.
+    @discardableResult
+    public mutating func add(id: Int, session: inout DecoderSession, prompt: [Int], parameters: GenerationParameters,
+                             text: Text) throws -> Int {
+        precondition(!rows.contains { $0.id == id }, "row \(id) is in the batch already")
         var state = try SequenceState(prompt: prompt, contextLength: session.contextLength, parameters: parameters, text: text)
+        var session = session.handOver()
+        if parameters.promptLogprobs { session.truncate(to: 0) } // every prompt token's logits are needed
         session.reserve(positions: prompt.count + state.limit)
         let pending = session.reusePrefix(of: prompt)
         state.output.timings.reusedPromptTokens = session.reusedPromptTokens
@@ -138,7 +147,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
         }
         // Only once nothing can throw: the finished rows leave, each session retired once; failed ones are not kept.
         for (index, error) in leaving.sorted(by: { $0.key < $1.key }) {
-            if let error { failures.append(Failure(id: rows[index].id, error: error)) } else { retired.append(rows[index].session) }
+            if let error { failures.append(Failure(id: rows[index].id, error: error)) } else { retired.append((rows[index].id, rows[index].session)) }
         }
         rows = rows.indices.filter { leaving[$0] == nil }.map { rows[$0] }
         return events
@@ -155,7 +164,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     public mutating func remove(id: Int) -> GenerationOutput? {
         guard let index = rows.firstIndex(where: { $0.id == id }) else { return nil }
         let row = rows.remove(at: index)
-        if row.pending.isEmpty { retired.append(row.session) } // a half-prefilled cache is not kept
+        if row.pending.isEmpty { retired.append((row.id, row.session)) } // a half-prefilled cache is not kept
         return finish(row)
     }
 

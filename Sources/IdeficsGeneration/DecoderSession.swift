@@ -27,6 +27,12 @@ public struct DecoderSession: BatchedNextTokenModel {
 
     public var contextLength: Int { decoder.config.maxPositionEmbeddings }
 
+    /// This session, leaving an empty one in its place: the value returned is then the only reference to its cache.
+    public mutating func handOver() -> DecoderSession {
+        defer { self = DecoderSession(decoder: decoder, pool: pool) }
+        return self
+    }
+
     public mutating func reserve(positions: Int) { cache.reserve(rows: positions) }
 
     /// Runs `prompt`, reusing the cached tokens it starts with.
@@ -35,8 +41,7 @@ public struct DecoderSession: BatchedNextTokenModel {
     }
 
     public mutating func logits(after newTokens: [Int]) throws -> [Float] {
-        var sessions = [self]
-        self = DecoderSession(decoder: decoder, pool: pool) // hand the cache over, so it is updated in place
+        var sessions = [handOver()] // the cache is updated in place
         defer { self = sessions[0] }
         return try Self.step(&sessions, rows: [0], tokens: [newTokens])[0]
     }

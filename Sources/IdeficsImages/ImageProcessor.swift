@@ -181,7 +181,7 @@ private struct ConfigFile: Decodable {
 }
 
 /// Per-call overrides, as the processor's `__call__` kwargs.
-public struct Idefics2ImageProcessorOverrides: Sendable, Equatable {
+public struct Idefics2ImageProcessorOverrides: Sendable, Hashable {
     public var doImageSplitting: Bool?
     public var longestEdge: Int?
     public var shortestEdge: Int?

@@ -1,5 +1,5 @@
 import Foundation
-import Idefics
+@testable import Idefics
 import Synchronization
 import TestSupport
 import XCTest
@@ -32,8 +32,8 @@ final class BatchParityTests: XCTestCase {
         }
     }
 
-    /// One pipeline called from several threads at once (image encoding and generation): each call gets its lone
-    /// result, since the shared worker pool runs one job at a time.
+    /// One pipeline called from several threads at once (image encoding and generation): the calls share the decode
+    /// steps of the pipeline's engine, and each gets its lone result.
     func testConcurrentCallersGetTheirLoneResults() throws {
         let pipeline = try Pipeline(pathOrID: Fixtures.url("models/tiny-f32").path, threads: 2)
         let reference = try JSONSerialization.jsonObject(with: Fixtures.data("vision/tiny-f32/reference.json")) as! [String: Any]
@@ -57,6 +57,38 @@ final class BatchParityTests: XCTestCase {
             XCTAssertEqual(output.generatedTokenIds, lone[caller % inputs.count].generatedTokenIds, "caller \(caller)")
             XCTAssertEqual(output.text, lone[caller % inputs.count].text, "caller \(caller)")
         }
+        XCTAssertGreaterThan(pipeline.engine.largestBatch, 1, "concurrent calls decode in one batch")
+    }
+
+    /// An `onToken` (run on the engine's thread) that generates again gets its answer there and then, not a deadlock;
+    /// both answers are their lone runs'.
+    func testGeneratingFromInsideOnTokenRunsInPlace() throws {
+        let pipeline = try Pipeline(pathOrID: Fixtures.url("models/tiny-f32").path, threads: 2)
+        let request = GenerationRequest(maxNewTokens: 6)
+        let (outer, inner) = ("The capital of France is", "Once upon a time")
+        let loneOuter = try pipeline.generate(prompt: outer, request: request)
+        let loneInner = try pipeline.generate(prompt: inner, request: request)
+        var nested: [GenerationOutput] = []
+        let output = try pipeline.generate(prompt: outer, request: request) { _ in
+            if nested.isEmpty { nested.append(try! pipeline.generate(prompt: inner, request: request)) }
+            return true
+        }
+        XCTAssertEqual(output.generatedTokenIds, loneOuter.generatedTokenIds)
+        XCTAssertEqual(nested.map(\.generatedTokenIds), [loneInner.generatedTokenIds])
+    }
+
+    /// The pipeline's engine neither keeps the pipeline alive nor keeps a thread once its calls are answered.
+    func testAPipelineIsReleasedAfterGenerating() throws {
+        weak var released: Pipeline?
+        func generateOnce() throws {
+            let pipeline = try Pipeline(pathOrID: Fixtures.url("models/tiny-f32").path, threads: 2)
+            _ = try pipeline.generate(prompt: "Hello", request: GenerationRequest(maxNewTokens: 3))
+            released = pipeline
+        }
+        try generateOnce()
+        let deadline = Date().addingTimeInterval(10) // the engine's thread lets go once its loop sees nothing left
+        while released != nil && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        XCTAssertNil(released)
     }
 
     func testRowsStopIndependently() throws {
