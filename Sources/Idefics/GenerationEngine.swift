@@ -11,8 +11,8 @@ import IdeficsImages
 /// image cache, so running streams stall for one prefill chunk or one vision layer at a time, never a whole image.
 /// At most `capacity` requests are admitted (running or queued: `submit` answers nil past that, HTTP 429), at most
 /// `maxBatchSize` decode together. A request whose stream is dropped (its client went away) leaves at its next token.
-/// An Idefics v1 pipeline's requests run one at a time, each to its end, in turn (its cross-attention sessions are
-/// not batched). Each `Pipeline` runs its own `generate` and `stream` calls through an engine of its own, without
+/// An Idefics v1 pipeline's requests are batched the same way (each row with its own images' cross-attention
+/// states; no prefix is reused across them). Each `Pipeline` runs its own `generate` and `stream` calls through an engine of its own, without
 /// caches (so that an answer never depends on earlier calls); a server makes one with its limits and caches.
 public final class GenerationEngine: @unchecked Sendable {
     /// `.token` events as they are chosen, then `.finished` with the whole output (as `Pipeline.stream` gives).
@@ -55,7 +55,7 @@ public final class GenerationEngine: @unchecked Sendable {
 
     /// Image vectors by image content, for the request handlers' preparations.
     public let imageCache: ImageFeatureCache
-    private var prefixCache: PrefixCache
+    fileprivate var prefixCache: PrefixCache
 
     /// `prefixCacheTokens`: positions of finished requests kept for prompts that start like them (0: none);
     /// `imageCacheBytes`: image vectors kept by image content.
@@ -186,7 +186,15 @@ public final class GenerationEngine: @unchecked Sendable {
     // MARK: - The engine's thread
 
     private func run() {
-        var batch = ContinuousBatch<StreamingDetokenizer>(prefillChunk: prefillChunk)
+        if pipeline.ideficsV1 != nil {
+            serve(ContinuousBatch<StreamingDetokenizer, IdeficsSession>(prefillChunk: prefillChunk))
+        } else {
+            serve(ContinuousBatch<StreamingDetokenizer, DecoderSession>(prefillChunk: prefillChunk))
+        }
+    }
+
+    private func serve<Session: EngineSession>(_ batch: ContinuousBatch<StreamingDetokenizer, Session>) {
+        var batch = batch
         /// The reply of each row in the batch.
         var replies = [Int: EngineReply]()
         var awaitingFirstToken = [Int: ContinuousClock.Instant]()
@@ -195,9 +203,7 @@ public final class GenerationEngine: @unchecked Sendable {
         /// Sessions of rows that left go back to the request that brought them (before its reply ends), or to the
         /// prefix cache.
         func retire() {
-            for (id, session) in batch.takeRetired() {
-                if let reply = replies[id], reply.bringsSession { reply.giveBack(session) } else { prefixCache.keep(session) }
-            }
+            for (id, session) in batch.takeRetired() { Session.leave(session, reply: replies[id], keep: true, engine: self) }
         }
         /// Ends row `id`, out of the batch already.
         func close(_ id: Int, output: GenerationOutput? = nil, error: Error? = nil, reason: String) {
@@ -236,8 +242,6 @@ public final class GenerationEngine: @unchecked Sendable {
                     metrics.finish(reason: "cancelled")
                     end(refused.reply, error: GenerationError.shutDown)
                 }
-            } else if let job, pipeline.ideficsV1 != nil {
-                runAlone(job)
             } else if let job, job.images.isEmpty {
                 admit(job, imageFeatures: [])
             } else if let job {
@@ -327,7 +331,8 @@ public final class GenerationEngine: @unchecked Sendable {
     }
 
     /// Prepares the job and adds it to the batch (its prefill runs in the next steps); false if it did not join.
-    private func join(_ job: Job, imageFeatures: [[Float]], batch: inout ContinuousBatch<StreamingDetokenizer>) -> Bool {
+    private func join<Session: EngineSession>(_ job: Job, imageFeatures: [[Float]],
+                                              batch: inout ContinuousBatch<StreamingDetokenizer, Session>) -> Bool {
         guard !job.reply.dropped.isSet else {
             metrics.finish(reason: "cancelled")
             end(job.reply)
@@ -337,26 +342,15 @@ public final class GenerationEngine: @unchecked Sendable {
             let (prepared, request) = try job.prepare(pipeline, imageFeatures)
             let parameters = try GenerationParameters(request: request, config: pipeline.generationConfig,
                                                       defaultSeed: UInt64.random(in: 0...UInt64.max))
-            var taken = job.reply.takeSession()
-            let fromCache = !job.reply.bringsSession && !parameters.promptLogprobs && !parameters.doSample
-            // Prompt log-probabilities need every prompt position computed: a kept state would only be wasted. A
-            // sampling request computes its whole prompt too, so that the seed it reports gives the same answer again:
-            // logits over a cached prefix differ from a whole prefill's in the last bits, enough to flip a draw.
-            if fromCache {
-                taken = prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
-                                         imageTokenId: pipeline.imageTokenId, hidden: pipeline.decoder.config.hiddenSize)
-            }
-            let cached = fromCache && taken != nil
-            var session = taken ?? pipeline.makeSession()
-            taken = nil // `session` the only reference: its cache grows in place
-            session.imageRows = prepared.imageRows
+            var session: Session, cached: Bool
+            (session, cached) = Session.start(prepared, parameters: parameters, reply: job.reply, engine: self)
             let reused: Int
             do {
                 reused = try batch.add(id: job.id, session: &session, prompt: prepared.ids, parameters: parameters,
                                        text: StreamingDetokenizer(tokenizer: pipeline.tokenizer, skipSpecialTokens: true))
             } catch {
                 // Refused before it ran: the state is as it was, and stays usable.
-                if job.reply.bringsSession { job.reply.giveBack(session) } else if cached { prefixCache.keep(session) }
+                Session.leave(session, reply: job.reply, keep: cached, engine: self)
                 throw error
             }
             metrics.prefilled(promptTokens: prepared.ids.count, reused: reused)
@@ -368,41 +362,60 @@ public final class GenerationEngine: @unchecked Sendable {
         }
     }
 
-    /// Runs an Idefics v1 request to its end (or its client's leaving, or the grace period's end) while the others wait.
-    private func runAlone(_ job: Job) {
-        guard !job.reply.dropped.isSet else {
-            metrics.finish(reason: "cancelled")
-            return end(job.reply)
-        }
-        do {
-            let features = try job.images.map { image in
-                try imageCache.features(of: image, options: job.options) {
-                    try pipeline.imageFeatures(image, options: job.options)
-                }
-            }
-            let (prepared, request) = try job.prepare(pipeline, features)
-            metrics.prefilled(promptTokens: prepared.ids.count, reused: 0)
-            var (cut, first) = (false, true)
-            let output = try pipeline.generateHere(prepared, request: request) { token in
-                if first { metrics.firstToken(after: (ContinuousClock.now - job.submitted).seconds) }
-                first = false
-                metrics.generated()
-                let graceOver = condition.withLock { deadline.map { ContinuousClock.now >= $0 } ?? false }
-                cut = cut || !job.reply.deliver(token) || job.reply.dropped.isSet || graceOver
-                return !cut
-            }
-            metrics.finish(reason: cut ? "cancelled" : output.finishReason.rawValue)
-            end(job.reply, with: output)
-        } catch {
-            metrics.finish(reason: "error")
-            end(job.reply, error: error)
-        }
-    }
-
     /// Frees the request's slot, then ends its reply: with its output, with nothing (its client left before it ran)
     /// or with an error. In that order, so that a caller who sees its stream end may submit again at once.
     private func end(_ reply: EngineReply, with output: GenerationOutput? = nil, error: Error? = nil) {
         condition.withLock { admitted -= 1 }
         reply.end(with: output, error: error)
     }
+}
+
+/// What the engine does with a family's decoding state besides batching it: the state a request starts in, and where
+/// the state of a row goes when it leaves.
+protocol EngineSession: ContinuousBatchSession {
+    /// The state `prepared` runs in, and whether it came from the engine's prefix cache.
+    static func start(_ prepared: PreparedPrompt, parameters: GenerationParameters, reply: EngineReply,
+                      engine: GenerationEngine) -> (session: Self, cached: Bool)
+    /// A row's state after it ran (`keep`), or refused before it ran (`keep` if it came from the prefix cache).
+    static func leave(_ session: Self, reply: EngineReply?, keep: Bool, engine: GenerationEngine)
+}
+
+extension DecoderSession: EngineSession {
+    /// The request's own state, or the kept state sharing the longest prefix with its prompt, or a fresh one. Prompt
+    /// log-probabilities need every prompt position computed: a kept state would only be wasted. A sampling request
+    /// computes its whole prompt too, so that the seed it reports gives the same answer again: logits over a cached
+    /// prefix differ from a whole prefill's in the last bits, enough to flip a draw.
+    static func start(_ prepared: PreparedPrompt, parameters: GenerationParameters, reply: EngineReply,
+                      engine: GenerationEngine) -> (session: DecoderSession, cached: Bool) {
+        var taken = reply.takeSession()
+        if !reply.bringsSession && !parameters.promptLogprobs && !parameters.doSample {
+            let pipeline = engine.pipeline
+            taken = engine.prefixCache.take(matching: prepared.ids, imageRows: prepared.imageRows,
+                                            imageTokenId: pipeline.imageTokenId, hidden: pipeline.decoder.config.hiddenSize)
+        }
+        let cached = taken != nil && !reply.bringsSession
+        var session = taken ?? engine.pipeline.makeSession()
+        taken = nil // `session` the only reference: its cache grows in place
+        session.imageRows = prepared.imageRows
+        return (session, cached)
+    }
+
+    /// Back to the request that brought it (before its reply ends), or to the prefix cache.
+    static func leave(_ session: DecoderSession, reply: EngineReply?, keep: Bool, engine: GenerationEngine) {
+        if let reply, reply.bringsSession {
+            reply.giveBack(session)
+        } else if keep {
+            engine.prefixCache.keep(session)
+        }
+    }
+}
+
+extension IdeficsSession: EngineSession {
+    /// A fresh state reading the request's images (no prefix is reused: each request has its own images).
+    static func start(_ prepared: PreparedPrompt, parameters: GenerationParameters, reply: EngineReply,
+                      engine: GenerationEngine) -> (session: IdeficsSession, cached: Bool) {
+        (engine.pipeline.makeV1Session(imageStates: prepared.imageStates), false)
+    }
+
+    static func leave(_ session: IdeficsSession, reply: EngineReply?, keep: Bool, engine: GenerationEngine) {}
 }

@@ -196,7 +196,7 @@ public final class Pipeline: @unchecked Sendable {
         try engine.generate(batch: batch, request: request, onToken: onToken)
     }
 
-    /// Generates on the calling thread, outside the engine (the engine's own way of running an Idefics v1 request).
+    /// Generates on the calling thread, outside the engine (a call made on the engine's own thread, from an `onToken`).
     func generateHere(_ prepared: PreparedPrompt, request: GenerationRequest,
                       onToken: (GeneratedToken) -> Bool) throws -> GenerationOutput {
         let parameters = try GenerationParameters(request: request, config: generationConfig,

@@ -6,7 +6,7 @@ import IdeficsTensors
 /// Prompts are prefilled in chunks of at most `prefillChunk` tokens, one chunk per step, in the same batched call
 /// as the decoding rows: a long prompt stalls the running rows for one chunk at a time, not for its whole prefill.
 /// (A chunked prompt's logits equal a whole prefill's up to float reassociation, as with a chat's cached prefix.)
-public struct ContinuousBatch<Text: IncrementalTextDecoder> {
+public struct ContinuousBatch<Text: IncrementalTextDecoder, Session: ContinuousBatchSession> {
     /// What a row produced: a token, and the whole output when that token ended it (it has left the batch).
     public struct Event {
         public let id: Int
@@ -16,7 +16,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
 
     private struct Row {
         let id: Int
-        var session: DecoderSession
+        var session: Session
         var state: SequenceState<Text>
         /// Prompt tokens still to prefill (empty once the row decodes).
         var pending: [Int]
@@ -47,7 +47,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     private var rows: [Row] = []
     private var failures: [Failure] = []
     /// Sessions of rows that left, by row id, for a caller that keeps them (a prefix cache): `takeRetired` empties it.
-    private var retired: [(id: Int, session: DecoderSession)] = []
+    private var retired: [(id: Int, session: Session)] = []
     private let clock = ContinuousClock()
     public let prefillChunk: Int
 
@@ -61,7 +61,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     public var ids: [Int] { rows.map(\.id) }
 
     /// The sessions of the rows that left since the last call, their caches holding what they ran.
-    public mutating func takeRetired() -> [(id: Int, session: DecoderSession)] {
+    public mutating func takeRetired() -> [(id: Int, session: Session)] {
         defer { retired = [] }
         return retired
     }
@@ -72,7 +72,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     /// The row joins with `prompt` (the part `session` does not hold cached); its prefill runs in the next steps,
     /// and the step that ends it gives the row's first token. Returns how many prompt tokens the session had cached.
     @discardableResult
-    public mutating func add(id: Int, session: DecoderSession, prompt: [Int], parameters: GenerationParameters,
+    public mutating func add(id: Int, session: Session, prompt: [Int], parameters: GenerationParameters,
                              text: Text) throws -> Int {
         var session = session
         return try add(id: id, session: &session, prompt: prompt, parameters: parameters, text: text)
@@ -81,7 +81,7 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     /// The same, taking `session` over: once the row joined, the caller's holds nothing (so that the row's cache is
     /// its only reference and grows in place, not copied at its first append); a refused row leaves it untouched.
     @discardableResult
-    public mutating func add(id: Int, session: inout DecoderSession, prompt: [Int], parameters: GenerationParameters,
+    public mutating func add(id: Int, session: inout Session, prompt: [Int], parameters: GenerationParameters,
                              text: Text) throws -> Int {
         precondition(!rows.contains { $0.id == id }, "row \(id) is in the batch already")
         var state = try SequenceState(prompt: prompt, contextLength: session.contextLength, parameters: parameters, text: text)
@@ -114,14 +114,11 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
         }
         // The sessions are handed over for the call, so that each cache grows in place (a second reference left in
         // `rows` would make the first append copy the whole cache), and handed back before anything else can throw.
-        var sessions = running.map { index in
-            defer { rows[index].session.cache = KVCache(layers: 0, rowWidth: 0) }
-            return rows[index].session
-        }
+        var sessions = running.map { index in rows[index].session.handOver() }
         let start = clock.now
         let everyLogit = Set(running.indices.filter { running[$0] == chunked && rows[running[$0]].state.parameters.promptLogprobs })
         let result = Result {
-            try DecoderSession.step(&sessions, rows: Array(sessions.indices), tokens: tokens, allLogits: everyLogit)
+            try Session.step(&sessions, rows: Array(sessions.indices), tokens: tokens, allLogits: everyLogit)
         }
         let seconds = (clock.now - start).seconds
         for (slot, index) in running.enumerated() { rows[index].session = sessions[slot] }
@@ -175,3 +172,19 @@ public struct ContinuousBatch<Text: IncrementalTextDecoder> {
     }
 }
 
+/// A decoding state that can be a row of a `ContinuousBatch`: its cache handed over for a batched call, its prompt
+/// prefilled in chunks after the prefix it holds, each chunk checked before the call that runs every row.
+public protocol ContinuousBatchSession: BatchedNextTokenModel {
+    /// This state, leaving an empty one in its place (the value returned then holds the only reference to its cache).
+    mutating func handOver() -> Self
+    mutating func truncate(to count: Int)
+    /// Keeps the cached prefix `prompt` starts with (as far as it may be reused); returns the rest, to run.
+    mutating func reusePrefix(of prompt: [Int]) -> [Int]
+    /// Throws what running `newTokens` next would.
+    func check(_ newTokens: [Int]) throws
+    /// Runs `tokens[i]` after `sessions[rows[i]]`; rows at indices in `allLogits` get every new token's logits.
+    static func step(_ sessions: inout [Self], rows: [Int], tokens: [[Int]], allLogits: Set<Int>) throws -> [[Float]]
+}
+
+extension DecoderSession: ContinuousBatchSession {}
+extension IdeficsSession: ContinuousBatchSession {}

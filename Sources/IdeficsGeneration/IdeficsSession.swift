@@ -12,6 +12,8 @@ public struct IdeficsSession: BatchedNextTokenModel {
     public private(set) var tokens: [Int] = []
     /// The image each cached token sees (nil: none).
     public private(set) var seen: [Int?] = []
+    /// What each prompt token not run yet will see (a prompt prefilled in chunks: `reusePrefix`, then `step`).
+    private var plan: [Int?] = []
     public let imageContext: Idefics.ImageContext
     private let pool: WorkerPool
     private let imageTokenId: Int
@@ -32,55 +34,75 @@ public struct IdeficsSession: BatchedNextTokenModel {
     public mutating func reserve(positions: Int) { cache.reserve(rows: positions) }
 
     public mutating func prefill(_ prompt: [Int]) throws -> [Float] {
-        var sessions = handedOver()
+        var sessions = [handOver()]
         defer { self = sessions[0] }
         return try Self.prefill(&sessions, prompts: [prompt])[0]
     }
 
     public mutating func logits(after newTokens: [Int]) throws -> [Float] {
-        var sessions = handedOver()
+        var sessions = [handOver()]
         defer { self = sessions[0] }
         return try Self.step(&sessions, rows: [0], tokens: [newTokens])[0]
     }
 
-    /// This session as a batch of one that holds the only reference to the cache (as `DecoderSession.logits(after:)`
-    /// hands its cache over): a copy left in `self` would make the next append copy the whole cache.
-    private mutating func handedOver() -> [IdeficsSession] {
+    /// This session, leaving one without a cache in its place (as `DecoderSession.handOver`): the value returned holds
+    /// the only reference to the cache, so that the next append does not copy it whole.
+    public mutating func handOver() -> IdeficsSession {
         defer { cache = KVCache(layers: 0, rowWidth: 0) }
-        return [self]
+        return self
     }
 
     /// Runs whole prompts of fresh sessions together (the cache is not reused: each request has its own images).
     public static func prefill(_ sessions: inout [IdeficsSession], prompts: [[Int]]) throws -> [[Float]] {
-        let seen = sessions.indices.map { row -> [Int?] in
-            let images = sessions[row].imageContext.imageCount
-            // An `<image>` token beyond the given images (typed in the text) sees none, as transformers' one-hot
-            // mask drops indices past the image count.
-            return IdeficsPrompt.attendedImages(prompts[row], imageTokenId: sessions[row].imageTokenId,
-                                                eosTokenId: sessions[row].eosTokenId).map { $0.flatMap { $0 < images ? $0 : nil } }
-        }
-        for row in sessions.indices where !sessions[row].tokens.isEmpty {
-            sessions[row].cache.truncate(to: 0)
-            (sessions[row].tokens, sessions[row].seen) = ([], [])
-        }
-        return try run(&sessions, rows: Array(sessions.indices), tokens: prompts, seen: seen)
+        for row in sessions.indices { _ = sessions[row].reusePrefix(of: prompts[row]) }
+        return try step(&sessions, rows: Array(sessions.indices), tokens: prompts)
     }
 
-    /// Runs `tokens[i]` after everything `sessions[rows[i]]` has seen, each new token seeing what its last token saw.
+    /// Forgets everything cached (a v1 state reuses nothing: each request has its own images) and plans what each of
+    /// `prompt`'s tokens sees; returns the prompt, to run whole or in chunks through `step`.
+    public mutating func reusePrefix(of prompt: [Int]) -> [Int] {
+        truncate(to: 0)
+        let images = imageContext.imageCount
+        // An `<image>` token beyond the given images (typed in the text) sees none, as transformers' one-hot mask
+        // drops indices past the image count.
+        plan = IdeficsPrompt.attendedImages(prompt, imageTokenId: imageTokenId, eosTokenId: eosTokenId)
+            .map { $0.flatMap { $0 < images ? $0 : nil } }
+        return prompt
+    }
+
+    /// Forgets every cached position from `count` on.
+    public mutating func truncate(to count: Int) {
+        guard count < tokens.count else { return }
+        cache.truncate(to: count)
+        tokens.removeLast(tokens.count - count)
+        seen.removeLast(seen.count - count)
+    }
+
+    /// Throws what running `newTokens` next would: past the context or outside the vocabulary.
+    public func check(_ newTokens: [Int]) throws {
+        try checkNewTokens(newTokens, after: cache.count, contextLength: contextLength,
+                           vocabulary: model.decoder.config.fullVocabSize)
+    }
+
+    /// Runs `tokens[i]` after everything `sessions[rows[i]]` has seen: prompt tokens see what `reusePrefix` planned,
+    /// later ones what the last token saw.
     public static func step(_ sessions: inout [IdeficsSession], rows: [Int], tokens: [[Int]]) throws -> [[Float]] {
-        let seen = zip(rows, tokens).map { row, new in Array(repeating: sessions[row].seen.last ?? nil, count: new.count) }
-        return try run(&sessions, rows: rows, tokens: tokens, seen: seen)
+        try step(&sessions, rows: rows, tokens: tokens, allLogits: [])
     }
 
-    private static func run(_ sessions: inout [IdeficsSession], rows: [Int], tokens: [[Int]], seen: [[Int?]]) throws
-        -> [[Float]] {
+    /// `step`, giving the rows at the indices `i` in `allLogits` the logits of every new token.
+    public static func step(_ sessions: inout [IdeficsSession], rows: [Int], tokens: [[Int]],
+                            allLogits: Set<Int>) throws -> [[Float]] {
         guard let first = rows.first else { return [] }
         let model = sessions[first].model, pool = sessions[first].pool
-        let vocabulary = model.decoder.config.fullVocabSize
+        let seen = zip(rows, tokens).map { row, new in
+            let planned = Array(sessions[row].plan.prefix(new.count))
+            return planned + Array(repeating: planned.last ?? sessions[row].seen.last ?? nil, count: new.count - planned.count)
+        }
         let segments = try rows.indices.map { i -> Idefics.Segment in
             let (session, new) = (sessions[rows[i]], tokens[i])
+            try session.check(new)
             let start = session.cache.count
-            try checkNewTokens(new, after: start, contextLength: session.contextLength, vocabulary: vocabulary)
             return Idefics.Segment(decoder: Mistral.Segment(hidden: model.decoder.embed(new),
                                                             positions: Array(start..<start + new.count)),
                                    images: seen[i])
@@ -90,11 +112,12 @@ public struct IdeficsSession: BatchedNextTokenModel {
             return sessions[row].cache
         }
         let logits = model.forward(batch: segments, contexts: rows.map { sessions[$0].imageContext }, caches: &caches,
-                                   pool: pool)
+                                   logits: allLogits.isEmpty ? .last : .allFor(allLogits), pool: pool)
         for (i, row) in rows.enumerated() {
             sessions[row].cache = caches[i]
             sessions[row].tokens += tokens[i]
             sessions[row].seen += seen[i]
+            sessions[row].plan.removeFirst(min(sessions[row].plan.count, tokens[i].count))
         }
         return logits
     }

@@ -23,7 +23,7 @@ final class ContinuousBatchTests: XCTestCase {
             return try Generator.generate(model: &session, prompt: prompt, parameters: parameters, text: NoText()).generatedTokenIds
         }
         for chunk in [1, 3, 1 << 20] {
-            var batch = ContinuousBatch<NoText>(prefillChunk: chunk)
+            var batch = ContinuousBatch<NoText, DecoderSession>(prefillChunk: chunk)
             var tokens = [Int: [Int]](), outputs = [Int: [Int]](), steps = 0
             for (id, prompt) in prompts.enumerated() {
                 // Each row joins while the earlier ones are prefilling or decoding.
@@ -80,7 +80,7 @@ final class ContinuousBatchTests: XCTestCase {
                 return row[prompt[i]] - top - log(row.reduce(0) { $0 + exp($1 - top) })
             }
             for chunk in [1, 4, 1 << 20] {
-                var batch = ContinuousBatch<NoText>(prefillChunk: chunk)
+                var batch = ContinuousBatch<NoText, DecoderSession>(prefillChunk: chunk)
                 try batch.add(id: 0, session: DecoderSession(decoder: decoder, pool: pool), prompt: prompt,
                               parameters: parameters, text: NoText())
                 var output: GenerationOutput?
@@ -110,7 +110,7 @@ final class ContinuousBatchTests: XCTestCase {
         let prompt = [1, 415, 5565, 302]
         var lone = DecoderSession(decoder: decoder, pool: pool)
         let expected = try Generator.generate(model: &lone, prompt: prompt, parameters: parameters, text: NoText())
-        var batch = ContinuousBatch<NoText>()
+        var batch = ContinuousBatch<NoText, DecoderSession>()
         try batch.add(id: 0, session: DecoderSession(decoder: decoder, pool: pool), prompt: prompt,
                       parameters: parameters, text: NoText())
         var tokens = try batch.step().map(\.token.id)

@@ -621,30 +621,39 @@ final class ServerTests: XCTestCase {
         XCTAssertTrue(metrics.contains("idefics_image_encoding_pieces_total{batch=\"idle\"} 0\n"), metrics)
     }
 
-    /// An Idefics v1 pipeline's requests run in turn, each alone to its end (its cross-attention sessions are not
-    /// batched): submitted together, each answer is its lone run's; over HTTP too.
-    func testIdeficsV1RequestsRunInTurnWithTheirLoneAnswers() async throws {
+    /// An Idefics v1 pipeline's requests are batched continuously like Idefics2's, each row reading its own images
+    /// (one, none, two, two in another order): submitted together, each answer is its lone run's (which the v1
+    /// parity tests hold to transformers'); over HTTP too.
+    func testIdeficsV1RequestsAreBatchedWithTheirLoneAnswers() async throws {
         let pipeline = try Pipeline(pathOrID: Fixtures.url("models/tiny-idefics-perceiver").path, threads: 2)
-        let engine = GenerationEngine(pipeline: pipeline, capacity: 4)
-        defer { engine.stop() }
         let coffee = try ImageInput.load(Fixtures.url("vision/images/coffee_70x70.png").path)
         let chelsea = try ImageInput.load(Fixtures.url("vision/images/chelsea_40x60.png").path)
-        let cases: [(String, [RGBImage], Int)] = [("<image>What is this?", [coffee], 5), ("Hello", [], 6),
-                                                  ("<image>And this?<image>", [coffee, chelsea], 4)]
-        let answers = try await withThrowingTaskGroup(of: (Int, GenerationOutput).self) { group in
-            for (index, (prompt, images, tokens)) in cases.enumerated() {
-                group.addTask { (index, try await self.run(engine, prompt, images: images, tokens: tokens)) }
+        let cases: [(String, [RGBImage], Int)] = [("<image>What is this?", [coffee], 10), ("Hello", [], 12),
+                                                  ("<image>And this?<image>", [coffee, chelsea], 8),
+                                                  ("A cat:<image>and a cup:<image>. Which is warmer?", [chelsea, coffee], 9)]
+        let lone = try cases.map { prompt, images, tokens in
+            try pipeline.generate(pipeline.prepare(prompt: prompt, images: images),
+                                  request: GenerationRequest(maxNewTokens: tokens, eosTokenIds: []))
+        }
+        // Whole prompts, and prompts prefilled 3 tokens per step (each chunk's tokens seeing their planned images).
+        for chunk in [512, 3] {
+            let engine = GenerationEngine(pipeline: pipeline, capacity: 4, prefillChunk: chunk)
+            defer { engine.stop() }
+            let answers = try await withThrowingTaskGroup(of: (Int, GenerationOutput).self) { group in
+                for (index, (prompt, images, tokens)) in cases.enumerated() {
+                    group.addTask { (index, try await self.run(engine, prompt, images: images, tokens: tokens)) }
+                }
+                return try await group.reduce(into: [Int: GenerationOutput]()) { $0[$1.0] = $1.1 }
             }
-            return try await group.reduce(into: [Int: GenerationOutput]()) { $0[$1.0] = $1.1 }
+            for (index, (prompt, _, tokens)) in cases.enumerated() {
+                XCTAssertEqual(answers[index]?.generatedTokenIds, lone[index].generatedTokenIds, "\(prompt), chunk \(chunk)")
+                XCTAssertEqual(answers[index]?.tokens.count, tokens)
+            }
+            XCTAssertGreaterThan(engine.largestBatch, 1, "rows decode together")
+            XCTAssertEqual(engine.load, 0)
         }
-        for (index, (prompt, images, tokens)) in cases.enumerated() {
-            let lone = try pipeline.generate(pipeline.prepare(prompt: prompt, images: images),
-                                             request: GenerationRequest(maxNewTokens: tokens, eosTokenIds: []))
-            XCTAssertEqual(answers[index]?.generatedTokenIds, lone.generatedTokenIds, prompt)
-            XCTAssertEqual(answers[index]?.tokens.count, tokens)
-        }
-        XCTAssertEqual(engine.largestBatch, 0) // never in the shared batch
-        XCTAssertEqual(engine.load, 0)
+        let engine = GenerationEngine(pipeline: pipeline, capacity: 4)
+        defer { engine.stop() }
         let expected = try pipeline.generate(prompt: "Hello", request: GenerationRequest(maxNewTokens: 3)).text
         let application = IdeficsServer.application(engine: engine, configuration: ServerConfiguration(modelName: "v1"),
                                                      logger: Logger(label: "test"))
