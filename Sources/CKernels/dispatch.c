@@ -319,6 +319,11 @@ int ck_attention(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, con
     return kernels()->attention(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
 }
 
+int ck_attention_group(const float *Q, ptrdiff_t g, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
+                       ptrdiff_t d, float scale, ptrdiff_t lo, ptrdiff_t hi, float *O, ptrdiff_t ldo) {
+    return kernels()->attention_group(Q, g, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
+}
+
 int ck_attention_bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
                       ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo) {
 #if defined(__x86_64__) && defined(__linux__)

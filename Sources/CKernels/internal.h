@@ -29,6 +29,8 @@ typedef struct {
     double (*fma_probe)(long);
     int (*attention)(const float *, ptrdiff_t, ptrdiff_t, const float *, const float *, ptrdiff_t, ptrdiff_t, float,
                      const int32_t *, const int32_t *, float *, ptrdiff_t);
+    int (*attention_group)(const float *, ptrdiff_t, ptrdiff_t, const float *, const float *, ptrdiff_t, ptrdiff_t,
+                           float, ptrdiff_t, ptrdiff_t, float *, ptrdiff_t);
 } ck_table;
 
 /// Tokens from which the packed GEMM runs: below it streaming the weights once beats packing them (measured

@@ -29,10 +29,10 @@ func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionSh
                     let operands = AttentionOperands(q: q.baseAddress!, k: k.baseAddress!, v: v.baseAddress!,
                                                      out: out.baseAddress!, shape: shape, slotCount: slotCount)
                     if queryCount < 8 {
-                        pool.forEachRange(count: shape.headCount * queryCount,
+                        pool.forEachRange(count: shape.keyValueHeadCount * queryCount,
                                           work: shape.headCount * queryCount * slotCount * shape.headDim * 2,
                                           minimumPerThread: 1 << 14) { items in
-                            operands.attendEach(items, queryCount: queryCount, allowedSlots: allowedSlots)
+                            for item in items { operands.attendGroup(item, allowedSlots: allowedSlots) }
                         }
                     } else {
                         let slots = (0..<queryCount).map(allowedSlots)
@@ -70,23 +70,13 @@ private struct AttentionOperands {
     var scale: Float { 1 / Float(dim).squareRoot() }
     func kvOffset(_ head: Int) -> Int { head / (shape.headCount / shape.keyValueHeadCount) * dim }
 
-    /// One (query, head) at a time: dot products and weighted sums over the allowed slots (decoding).
-    func attendEach(_ items: Range<Int>, queryCount: Int, allowedSlots: (Int) -> Range<Int>) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: max(slotCount, 1)) { scores in
-            for item in items {
-                let (t, head) = (item / shape.headCount, item % shape.headCount)
-                let query = q + t * qWidth + head * dim
-                let slots = allowedSlots(t)
-                for (i, slot) in slots.enumerated() {
-                    scores[i] = Vector.dot(query, k + slot * kvWidth + kvOffset(head), count: dim) * scale
-                }
-                Ops.softmax(scores.baseAddress!, count: slots.count)
-                let result = out + t * qWidth + head * dim
-                for (i, slot) in slots.enumerated() {
-                    Vector.axpy(scores[i], v + slot * kvWidth + kvOffset(head), result, count: dim)
-                }
-            }
-        }
+    /// The query heads of one key/value head for one query row (decoding): keys and values read once for the group.
+    func attendGroup(_ item: Int, allowedSlots: (Int) -> Range<Int>) {
+        let (t, group) = (item / shape.keyValueHeadCount, item % shape.keyValueHeadCount)
+        let heads = shape.headCount / shape.keyValueHeadCount
+        let first = t * qWidth + group * heads * dim
+        Vector.attention(q + first, heads: heads, ldq: dim, keys: k + group * dim, values: v + group * dim, ldkv: kvWidth,
+                         depth: dim, scale: scale, slots: allowedSlots(t), into: out + first, ldo: dim)
     }
 
     /// A block of queries of one head, tiled over the slots with an online softmax (prefill, vision, perceiver).

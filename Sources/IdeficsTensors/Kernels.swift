@@ -36,6 +36,17 @@ public enum Vector {
         precondition(done != 0, "out of memory for attention tiles of \(queries) x \(depth)")
     }
 
+    /// Attention of `heads` query rows (stride ldq) that share one key/value head, over the slots `slots` of `keys`
+    /// and `values` (stride ldkv): one pass over the keys and one over the values for the group (decoding), the same
+    /// values as a dot, softmax and axpy per query. No slot: zeros.
+    public static func attention(_ q: UnsafePointer<Float>, heads: Int, ldq: Int, keys: UnsafePointer<Float>,
+                                 values: UnsafePointer<Float>, ldkv: Int, depth: Int, scale: Float, slots: Range<Int>,
+                                 into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        let done = ck_attention_group(q, heads, ldq, keys, values, ldkv, depth, scale, slots.lowerBound, slots.upperBound,
+                                      out, ldo)
+        precondition(done != 0, "out of memory for the scores of \(heads) x \(slots.count) slots")
+    }
+
     /// y += a * x
     @inline(__always)
     public static func axpy(_ a: Float, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int) {
@@ -44,6 +55,17 @@ public enum Vector {
 }
 
 extension Array where Element == Float {
+    /// `reserveCapacity`, the storage from 4 MiB backed by huge pages where the OS offers them: a long KV cache is
+    /// read one row per 4 KiB page in every decoding step, and with small pages that is a page walk per row.
+    public mutating func reserveCapacity(hugePages count: Int) {
+        reserveCapacity(count)
+        guard count >= 1 << 20 else { return }
+        let bytes = capacity * MemoryLayout<Float>.size
+        withUnsafeMutableBufferPointer { buffer in
+            if let base = buffer.baseAddress { ck_advise_huge_pages(base, bytes) }
+        }
+    }
+
     /// `count` floats that `fill` writes, every one of them (nothing is zeroed first). From 8 MiB they are backed by
     /// huge pages where the OS offers them: a fresh activation of hundreds of megabytes would otherwise spend a
     /// tenth of its first pass in page faults.

@@ -149,6 +149,45 @@ final class AttentionKernelTests: XCTestCase {
             for i in 0..<8 { XCTAssertEqual(out[i * depth + 1], 350, "query \(i), \(precision)") }
         }
     }
+
+    /// The grouped decoding kernel (the query heads of one key/value head, a few slots to thousands) equals the
+    /// per-query dot, softmax and axpy sequence it replaces bit for bit, on every head size and group size, and a
+    /// group without slots gets zeros.
+    func testGroupedDecodingEqualsPerQueryAttentionBitForBit() {
+        var generator = SplitMix(seed: 11)
+        var checked = 0
+        for depth in [1, 13, 72, 128, 130] {
+            for heads in [1, 4, 8, 12] {
+                for slots in [0..<0, 0..<1, 3..<40, 0..<1500] {
+                    let (ldq, ldkv, ldo) = (depth + 3, depth * 2 + 1, depth + 7)
+                    let q = (0..<heads * ldq).map { _ in generator.uniform() * 2 }
+                    let k = (0..<slots.upperBound * ldkv).map { _ in generator.uniform() * 2 }
+                    let v = (0..<slots.upperBound * ldkv).map { _ in generator.uniform() }
+                    let scale = 1 / Float(depth).squareRoot()
+                    var out = [Float](repeating: .nan, count: heads * ldo)
+                    Vector.attention(q, heads: heads, ldq: ldq, keys: k, values: v, ldkv: ldkv, depth: depth, scale: scale,
+                                     slots: slots, into: &out, ldo: ldo)
+                    for head in 0..<heads {
+                        var expected = [Float](repeating: 0, count: depth)
+                        var scores = slots.map { slot in Vector.dot(q.withUnsafeBufferPointer { $0.baseAddress! + head * ldq },
+                                                                      k.withUnsafeBufferPointer { $0.baseAddress! + slot * ldkv },
+                                                                      count: depth) * scale }
+                        scores.withUnsafeMutableBufferPointer { Ops.softmax($0.baseAddress!, count: $0.count) }
+                        for (i, slot) in slots.enumerated() {
+                            v.withUnsafeBufferPointer { v in
+                                Vector.axpy(scores[i], v.baseAddress! + slot * ldkv, &expected, count: depth)
+                            }
+                        }
+                        let got = Array(out[head * ldo..<head * ldo + depth])
+                        XCTAssertEqual(got.map(\.bitPattern), expected.map(\.bitPattern),
+                                       "depth \(depth), \(heads) heads, slots \(slots), head \(head)")
+                        checked += 1
+                    }
+                }
+            }
+        }
+        XCTAssertEqual(checked, 5 * 4 * (1 + 4 + 8 + 12))
+    }
 }
 
 /// A small deterministic generator (SplitMix64) so that the cases are the same on every machine.

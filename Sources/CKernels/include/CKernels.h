@@ -119,6 +119,12 @@ void ck_add(float *x, const float *y, ptrdiff_t n);
 /// no score matrix beyond one tile. A query with no slot gets zeros. Returns 0 if its scratch could not be allocated.
 int ck_attention(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv, ptrdiff_t d,
                  float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo);
+/// Attention of g query heads sharing one key/value head (a decoding token's grouped-query heads) over the slots
+/// [lo, hi): O[i] = softmax_j(scale * Q[i] . K[j]) . V, Q and O [g, d] (row strides ldq, ldo), K and V [slots, d]
+/// (stride ldkv). Each key and value row is read once for the g queries; the results equal the per-query dot,
+/// softmax and axpy sequence bit for bit. No slot: zeros. Returns 0 if its scratch could not be allocated.
+int ck_attention_group(const float *Q, ptrdiff_t g, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
+                       ptrdiff_t d, float scale, ptrdiff_t lo, ptrdiff_t hi, float *O, ptrdiff_t ldo);
 /// ck_attention at bf16 precision, as torch's CPU flash attention runs a bf16 model: queries, keys, values and the
 /// softmax's exponentials rounded to bf16, scores, softmax and sums in float32; on AMX tiles on the amx path,
 /// elsewhere ck_attention itself (float32).

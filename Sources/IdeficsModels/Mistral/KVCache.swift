@@ -16,8 +16,8 @@ public struct KVCache: Sendable {
     /// decoding appends without reallocating and copying the cache.
     public mutating func reserve(rows: Int) {
         for layer in keys.indices {
-            keys[layer].reserveCapacity(rows * rowWidth)
-            values[layer].reserveCapacity(rows * rowWidth)
+            keys[layer].reserveCapacity(hugePages: rows * rowWidth)
+            values[layer].reserveCapacity(hugePages: rows * rowWidth)
         }
     }
 
