@@ -12,8 +12,9 @@ import IdeficsImages
 /// At most `capacity` requests are admitted (running or queued: `submit` answers nil past that, HTTP 429), at most
 /// `maxBatchSize` decode together. A request whose stream is dropped (its client went away) leaves at its next token.
 /// An Idefics v1 pipeline's requests are batched the same way (each row with its own images' cross-attention
-/// states; no prefix is reused across them). Each `Pipeline` runs its own `generate` and `stream` calls through an engine of its own, without
-/// caches (so that an answer never depends on earlier calls); a server makes one with its limits and caches.
+/// states; no prefix is reused across them). Each `Pipeline` runs its own `generate` and `stream` calls through an
+/// engine of its own, without caches (so that an answer never depends on earlier calls); a server makes one with its
+/// limits and caches.
 public final class GenerationEngine: @unchecked Sendable {
     /// `.token` events as they are chosen, then `.finished` with the whole output (as `Pipeline.stream` gives).
     public typealias Event = GenerationEvent

@@ -87,7 +87,7 @@ struct PrefixCache {
     var cachedTokens: Int { sessions.reduce(0) { $0 + $1.tokens.count } }
 
     mutating func keep(_ session: DecoderSession) {
-        guard tokenLimit > 0, !session.tokens.isEmpty, session.tokens.count <= tokenLimit else { return }
+        guard tokenLimit > 0, session.tokens.count <= tokenLimit else { return }
         var session = session
         session.shrinkToFit() // its request reserved room for all the tokens it might have generated
         sessions.append(session)
