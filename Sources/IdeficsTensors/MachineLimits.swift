@@ -4,7 +4,8 @@ import Foundation
 /// This machine's limits, measured in the same run as a benchmark so that its figures can be read as fractions of
 /// them: DRAM read bandwidth and the FMA peak of the active kernels, each with all of a pool's threads.
 public struct MachineLimits: Sendable {
-    /// Bytes per second read from memory (a buffer far larger than the caches).
+    /// Bytes per second read from memory (a buffer far larger than the caches), streamed as the products stream their
+    /// weights (several rows at a time, prefetched): the rate a memory-bound kernel can reach.
     public var readBandwidth: Double
     /// Float32 multiply-adds counted as two flops, per second, on the kernels in use.
     public var fmaPeak: Double

@@ -39,9 +39,10 @@ final class LinearTests: XCTestCase {
     func testMatchesNaiveProductForEveryDTypeAndRaggedShape() {
         let pool = WorkerPool(threads: 2)
         for dtype in [DType.f32, .f16, .bf16] {
-            // Streaming (< 4 tokens) and packed shapes: token groups past the 12-token tile, inputs past the
-            // 256-input block, rows past the 512-row block and not a multiple of the 32-row panel.
-            for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (5, 129, 64), (9, 64, 1000), (13, 70, 300),
+            // Streaming (< 4 tokens; one token takes 8 rows at a time, here 70 = 8 full tiles and a 6-row one)
+            // and packed shapes: token groups past the 12-token tile, inputs past the 256-input block, rows past
+            // the 512-row block and not a multiple of the 32-row panel.
+            for (tokens, rows, cols) in [(1, 7, 5), (1, 70, 33), (3, 70, 33), (5, 129, 64), (9, 64, 1000), (13, 70, 300),
                                          (25, 530, 260)] {
                 let (weight, exact) = makeWeight(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows * cols))
                 let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }

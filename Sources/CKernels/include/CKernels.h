@@ -136,6 +136,7 @@ double ck_fma_probe(long iterations);
 /// The same for the bf16 GEMM's instruction: TDPBF16PS on the amx path, else vdpbf16ps (a pair of bf16 products and
 /// their sum: 4 flops per lane); 0 without ck_bf16_products.
 double ck_bf16_probe(long iterations);
+/// Reads the n floats at data as the products stream weights (8 streams, prefetched); returns the bytes read.
 double ck_read_probe(const float *data, ptrdiff_t n);
 
 /// Asks the OS to back the 2 MiB-aligned pages inside [p, p + bytes) with huge pages when first touched (Linux's
