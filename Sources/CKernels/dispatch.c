@@ -148,33 +148,6 @@ int ck_matmul_packed_rows(const float *A, ptrdiff_t T, const void *W, ck_dtype w
 }
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst) { kernels()->to_f32(src, type, n, dst); }
 
-size_t ck_int8_activation_bytes(ptrdiff_t T, ptrdiff_t K) {
-#if defined(__x86_64__)
-    if (ck_int8_vnni()) return ck_int8_activation_bytes_vnni(T, K);
-#endif
-    return kernels()->int8_activation_bytes(T, K);
-}
-void ck_quantize_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ck_dtype wtype, ptrdiff_t t0,
-                             ptrdiff_t t1, void *A) {
-#if defined(__x86_64__)
-    if (ck_int8_vnni()) {
-        ck_quantize_activations_vnni(X, T, ldx, K, wtype, t0, t1, A);
-        return;
-    }
-#endif
-    kernels()->quantize_activations(X, T, ldx, K, t0, t1, A);
-}
-void ck_matmul_int8_rows(const void *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
-                         ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
-#if defined(__x86_64__)
-    if (ck_int8_vnni()) {
-        ck_matmul_int8_rows_vnni(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
-        return;
-    }
-#endif
-    kernels()->matmul_int8_rows(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
-}
-
 int ck_int8_vnni(void) {
 #if defined(__x86_64__)
     return ck_kernel_path_active() >= CK_PATH_AVX512 && __builtin_cpu_supports("avx512vnni");
@@ -239,63 +212,6 @@ void ck_round_floats_to_bf16(float *x, ptrdiff_t n) {
         for (ptrdiff_t j = 0; j < count; j++) {
             const uint32_t u = (uint32_t)bits[j] << 16;
             memcpy(x + i + j, &u, 4);
-        }
-    }
-}
-
-void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst) {
-    unsigned char *out = dst;
-    for (ptrdiff_t b = 0; b < n; b += CK_Q8_BLOCK, out += ck_block_bytes(CK_Q8_0)) {
-        const _Float16 scale = (_Float16)ck_quantize_block_q8(x + b, n - b < CK_Q8_BLOCK ? n - b : CK_Q8_BLOCK,
-                                                              (int8_t *)out + 2);
-        memcpy(out, &scale, 2);
-    }
-}
-
-void ck_quantize_q4_0(const float *x, ptrdiff_t n, void *dst) {
-    unsigned char *out = dst;
-    for (ptrdiff_t b = 0; b < n; b += CK_Q8_BLOCK, out += ck_block_bytes(CK_Q4_0)) {
-        const ptrdiff_t count = n - b < CK_Q8_BLOCK ? n - b : CK_Q8_BLOCK;
-        float amax = 0, extreme = 0;
-        for (ptrdiff_t i = 0; i < count; i++) {
-            if (fabsf(x[b + i]) > amax) amax = fabsf(x[b + i]), extreme = x[b + i];
-        }
-        const float d = extreme / -8, id = d != 0 ? 1 / d : 0;
-        const _Float16 scale = (_Float16)d;
-        memcpy(out, &scale, 2);
-        unsigned char q[CK_Q8_BLOCK];
-        for (ptrdiff_t i = 0; i < CK_Q8_BLOCK; i++) {
-            const int v = i < count ? (int)(x[b + i] * id + 8.5f) : 8;
-            q[i] = (unsigned char)(v < 15 ? v : 15);
-        }
-        for (int j = 0; j < 16; j++) out[2 + j] = (unsigned char)(q[j] | q[j + 16] << 4);
-    }
-}
-void ck_awq_to_q4_z(const int32_t *qweight, const int32_t *qzeros, const uint16_t *scales, ptrdiff_t in, ptrdiff_t out,
-                    ptrdiff_t group, ptrdiff_t r0, ptrdiff_t r1, void *dst) {
-    static const int order[8] = {0, 2, 4, 6, 1, 3, 5, 7};
-    const ptrdiff_t columns = out / 8, block_bytes = (ptrdiff_t)ck_block_bytes(CK_Q4_Z);
-    const size_t row_bytes = ck_row_bytes(CK_Q4_Z, in);
-    unsigned char *base = dst;
-    // 16 int32 columns (one cache line of qweight) at a time, so that each line is read once.
-    for (ptrdiff_t c0 = r0 / 8; c0 < r1 / 8; c0 += 16) {
-        const ptrdiff_t c1 = c0 + 16 < r1 / 8 ? c0 + 16 : r1 / 8;
-        for (ptrdiff_t k = 0; k < in; k++) {
-            const ptrdiff_t g = k / group, j = k % CK_Q8_BLOCK;
-            for (ptrdiff_t c = c0; c < c1; c++) {
-                const uint32_t packed = (uint32_t)qweight[k * columns + c];
-                for (int i = 0; i < 8; i++) {
-                    const ptrdiff_t row = 8 * c + order[i];
-                    unsigned char *block = base + (size_t)(row - r0) * row_bytes + (k / CK_Q8_BLOCK) * block_bytes;
-                    const unsigned char q = (unsigned char)(packed >> (4 * i) & 15);
-                    if (j == 0) {
-                        memcpy(block, scales + g * out + row, 2);
-                        block[2] = (unsigned char)((uint32_t)qzeros[g * columns + c] >> (4 * i) & 15);
-                        block[3] = 0;
-                    }
-                    if (j < 16) block[4 + j] = q; else block[4 + j - 16] |= (unsigned char)(q << 4);
-                }
-            }
         }
     }
 }

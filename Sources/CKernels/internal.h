@@ -11,10 +11,6 @@ typedef struct {
     void (*pack_activations)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
     int (*matmul_packed_rows)(const float *, ptrdiff_t, const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                               float *, ptrdiff_t);
-    size_t (*int8_activation_bytes)(ptrdiff_t, ptrdiff_t);
-    void (*quantize_activations)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, void *);
-    void (*matmul_int8_rows)(const void *, ptrdiff_t, const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
-                             float *, ptrdiff_t);
     void (*to_f32)(const void *, ck_dtype, ptrdiff_t, float *);
     void (*round_to_bf16)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, uint16_t *, ptrdiff_t);
     float (*dot)(const float *, const float *, ptrdiff_t);
@@ -52,6 +48,50 @@ static inline float ck_quantize_block_q8(const float *x, ptrdiff_t count, int8_t
     return d;
 }
 
+/// A group of quantized rows (CKernels.h gives the layout): n rows from row 16 g, the pointers at block 0's scales,
+/// zero points (Q4_Z) and q bytes. Block b's q bytes start at q + b * n * ck_q_bytes(type); chunk c of row L's at
+/// 4 (c n + L) from there.
+typedef struct { const unsigned char *scales, *zeros, *q; int n; } ck_row_group;
+static inline size_t ck_q_bytes(ck_dtype type) { return type == CK_Q8_0 ? 32 : 16; }
+/// The group of row r in W (row stride ldw in weights), whose rows end at `end` (the matrix's last row, or any
+/// multiple of 16 past r).
+static inline ck_row_group ck_group_of(const void *W, ck_dtype type, ptrdiff_t ldw, ptrdiff_t r, ptrdiff_t end) {
+    const ptrdiff_t first = r / CK_ROW_GROUP * CK_ROW_GROUP, blocks = (ldw + CK_Q8_BLOCK - 1) / CK_Q8_BLOCK;
+    const int n = end - first < CK_ROW_GROUP ? (int)(end - first) : CK_ROW_GROUP;
+    const unsigned char *base = (const unsigned char *)W + (size_t)first * ck_row_bytes(type, ldw);
+    const size_t scales = 2 * (size_t)n * (size_t)blocks, zeros = type == CK_Q4_Z ? scales : 0;
+    return (ck_row_group){base, type == CK_Q4_Z ? base + scales : NULL, base + scales + zeros, n};
+}
+/// Row L's weights of block b of a group, as d and the 32 integers q - z (w = d (q - z)).
+float ck_unpack_block(ck_row_group g, ck_dtype type, ptrdiff_t b, int L, int8_t q[CK_Q8_BLOCK]);
+/// Weights [k0, k0 + n) of row r (k0 a multiple of 32) of a quantized W (stride ldw, rows ending at `end`).
+void ck_dequantize_row(const void *W, ck_dtype type, ptrdiff_t ldw, ptrdiff_t end, ptrdiff_t r, ptrdiff_t k0, ptrdiff_t n,
+                       float *dst);
+
+/// Activations quantized for ck_matmul_int8_rows (every kernel set's layout): per token and block of 32 inputs the
+/// float32 scale d, an int32 s and 32 int8 q; s is -z sum(q) for the zero point z the kernel reads the weights'
+/// q + z with (Q8_0: 128 on VNNI, which reads them as stored, else 0; Q4_0: 8), and sum(q) for Q4_Z.
+typedef struct { const float *d; const int32_t *s; const int8_t *q; ptrdiff_t blocks; } ck_int8_tokens;
+static inline ck_int8_tokens ck_int8_view(const void *A, ptrdiff_t T, ptrdiff_t K) {
+    const ptrdiff_t blocks = (K + CK_Q8_BLOCK - 1) / CK_Q8_BLOCK;
+    const float *d = A;
+    const int32_t *s = (const int32_t *)(d + T * blocks);
+    return (ck_int8_tokens){d, s, (const int8_t *)(s + T * blocks), blocks};
+}
+
+/// The int8 products' loop over rows [r0, r1) a group at a time and the tokens `step` at a time: `tile` gives
+/// Y[t .. t + nt) of the group's rows (Y at its first row).
+typedef void (*ck_group_tile)(const ck_int8_tokens *x, ptrdiff_t t, int nt, ck_row_group g, ck_dtype type, float *Y,
+                              ptrdiff_t ldy);
+static inline void ck_int8_groups(const void *A, ptrdiff_t T, const void *W, ck_dtype type, ptrdiff_t K, ptrdiff_t ldw,
+                                  ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy, int step, ck_group_tile tile) {
+    const ck_int8_tokens x = ck_int8_view(A, T, K);
+    for (ptrdiff_t r = r0; r < r1; r += CK_ROW_GROUP) {
+        const ck_row_group g = ck_group_of(W, type, ldw, r, r1);
+        for (ptrdiff_t t = 0; t < T; t += step) tile(&x, t, T - t < step ? (int)(T - t) : step, g, type, Y + r, ldy);
+    }
+}
+
 /// X [T, K] (row stride ldx) rounded to nearest even bf16 into out [T][ldo], zeros in columns [K, ldo).
 void ck_round_to_bf16(const float *X, ptrdiff_t T, ptrdiff_t K, ptrdiff_t ldx, uint16_t *out, ptrdiff_t ldo);
 
@@ -84,11 +124,9 @@ double ck_bf16_probe_amx(long iterations);
 int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
                           ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo);
 #endif
-/// int8_vnni.c, for CPUs with AVX512_VNNI (ck_int8_vnni): the int8 products of ck_quantize_activations and
-/// ck_matmul_int8_rows in that file's own layout of the activations.
-size_t ck_int8_activation_bytes_vnni(ptrdiff_t T, ptrdiff_t K);
-void ck_quantize_activations_vnni(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ck_dtype wtype, ptrdiff_t t0,
-                                  ptrdiff_t t1, void *A);
+/// int8_avx2.c (AVX2 + FMA, also the AVX-512 path's without VNNI) and int8_vnni.c (AVX512_VNNI): ck_matmul_int8_rows.
+void ck_matmul_int8_rows_avx2(const void *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
+                              ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 void ck_matmul_int8_rows_vnni(const void *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
                               ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 #endif

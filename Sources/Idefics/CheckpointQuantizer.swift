@@ -7,8 +7,8 @@ import IdeficsTensors
 /// them as they are (no quantizing, no float copy). The matrices are exactly those a load with `--quantize` would
 /// quantize, with the same bytes; each is a U8 tensor [rows, row bytes] under its own name (a tied head under
 /// lm_head.weight), every other tensor is copied as stored, config.json gains
-/// `quantization_config: {quant_method: swift-idefics, format: q8_0|q4_0, block_size: 32, quantize_vision}`, and the
-/// folder's other files are copied.
+/// `quantization_config: {quant_method: swift-idefics, format: q8_0|q4_0, block_size: 32, row_group_size: 16,
+/// quantize_vision}`, and the folder's other files are copied.
 public enum CheckpointQuantizer {
     public struct Summary: Sendable {
         public let tensors: Int
@@ -80,6 +80,7 @@ public enum CheckpointQuantizer {
             if name == "config.json" {
                 var config = try InputFile.json(data) as! [String: Any]
                 config["quantization_config"] = ["quant_method": StoredQuantization.method, "block_size": 32,
+                                                 "row_group_size": QuantizedFormat.rowGroup,
                                                  "format": StoredQuantization.formatNames[format]!,
                                                  "quantize_vision": includeVision] as [String: Any]
                 data = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys,

@@ -7,7 +7,8 @@ public enum StoredQuantization: Sendable, Equatable {
     /// and `scales`, 4 bits with a zero point and an f16 scale per group of `groupSize` inputs; the modules that
     /// `modulesToNotConvert` names keep float weights.
     case awq(groupSize: Int, modulesToNotConvert: [String])
-    /// Written by `idefics quantize`: each quantized matrix a U8 tensor [rows, row bytes] of `format`'s blocks.
+    /// Written by `idefics quantize`: each quantized matrix a U8 tensor [rows, row bytes] of `format`'s blocks, in
+    /// groups of 16 rows (`row_group_size`).
     case blocks(QuantizedFormat)
 
     /// Our own `quant_method`, and the names its `format` field gives our block formats (llama.cpp's).
@@ -28,6 +29,15 @@ public enum StoredQuantization: Sendable, Equatable {
             let names = Self.formatNames.values.sorted()
             let name = try q.choice("format", default: "(missing)", supported: names, what: "this block format")
             guard try q.int("block_size", default: 32) == 32 else { throw q.error("block_size", "must be 32") }
+            guard q.contains("row_group_size") else {
+                throw q.error("row_group_size", "is missing: the folder was written by an earlier swift-idefics, whose "
+                    + "row-by-row layout of the blocks this version does not read; run `idefics quantize` on the "
+                    + "unquantized checkpoint again")
+            }
+            let group = try q.int("row_group_size", default: QuantizedFormat.rowGroup)
+            guard group == QuantizedFormat.rowGroup else {
+                throw q.error("row_group_size", "is \(group): the blocks are read in groups of \(QuantizedFormat.rowGroup) rows")
+            }
             self = .blocks(Self.formatNames.first { $0.value == name }!.key)
             return
         }

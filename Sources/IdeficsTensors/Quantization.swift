@@ -4,7 +4,8 @@ import Foundation
 /// Block formats of quantized weights: blocks of 32 weights sharing an f16 scale d. llama.cpp's Q8_0 stores each
 /// weight as an int8 q, w = d * q (8.5 bits per weight), and Q4_0 as 4 bits, w = d * (q - 8) (4.5 bits per weight);
 /// these two are what a load or `idefics quantize` makes. Q4_Z holds AWQ checkpoints' weights as published, with
-/// the 4-bit zero point z of their group in each block: w = d * (q - z) (5 bits per weight).
+/// the 4-bit zero point z of their group in each block: w = d * (q - z) (5 bits per weight). Matrices lay their
+/// rows out in groups of 16 (`rowGroup`; CKernels.h has the byte layout), a matrix taking rows x rowBytes bytes.
 public enum QuantizedFormat: String, Sendable, CaseIterable {
     case q8 = "q8"
     case q4 = "q4"
@@ -12,6 +13,9 @@ public enum QuantizedFormat: String, Sendable, CaseIterable {
 
     /// The formats weights are quantized to from float (AWQ's comes quantized).
     public static let targets: [QuantizedFormat] = [.q8, .q4]
+
+    /// Rows laid out together in memory and on disk (CKernels.h: 16, for one vector of 16 rows' sums).
+    public static let rowGroup = Int(CK_ROW_GROUP)
 
     var kernelType: ck_dtype {
         switch self {
@@ -84,14 +88,12 @@ extension WeightTensor {
         let storage = QuantizedStorage(byteCount: rows * rowBytes)
         let source = data, sourceRowBytes = columns * dtype.byteSize, type = dtype.kernelType
         let destination = storage.bytes
-        pool.forEachRange(count: rows, work: rows * columns * 8) { range in
+        // Whole row groups per thread: the rows of a group share cache lines.
+        pool.forEachRange(count: rows, granule: Int(CK_ROW_GROUP), work: rows * columns * 8) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: columns) { row in
                 for r in range {
                     ck_to_f32(source + r * sourceRowBytes, type, columns, row.baseAddress!)
-                    switch format {
-                    case .q8: ck_quantize_q8_0(row.baseAddress!, columns, destination + r * rowBytes)
-                    case .q4, .q4z: ck_quantize_q4_0(row.baseAddress!, columns, destination + r * rowBytes)
-                    }
+                    ck_quantize_row(row.baseAddress!, format.kernelType, columns, rows, r, destination)
                 }
             }
         }
@@ -122,10 +124,10 @@ extension WeightTensor {
         let destination = storage.bytes
         let (q, z, d) = (qweight.data.assumingMemoryBound(to: Int32.self), qzeros.data.assumingMemoryBound(to: Int32.self),
                          scales.data.assumingMemoryBound(to: UInt16.self))
-        // Chunks of 128 output rows: 16 int32 columns, one cache line of qweight per input.
+        // Chunks of 128 output rows: 16 int32 columns, one cache line of qweight per input, 8 whole row groups.
         pool.forEachRange(count: out / 128 + (out % 128 == 0 ? 0 : 1), work: input * out * 4) { chunks in
             let (r0, r1) = (chunks.lowerBound * 128, min(chunks.upperBound * 128, out))
-            ck_awq_to_q4_z(q, z, d, input, out, group, r0, r1, destination + r0 * rowBytes)
+            ck_awq_to_q4_z(q, z, d, input, out, group, r0, r1, destination)
         }
         for source in [qweight, qzeros, scales] {
             (source.owner as? ReleasableWeightStorage)?.release(UnsafeRawBufferPointer(start: source.data, count: source.byteCount))

@@ -54,7 +54,7 @@ public struct WeightTensor: @unchecked Sendable {
     /// Row `index` of a matrix as float32 (an embedding lookup).
     public func row(_ index: Int, into destination: UnsafeMutablePointer<Float>) {
         let width = shape.last!
-        ck_to_f32(data + index * Int(ck_row_bytes(kernelType, width)), kernelType, width, destination)
+        ck_row_to_f32(data, kernelType, width, width, count / width, index, destination)
     }
 }
 

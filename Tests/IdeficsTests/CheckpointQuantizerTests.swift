@@ -50,8 +50,9 @@ final class CheckpointQuantizerTests: XCTestCase {
             XCTAssertEqual(quantization["quant_method"] as? String, "swift-idefics")
             XCTAssertEqual(quantization["format"] as? String, format == .q8 ? "q8_0" : "q4_0")
             XCTAssertEqual(quantization["block_size"] as? Int, 32)
+            XCTAssertEqual(quantization["row_group_size"] as? Int, 16)
             XCTAssertEqual(quantization["quantize_vision"] as? Bool, false)
-            XCTAssertEqual(quantization.count, 4)
+            XCTAssertEqual(quantization.count, 5)
         }
     }
 
@@ -115,13 +116,20 @@ final class CheckpointQuantizerTests: XCTestCase {
             try JSONSerialization.data(withJSONObject: config).write(to: configURL)
             return errorText { try Pipeline(pathOrID: output.path, threads: 1) }
         }
-        let q4 = try loading(with: ["quant_method": "swift-idefics", "format": "q4_0"])
+        let q4 = try loading(with: ["quant_method": "swift-idefics", "format": "q4_0", "row_group_size": 16])
         XCTAssertTrue(q4.hasSuffix("model.connector.modality_projection.gate_proj.weight: shape [64, 34] is not [64, 18], the "
                                   + "bytes of 64 rows of 32 weights in quantization_config's format q4_0"), q4)
         XCTAssertTrue(try loading(with: ["quant_method": "swift-idefics", "format": "q5_k"])
             .contains("field quantization_config.format is \"q5_k\": this block format is not supported (supported: q4_0, q8_0)"))
         XCTAssertTrue(try loading(with: ["quant_method": "swift-idefics", "format": "q8_0", "block_size": 64])
             .contains("field quantization_config.block_size must be 32"))
+        // A folder of an earlier build (rows one after another, no row_group_size) is refused, not misread.
+        XCTAssertTrue(try loading(with: ["quant_method": "swift-idefics", "format": "q8_0", "block_size": 32])
+            .contains("field quantization_config.row_group_size is missing: the folder was written by an earlier "
+                      + "swift-idefics, whose row-by-row layout of the blocks this version does not read; run "
+                      + "`idefics quantize` on the unquantized checkpoint again"))
+        XCTAssertTrue(try loading(with: ["quant_method": "swift-idefics", "format": "q8_0", "row_group_size": 8])
+            .contains("field quantization_config.row_group_size is 8: the blocks are read in groups of 16 rows"))
         // Without its quantization_config the U8 matrices are nothing the loader can read.
         var config = original
         config.removeValue(forKey: "quantization_config")

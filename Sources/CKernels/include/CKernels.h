@@ -5,14 +5,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Formats of weight matrices: float types as stored in checkpoints, and llama.cpp's block formats, where each run
-/// of 32 weights of a row starts with an f16 scale d: Q8_0 then holds 32 int8 q (w = d * q, 34 bytes), Q4_0 16 bytes
-/// of 4-bit q, byte j holding weight j in its low and weight j + 16 in its high nibble (w = d * (q - 8), 18 bytes).
-/// Q4_Z holds AWQ's 4-bit weights with a zero point: the f16 d, a byte z (0-15), a zero byte, then Q4_0's 16 bytes
-/// of nibbles (w = d * (q - z), 20 bytes). A row of K inputs takes ceil(K / 32) blocks, the last one zero-padded
-/// (Q4_0: q = 8).
+/// Formats of weight matrices: float types as stored in checkpoints, and block formats after llama.cpp's, where each
+/// run of 32 weights of a row (a block; a row of K inputs has ceil(K / 32), the last one zero-padded) shares an f16
+/// scale d: Q8_0 holds 32 int8 q (w = d * q, 34 bytes a block), Q4_0 32 4-bit q (w = d * (q - 8), 18 bytes), their
+/// 16 bytes holding weights j in their low and j + 16 in their high nibbles. Q4_Z holds AWQ's 4-bit weights with a
+/// 4-bit zero point z per block (w = d * (q - z), 20 bytes).
+///
+/// Quantized matrices are laid out in groups of CK_ROW_GROUP consecutive rows (the last group of a matrix holds the
+/// n < 16 rows left), so that one 16-lane vector holds 4 weights of each of 16 rows and a group streams as one run
+/// of memory. A group of n rows, B blocks per row: the scales as f16 [B][n]; for Q4_Z the zero points as u16 [B][n];
+/// then the q bytes [B][chunk][n][4], chunk c of a row's block being its bytes 4c..4c+3 (8 chunks of Q8_0's q, each
+/// stored as q + 128 (q ^ 0x80), 4 chunks of the 4-bit formats' 16 bytes of nibbles). A group takes n times a row's
+/// bytes (ck_row_bytes), so that a matrix of R rows takes R rows' bytes and row group g starts at row 16 g's offset.
 typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2, CK_Q8_0 = 3, CK_Q4_0 = 4, CK_Q4_Z = 5 } ck_dtype;
 #define CK_Q8_BLOCK 32
+#define CK_ROW_GROUP 16
 static inline int ck_is_quantized(ck_dtype type) { return type >= CK_Q8_0; }
 static inline size_t ck_block_bytes(ck_dtype type) { return type == CK_Q8_0 ? 34 : type == CK_Q4_0 ? 18 : 20; }
 /// Bytes of one row of `columns` weights in `type`.
@@ -32,7 +39,8 @@ const char *ck_kernel_request_problem(void);
 
 /// Y[t, r] = sum_k X[t, k] * W[r, k] for t < T and r in [row_begin, row_end).
 /// X is float32 [T, K] with row stride ldx; W is [rows, K] of `wtype` with row stride ldw (in elements: rows are
-/// ck_row_bytes(wtype, ldw) bytes apart); Y is float32 with row stride ldy. Fewer than 20 tokens stream W once
+/// ck_row_bytes(wtype, ldw) bytes apart); Y is float32 with row stride ldy. A quantized W's row ranges start at a
+/// multiple of CK_ROW_GROUP and end at one or at the matrix's last row (which tells a last group's size). Fewer than 20 tokens stream W once
 /// (quantized formats: against int8-quantized activations); more use a packed, register-tiled GEMM.
 void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, ck_dtype wtype, ptrdiff_t K,
                     ptrdiff_t ldw, ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
@@ -78,22 +86,24 @@ void ck_quantize_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff
                              ptrdiff_t t1, void *A);
 void ck_matmul_int8_rows(const void *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
                          ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
-/// Whether the active kernels multiply quantized weights with AVX512_VNNI's int8 dot products (vpdpbusd) when streaming.
+/// Whether the active kernels multiply quantized weights with AVX512_VNNI's int8 dot products (vpdpbusd) when
+/// streaming (else AVX2's vpmaddubsw, else portable C).
 int ck_int8_vnni(void);
 
-/// Converts the first n weights of a row (any format) to float32.
+/// Converts n floats of type `type` (a float format) to float32.
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst);
-/// Quantizes n floats to Q8_0 blocks as llama.cpp does (d = max|x| / 127, q = round(x / d), d stored as f16).
-void ck_quantize_q8_0(const float *x, ptrdiff_t n, void *dst);
-/// Quantizes n floats to Q4_0 blocks as llama.cpp does (d = m / -8 for the value m of largest magnitude,
-/// q = min(15, trunc(x / d + 8.5)), d stored as f16).
-void ck_quantize_q4_0(const float *x, ptrdiff_t n, void *dst);
-/// Output rows [r0, r1) (multiples of 8) of an AutoAWQ GEMM-packed matrix as Q4_Z rows of `in` weights, written
-/// to dst (row r0 first). qweight is int32 [in, out / 8], qzeros int32 [in / group, out / 8], scales f16 bits
+/// Row r of the matrix W [rows, K] (any format; row stride ldw) as K float32 values.
+void ck_row_to_f32(const void *W, ck_dtype type, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t rows, ptrdiff_t r, float *dst);
+/// Writes row r of the quantized matrix W [rows, K] of `type` (Q8_0 or Q4_0) from K floats, as llama.cpp
+/// quantizes: Q8_0 d = max|x| / 127, q = round(x / d); Q4_0 d = m / -8 for the value m of largest magnitude,
+/// q = min(15, trunc(x / d + 8.5)); d stored as f16. Rows of one group may be written by different threads.
+void ck_quantize_row(const float *x, ck_dtype type, ptrdiff_t K, ptrdiff_t rows, ptrdiff_t r, void *W);
+/// Output rows [r0, r1) (r0 a multiple of 16, r1 one or `out`) of an AutoAWQ GEMM-packed matrix written into the
+/// Q4_Z matrix W [out, in]. qweight is int32 [in, out / 8], qzeros int32 [in / group, out / 8], scales f16 bits
 /// [in / group, out]; nibble i (bits 4i..4i+3) of an int32 in column c holds output 8c + {0, 2, 4, 6, 1, 3, 5, 7}[i].
 /// `group` is a multiple of 32 dividing `in`.
 void ck_awq_to_q4_z(const int32_t *qweight, const int32_t *qzeros, const uint16_t *scales, ptrdiff_t in, ptrdiff_t out,
-                    ptrdiff_t group, ptrdiff_t r0, ptrdiff_t r1, void *dst);
+                    ptrdiff_t group, ptrdiff_t r0, ptrdiff_t r1, void *W);
 
 float ck_dot(const float *a, const float *b, ptrdiff_t n);
 /// y += a * x
