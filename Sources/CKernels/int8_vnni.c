@@ -11,8 +11,11 @@
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx2,fma,f16c"))), apply_to = function)
 
 #define INLINE static inline __attribute__((always_inline))
-// Bytes ahead that each group's stream is prefetched: 2-4 KB measured 1.2-1.3x faster than 512 B on Emerald Rapids.
+// Bytes ahead that each group's stream is prefetched: into L1 2 KB ahead (2-4 KB measured 1.2-1.3x faster than 512 B
+// on Emerald Rapids), and into L2 16 KB ahead, which keeps more lines in flight than one core's L1 misses can
+// (1.11-1.21x more GB/s from memory in a harness of 2 threads, 1-4 tokens, 1024-14336 inputs).
 #define PREFETCH 2048
+#define PREFETCH_L2 16384
 
 // Tokens [t, t + NT) times the group g of n rows (n and NT constants in each inlined copy, but for a last group's n).
 INLINE void group_tile(const ck_int8_tokens *x, ptrdiff_t t, const int NT, ck_row_group g, const int n,
@@ -24,7 +27,10 @@ INLINE void group_tile(const ck_int8_tokens *x, ptrdiff_t t, const int NT, ck_ro
     for (int j = 0; j < NT; j++) acc[j] = _mm512_setzero_ps();
     for (ptrdiff_t b = 0; b < x->blocks; b++) {
         const unsigned char *q = g.q + (size_t)b * qbytes;
-        for (size_t line = 0; line < qbytes; line += 64) _mm_prefetch((const char *)q + PREFETCH + line, _MM_HINT_T0);
+        for (size_t line = 0; line < qbytes; line += 64) {
+            _mm_prefetch((const char *)q + PREFETCH + line, _MM_HINT_T0);
+            _mm_prefetch((const char *)q + PREFETCH_L2 + line, _MM_HINT_T2);
+        }
         if (b % 16 == 0) _mm_prefetch((const char *)g.scales + 2 * n * b + PREFETCH / 8, _MM_HINT_T0);
         const __m512 scales = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(lanes, g.scales + 2 * n * b));
         __m512i i0[4], i1[4];
