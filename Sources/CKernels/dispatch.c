@@ -147,6 +147,10 @@ int ck_matmul_packed_rows(const float *A, ptrdiff_t T, const void *W, ck_dtype w
     return kernels()->matmul_packed_rows(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
 }
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst) { kernels()->to_f32(src, type, n, dst); }
+void ck_dequantize_row(const void *W, ck_dtype type, ptrdiff_t ldw, ptrdiff_t end, ptrdiff_t r, ptrdiff_t k0, ptrdiff_t n,
+                       float *dst) {
+    kernels()->dequantize_row(W, type, ldw, end, r, k0, n, dst);
+}
 
 int ck_int8_vnni(void) {
 #if defined(__x86_64__)

@@ -12,6 +12,7 @@ typedef struct {
     int (*matmul_packed_rows)(const float *, ptrdiff_t, const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t,
                               float *, ptrdiff_t);
     void (*to_f32)(const void *, ck_dtype, ptrdiff_t, float *);
+    void (*dequantize_row)(const void *, ck_dtype, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float *);
     void (*round_to_bf16)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, uint16_t *, ptrdiff_t);
     float (*dot)(const float *, const float *, ptrdiff_t);
     void (*axpy)(float, const float *, float *, ptrdiff_t);
@@ -64,7 +65,8 @@ static inline ck_row_group ck_group_of(const void *W, ck_dtype type, ptrdiff_t l
 }
 /// Row L's weights of block b of a group, as d and the 32 integers q - z (w = d (q - z)).
 float ck_unpack_block(ck_row_group g, ck_dtype type, ptrdiff_t b, int L, int8_t q[CK_Q8_BLOCK]);
-/// Weights [k0, k0 + n) of row r (k0 a multiple of 32) of a quantized W (stride ldw, rows ending at `end`).
+/// Weights [k0, k0 + n) of row r (k0 a multiple of 32) of a quantized W (stride ldw, rows ending at `end`), by the
+/// active kernels.
 void ck_dequantize_row(const void *W, ck_dtype type, ptrdiff_t ldw, ptrdiff_t end, ptrdiff_t r, ptrdiff_t k0, ptrdiff_t n,
                        float *dst);
 

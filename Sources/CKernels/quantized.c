@@ -26,18 +26,6 @@ float ck_unpack_block(ck_row_group g, ck_dtype type, ptrdiff_t b, int L, int8_t 
     return (float)d;
 }
 
-void ck_dequantize_row(const void *W, ck_dtype type, ptrdiff_t ldw, ptrdiff_t end, ptrdiff_t r, ptrdiff_t k0, ptrdiff_t n,
-                       float *dst) {
-    const ck_row_group g = ck_group_of(W, type, ldw, r, end);
-    const int L = (int)(r % CK_ROW_GROUP);
-    int8_t q[CK_Q8_BLOCK];
-    for (ptrdiff_t k = 0; k < n; k += CK_Q8_BLOCK) {
-        const float d = ck_unpack_block(g, type, (k0 + k) / CK_Q8_BLOCK, L, q);
-        const ptrdiff_t count = n - k < CK_Q8_BLOCK ? n - k : CK_Q8_BLOCK;
-        for (ptrdiff_t i = 0; i < count; i++) dst[k + i] = (float)q[i] * d;
-    }
-}
-
 void ck_row_to_f32(const void *W, ck_dtype type, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t rows, ptrdiff_t r, float *dst) {
     if (ck_is_quantized(type)) ck_dequantize_row(W, type, ldw, rows, r, 0, K, dst);
     else ck_to_f32((const char *)W + (size_t)r * ck_row_bytes(type, ldw), type, K, dst);
