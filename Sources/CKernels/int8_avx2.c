@@ -2,7 +2,8 @@
 // with AVX2 (and the AVX-512 ones without VNNI): a group's chunk is two ymm of 8 rows x 4 weights, multiplied with
 // the same 4 activations in every lane by vpmaddubsw (unsigned x signed bytes into int16 pairs) and vpmaddwd (pairs
 // into int32 lanes). 4-bit nibbles are the unsigned side (the activations' s takes the zero point 8 off); for Q8_0
-// the sign of x moves onto w (|q| <= 127 keeps each pair within int16).
+// the sign of x moves onto w (|q| <= 127 keeps each pair within int16; a stored q = -128, which no quantizer writes,
+// is read as -127 rather than let its negation wrap).
 #if defined(__x86_64__)
 #include "internal.h"
 #include <immintrin.h>
@@ -21,7 +22,8 @@ INLINE __m256i load_rows(const unsigned char *p, __m256i mask, int whole) {
 INLINE __m256i dot4(__m256i w, int32_t x4, const ck_dtype type) {
     const __m256i x = _mm256_set1_epi32(x4);
     const __m256i pairs = type == CK_Q8_0
-        ? _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(_mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)), x))
+        ? _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(
+              _mm256_max_epi8(_mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)), _mm256_set1_epi8(-127)), x))
         : _mm256_maddubs_epi16(w, x);
     return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }

@@ -1,7 +1,6 @@
 // The kernels for x86-64 with AVX2 and FMA: 8-lane vectors, 5 x 16 register tiles (10 accumulators: at 12, of 16 ymm registers, clang spills one).
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define CK_INT8_DOT_AVX2 1 // maddubs/madd int8 dot products (AVX2; also under AVX-512)
 #pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #define CK_ISA avx2
 #define CK_VW 8

@@ -125,23 +125,22 @@ void ck_quantize_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff
     }
 }
 
-// The portable kernel: each row's blocks unpacked and multiplied in scalar int32 sums.
+// The portable kernel: each row's blocks unpacked once for all tokens and multiplied in scalar int32 sums.
 static void matmul_int8_rows_portable(const void *A, ptrdiff_t T, const void *W, ck_dtype type, ptrdiff_t K,
                                       ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy) {
     const ck_int8_tokens x = ck_int8_view(A, T, K);
     int8_t q[CK_Q8_BLOCK];
     for (ptrdiff_t r = r0; r < r1; r++) {
         const ck_row_group g = ck_group_of(W, type, ldw, r, r1);
-        for (ptrdiff_t t = 0; t < T; t++) {
-            float sum = 0;
-            for (ptrdiff_t b = 0; b < x.blocks; b++) {
-                const float d = ck_unpack_block(g, type, b, (int)(r % CK_ROW_GROUP), q);
+        for (ptrdiff_t t = 0; t < T; t++) Y[t * ldy + r] = 0;
+        for (ptrdiff_t b = 0; b < x.blocks; b++) {
+            const float d = ck_unpack_block(g, type, b, (int)(r % CK_ROW_GROUP), q);
+            for (ptrdiff_t t = 0; t < T; t++) {
                 const int8_t *xq = x.q + (t * x.blocks + b) * CK_Q8_BLOCK;
                 int32_t dot = 0;
                 for (int i = 0; i < CK_Q8_BLOCK; i++) dot += (int32_t)q[i] * xq[i];
-                sum += d * x.d[t * x.blocks + b] * (float)dot;
+                Y[t * ldy + r] += d * x.d[t * x.blocks + b] * (float)dot;
             }
-            Y[t * ldy + r] = sum;
         }
     }
 }
@@ -149,8 +148,14 @@ static void matmul_int8_rows_portable(const void *A, ptrdiff_t T, const void *W,
 void ck_matmul_int8_rows(const void *A, ptrdiff_t T, const void *W, ck_dtype wtype, ptrdiff_t K, ptrdiff_t ldw,
                          ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
 #if defined(__x86_64__)
-    if (ck_int8_vnni()) return ck_matmul_int8_rows_vnni(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
-    if (ck_kernel_path_active() >= CK_PATH_AVX2) return ck_matmul_int8_rows_avx2(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+    if (ck_int8_vnni()) {
+        ck_matmul_int8_rows_vnni(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+        return;
+    }
+    if (ck_kernel_path_active() >= CK_PATH_AVX2) {
+        ck_matmul_int8_rows_avx2(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
+        return;
+    }
 #endif
     matmul_int8_rows_portable(A, T, W, wtype, K, ldw, row_begin, row_end, Y, ldy);
 }

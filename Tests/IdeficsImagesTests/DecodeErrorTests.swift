@@ -136,7 +136,7 @@ final class DecodeErrorTests: XCTestCase {
         var generator = SplitMix(seed: 42)
         let seeds = try ["inputs/gray8_n.png", "inputs/pal2_i.png", "inputs/rgba8_i.png", "inputs/rgb24.bmp",
                          "inputs/rgb.ppm", "inputs/astro_420_prog.jpg", "inputs/tiny_422_17x9.jpg"].map(ImageFixtures.bytes)
-        for iteration in 0..<700 {
+        for _ in 0..<700 {
             func mutate(_ bytes: inout [UInt8]) {
                 for _ in 0..<(1 + Int(generator.next() % 4)) where !bytes.isEmpty {
                     let position = Int(generator.next() % UInt64(bytes.count))

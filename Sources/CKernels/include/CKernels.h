@@ -15,7 +15,8 @@
 /// n < 16 rows left), so that one 16-lane vector holds 4 weights of each of 16 rows and a group streams as one run
 /// of memory. A group of n rows, B blocks per row: the scales as f16 [B][n]; for Q4_Z the zero points as u16 [B][n];
 /// then the q bytes [B][chunk][n][4], chunk c of a row's block being its bytes 4c..4c+3 (8 chunks of Q8_0's q, each
-/// stored as q + 128 (q ^ 0x80), 4 chunks of the 4-bit formats' 16 bytes of nibbles). A group takes n times a row's
+/// stored as q + 128 (q ^ 0x80; q = -128, which no quantizer writes, is read as -127 by the AVX2 kernel), 4 chunks
+/// of the 4-bit formats' 16 bytes of nibbles). A group takes n times a row's
 /// bytes (ck_row_bytes), so that a matrix of R rows takes R rows' bytes and row group g starts at row 16 g's offset.
 typedef enum { CK_F32 = 0, CK_F16 = 1, CK_BF16 = 2, CK_Q8_0 = 3, CK_Q4_0 = 4, CK_Q4_Z = 5 } ck_dtype;
 #define CK_Q8_BLOCK 32
@@ -49,8 +50,8 @@ void ck_matmul_rows(const float *X, ptrdiff_t T, ptrdiff_t ldx, const void *W, c
 /// tokens, ck_pack_activations lays X [T, K] (row stride ldx) out as ck_activation_groups(T) groups of the active
 /// kernels' register tile (groups [g0, g1) per call, so that threads can share the work) in A, of
 /// ck_packed_activation_floats(T, K) floats; ck_matmul_packed_rows then gives ck_matmul_rows's Y for rows
-/// [row_begin, row_end) from A (0 if its scratch could not be allocated). Below that many tokens ck_matmul_rows
-/// streams the weights instead.
+/// [row_begin, row_end) from A (0 if its scratch could not be allocated; a quantized W's ranges as ck_matmul_rows').
+/// Below that many tokens ck_matmul_rows streams the weights instead.
 ptrdiff_t ck_gemm_min_tokens(void);
 ptrdiff_t ck_activation_groups(ptrdiff_t T);
 size_t ck_packed_activation_floats(ptrdiff_t T, ptrdiff_t K);
@@ -79,8 +80,8 @@ void ck_round_floats_to_bf16(float *x, ptrdiff_t n);
 /// Products with quantized weights below ck_gemm_min_tokens() tokens, with the activations quantized to int8 blocks
 /// once per call (as llama.cpp's Q8_0 x Q8_0 and Q4_0 x Q8_0: per block of 32 d = max|x| / 127, q = round(x / d)),
 /// not once per thread: ck_quantize_activations writes tokens [t0, t1) of X [T, K] (row stride ldx) for weights of
-/// `wtype` into A, of ck_int8_activation_bytes(T, K) bytes (a layout of the active kernels'); ck_matmul_int8_rows
-/// then gives ck_matmul_rows's Y for rows [row_begin, row_end).
+/// `wtype` into A, of ck_int8_activation_bytes(T, K) bytes; ck_matmul_int8_rows then gives ck_matmul_rows's Y for
+/// rows [row_begin, row_end) (a range of whole 16-row groups but for the matrix's last one, as ck_matmul_rows').
 size_t ck_int8_activation_bytes(ptrdiff_t T, ptrdiff_t K);
 void ck_quantize_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ck_dtype wtype, ptrdiff_t t0,
                              ptrdiff_t t1, void *A);
