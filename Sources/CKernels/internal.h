@@ -45,7 +45,14 @@ static inline float ck_quantize_block_q8(const float *x, ptrdiff_t count, int8_t
     float amax = 0;
     for (ptrdiff_t i = 0; i < count; i++) amax = fabsf(x[i]) > amax ? fabsf(x[i]) : amax;
     const float d = amax / 127, inverse = d != 0 ? 1 / d : 0;
-    for (ptrdiff_t i = 0; i < CK_Q8_BLOCK; i++) q[i] = (int8_t)(i < count ? roundf(x[i] * inverse) : 0);
+    // roundf's result (halves away from zero) from a truncation and its exact remainder, which the compiler
+    // vectorizes (roundf is a call per value: 1-2% of a quantized decode, on one thread while the other waits).
+    for (ptrdiff_t i = 0; i < CK_Q8_BLOCK; i++) {
+        const float v = i < count ? x[i] * inverse : 0;
+        const int t = (int)v;
+        const float rest = v - (float)t;
+        q[i] = (int8_t)(t + (rest >= 0.5f) - (rest <= -0.5f));
+    }
     return d;
 }
 
