@@ -2,6 +2,7 @@
 // Shared by the per-instruction-set kernel files and the dispatcher; not part of the public header.
 #include "CKernels.h"
 #include <math.h>
+#include <string.h>
 
 /// One instruction set's kernels; dispatch.c holds the active table.
 typedef struct {
@@ -70,8 +71,27 @@ static inline ck_row_group ck_group_of(const void *W, ck_dtype type, ptrdiff_t l
     const size_t scales = 2 * (size_t)n * (size_t)blocks, zeros = type == CK_Q4_Z ? scales : 0;
     return (ck_row_group){base, type == CK_Q4_Z ? base + scales : NULL, base + scales + zeros, n};
 }
-/// Row L's weights of block b of a group, as d and the 32 integers q - z (w = d (q - z)).
-float ck_unpack_block(ck_row_group g, ck_dtype type, ptrdiff_t b, int L, int8_t q[CK_Q8_BLOCK]);
+/// Row L's weights of block b of a group, as d and the 32 integers q - z (w = d (q - z)): its 4-byte chunks
+/// gathered, then Q8_0's stored q + 128 or the nibbles (low halves first) less their zero point.
+static inline float ck_unpack_block(ck_row_group g, ck_dtype type, ptrdiff_t b, int L, int8_t q[CK_Q8_BLOCK]) {
+    const int chunks = (int)ck_q_bytes(type) / 4;
+    const unsigned char *from = g.q + (size_t)b * (size_t)g.n * ck_q_bytes(type) + 4 * L;
+    unsigned char bytes[CK_Q8_BLOCK];
+    for (int c = 0; c < chunks; c++) memcpy(bytes + 4 * c, from + 4 * c * g.n, 4);
+    _Float16 d;
+    memcpy(&d, g.scales + 2 * (b * g.n + L), 2);
+    if (type == CK_Q8_0) {
+        for (int i = 0; i < CK_Q8_BLOCK; i++) q[i] = (int8_t)(bytes[i] ^ 0x80);
+        return (float)d;
+    }
+    uint16_t zero = 8;
+    if (type == CK_Q4_Z) memcpy(&zero, g.zeros + 2 * (b * g.n + L), 2);
+    for (int i = 0; i < 16; i++) {
+        q[i] = (int8_t)((bytes[i] & 15) - zero);
+        q[i + 16] = (int8_t)((bytes[i] >> 4) - zero);
+    }
+    return (float)d;
+}
 /// Weights [k0, k0 + n) of row r (k0 a multiple of 32) of a quantized W (stride ldw, rows ending at `end`), by the
 /// active kernels.
 void ck_dequantize_row(const void *W, ck_dtype type, ptrdiff_t ldw, ptrdiff_t end, ptrdiff_t r, ptrdiff_t k0, ptrdiff_t n,

@@ -9,23 +9,6 @@ static inline size_t q_offset(ck_row_group g, ck_dtype type, ptrdiff_t b, int L,
     return (size_t)b * (size_t)g.n * ck_q_bytes(type) + (size_t)(4 * (i / 4 * g.n + L) + i % 4);
 }
 
-float ck_unpack_block(ck_row_group g, ck_dtype type, ptrdiff_t b, int L, int8_t q[CK_Q8_BLOCK]) {
-    _Float16 d;
-    memcpy(&d, g.scales + 2 * (b * g.n + L), 2);
-    if (type == CK_Q8_0) {
-        for (int i = 0; i < CK_Q8_BLOCK; i++) q[i] = (int8_t)(g.q[q_offset(g, type, b, L, i)] ^ 0x80);
-        return (float)d;
-    }
-    uint16_t zero = 8;
-    if (type == CK_Q4_Z) memcpy(&zero, g.zeros + 2 * (b * g.n + L), 2);
-    for (int i = 0; i < 16; i++) {
-        const unsigned char byte = g.q[q_offset(g, type, b, L, i)];
-        q[i] = (int8_t)((byte & 15) - zero);
-        q[i + 16] = (int8_t)((byte >> 4) - zero);
-    }
-    return (float)d;
-}
-
 void ck_row_to_f32(const void *W, ck_dtype type, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t rows, ptrdiff_t r, float *dst) {
     if (ck_is_quantized(type)) ck_dequantize_row(W, type, ldw, rows, r, 0, K, dst);
     else ck_to_f32((const char *)W + (size_t)r * ck_row_bytes(type, ldw), type, K, dst);
