@@ -160,6 +160,8 @@ int ck_int8_vnni(void) {
 #endif
 }
 
+int ck_int8_prompts(void) { return ck_int8_vnni() || ck_kernel_path_active() == CK_PATH_AVX2; }
+
 int ck_bf16_products(void) {
 #if defined(__x86_64__)
     return ck_kernel_path_active() == CK_PATH_AMX ||

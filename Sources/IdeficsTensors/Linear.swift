@@ -52,12 +52,12 @@ public struct Linear: Sendable {
 
     /// The float32 activations' product with the stored weights, split by output rows across the pool. From
     /// ck_gemm_min_tokens() tokens the activations are packed for the GEMM once, shared by every thread. Quantized
-    /// weights multiply int8-quantized activations instead below that many tokens, and at any count where the CPU
-    /// has VNNI's int8 dot products (a 16-row group's weights then stay in cache for every 4 tokens: 2.4-3.4x the
+    /// weights multiply int8-quantized activations instead below that many tokens, and at any count where that is
+    /// faster (`ck_int8_prompts`: a 16-row group's weights stay in cache for every 2-4 tokens; with VNNI 2.4-3.4x the
     /// float32 GEMM's prefill on the dequantized weights, measured on the q4 twin).
     private func multiply(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>, pool: WorkerPool) {
         let out = outFeatures, k = inFeatures, type = weight.kernelType
-        if weight.quantization != nil, tokens < ck_gemm_min_tokens() || ck_int8_vnni() != 0 {
+        if weight.quantization != nil, tokens < ck_gemm_min_tokens() || ck_int8_prompts() != 0 {
             // The activations quantized to int8 blocks once, shared by every thread.
             let quantized = [UInt8](unsafeUninitializedCapacity: ck_int8_activation_bytes(tokens, k)) { buffer, initialized in
                 let a = UnsafeMutableRawPointer(buffer.baseAddress!)

@@ -94,6 +94,10 @@ public enum KernelPath: String, CaseIterable, Sendable {
     /// elsewhere AVX2's maddubs or a portable loop.
     public static var hasInt8DotProducts: Bool { ck_int8_vnni() != 0 }
 
+    /// Whether quantized weights multiply int8-quantized activations for prompts too (VNNI, or the AVX2 kernels);
+    /// elsewhere a prompt's products dequantize the weights into the float32 GEMM.
+    public static var quantizesPromptActivations: Bool { ck_int8_prompts() != 0 }
+
     /// Why `IDEFICS_KERNELS` was not followed (an unknown name, or kernels this CPU cannot run), if it was not.
     public static var requestProblem: String? { ck_kernel_request_problem().map { String(cString: $0) } }
 

@@ -11,6 +11,7 @@ final class KernelPathTests: XCTestCase {
         let avx512 = [.avx512, .amx].contains(KernelPath.active)
         XCTAssertEqual(KernelPath.hasBF16Products, KernelPath.active == .amx || (avx512 && flags.contains(" avx512_bf16")))
         XCTAssertEqual(KernelPath.hasInt8DotProducts, avx512 && flags.contains(" avx512_vnni"))
+        XCTAssertEqual(KernelPath.quantizesPromptActivations, KernelPath.hasInt8DotProducts || KernelPath.active == .avx2)
         if KernelPath.amx.isSupported { XCTAssertTrue(flags.contains(" amx_bf16") && flags.contains(" amx_tile")) }
         XCTAssertTrue(KernelPath.active.isSupported)
         if let requested = ProcessInfo.processInfo.environment["IDEFICS_KERNELS"], !requested.isEmpty {

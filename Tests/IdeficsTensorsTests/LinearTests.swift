@@ -185,12 +185,12 @@ final class LinearTests: XCTestCase {
     }
 
     /// x Wᵀ of a quantized matrix against the naive product over its dequantized weights. Under 20 tokens, and at
-    /// any count where the CPU has VNNI, the activations are quantized to int8 blocks too (integer dot products);
-    /// otherwise the packed path dequantizes the weights and keeps x in float32.
+    /// any count with VNNI or the AVX2 kernels, the activations are quantized to int8 blocks too (integer dot
+    /// products); otherwise the packed path dequantizes the weights and keeps x in float32.
     private func checkProduct(_ matrix: WeightTensor, dequantized: [Float], tokens: Int, pool: WorkerPool) {
         let (rows, cols) = (matrix.shape[0], matrix.shape[1])
         let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
-        let xSeen = tokens < 20 || KernelPath.hasInt8DotProducts ? Self.quantizedActivations(x, width: cols) : x
+        let xSeen = tokens < 20 || KernelPath.quantizesPromptActivations ? Self.quantizedActivations(x, width: cols) : x
         let y = Linear(weight: matrix)(x, tokens: tokens, pool: pool)
         for t in 0..<tokens {
             for r in 0..<rows {

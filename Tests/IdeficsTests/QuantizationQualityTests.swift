@@ -5,8 +5,9 @@ import XCTest
 
 /// What load-time quantization costs the demo model: the next-token distribution at each evaluation answer's first
 /// token, against the stored (F32) weights. Measured on these 15 items with the prompt's products on dequantized
-/// weights (AVX2): mean KL divergence 2.4e-6 nats for Q8_0 (5.2e-6 with the vision tower too) and 2.8e-4 for Q4_0;
-/// with int8 activations there too (VNNI): 5.3e-6, 8.7e-6 and 2.5e-4; every top-1 choice kept. The bounds leave a
+/// weights (portable kernels): mean KL divergence 2.4e-6 nats for Q8_0 (5.2e-6 with the vision tower too) and
+/// 2.8e-4 for Q4_0; with int8 activations there too: 5.3e-6, 8.7e-6 and 2.5e-4 (VNNI), 5.6e-6, 8.7e-6 and 2.5e-4
+/// (AVX2); every top-1 choice kept. The bounds leave a
 /// ~10x margin for other machines' rounding while still failing for a wrong scale or a misread block.
 final class QuantizationQualityTests: XCTestCase {
     private func distributions(_ pipeline: Pipeline, _ items: [EvaluationItem]) throws -> [[Double]] {

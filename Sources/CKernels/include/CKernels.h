@@ -90,6 +90,11 @@ void ck_matmul_int8_rows(const void *A, ptrdiff_t T, const void *W, ck_dtype wty
 /// Whether the active kernels multiply quantized weights with AVX512_VNNI's int8 dot products (vpdpbusd) when
 /// streaming (else AVX2's vpmaddubsw, else portable C).
 int ck_int8_vnni(void);
+/// Whether quantized weights multiply int8-quantized activations at any token count: with VNNI, and on the AVX2
+/// kernel set (its int8 kernel ran 1.3-1.8x its float32 GEMM on dequantized rows at 200 tokens of the q4 twin; on
+/// AVX-512 without VNNI the float32 GEMM was as fast). Elsewhere, from ck_gemm_min_tokens() tokens, the weights are
+/// dequantized into the float32 GEMM.
+int ck_int8_prompts(void);
 
 /// Converts n floats of type `type` (a float format) to float32.
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst);
