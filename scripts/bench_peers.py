@@ -7,7 +7,7 @@ runs out of memory is reported as such instead of taking the machine down.
 Usage:
   .venv/bin/python scripts/bench_peers.py MODEL_DIR IMAGE [--split] [--new-tokens 8] [--mem-gb 22]
       [--engines swift,transformers,mistralrs] [--swift .build/release/idefics] [--quantize q8|q4]
-      [--matmul-precision f32|bf16]
+      [--matmul-precision f32|bf16] [--mistralrs-dtype auto|bf16]
 
 --quantize quantizes the language model as it loads, to the same block formats in both engines that can: llama.cpp's
 Q8_0 / Q4_0 (swift-idefics `--quantize`, mistral.rs `in_situ_quant`); transformers has no CPU path for them and is
@@ -94,9 +94,10 @@ def run_transformers(args):
 
 def run_mistralrs(args):
     import base64
-    from mistralrs import ChatCompletionRequest, MultimodalArchitecture, Runner, Which
+    from mistralrs import ChatCompletionRequest, ModelDType, MultimodalArchitecture, Runner, Which
 
-    runner = Runner(which=Which.MultimodalPlain(model_id=args.model, arch=MultimodalArchitecture.Idefics2),
+    runner = Runner(which=Which.MultimodalPlain(model_id=args.model, arch=MultimodalArchitecture.Idefics2,
+                                                dtype={"auto": ModelDType.Auto, "bf16": ModelDType.BF16}[args.mistralrs_dtype]),
                     in_situ_quant={"q8": "Q8_0", "q4": "Q4_0"}.get(args.quantize))
     with open(args.image, "rb") as f:
         url = "data:image/jpeg;base64," + base64.b64encode(f.read()).decode()
@@ -140,6 +141,9 @@ def main():
     ap.add_argument("--swift", default=".build/release/idefics")
     ap.add_argument("--quantize", choices=["q8", "q4"])
     ap.add_argument("--matmul-precision", choices=["f32", "bf16"])
+    ap.add_argument("--mistralrs-dtype", choices=["auto", "bf16"], default="auto",
+                    help="mistral.rs' load dtype (auto: float32 on a CPU, which for the full model needs ~34 GB "
+                         "before in-situ quantization; bf16 fits it)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -155,7 +159,8 @@ def main():
         cmd = ["prlimit", f"--as={int(args.mem_gb * 2**30)}", sys.executable, __file__, args.model, args.image,
                "--new-tokens", str(args.new_tokens), "--swift", args.swift, "--child", engine] + \
               (["--split"] if args.split else []) + (["--quantize", args.quantize] if args.quantize else []) + \
-              (["--matmul-precision", args.matmul_precision] if args.matmul_precision else [])
+              (["--matmul-precision", args.matmul_precision] if args.matmul_precision else []) + \
+              ["--mistralrs-dtype", args.mistralrs_dtype]
         started = time.time()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout_min * 60)
@@ -178,7 +183,8 @@ def main():
     print(f"\nmodel {os.path.basename(args.model.rstrip('/'))}, image {os.path.basename(args.image)}"
           f"{' split' if args.split else ''}, {args.new_tokens} new tokens"
           f"{', ' + args.quantize if args.quantize else ''}"
-          f"{', swift-idefics --matmul-precision ' + args.matmul_precision if args.matmul_precision else ''}\n")
+          f"{', swift-idefics --matmul-precision ' + args.matmul_precision if args.matmul_precision else ''}"
+          f"{', mistral.rs dtype ' + args.mistralrs_dtype if args.mistralrs_dtype != 'auto' else ''}\n")
     print("| engine | time to first token | image encode | prompt tokens | prefill | decode | peak RSS |")
     print("|---|---|---|---|---|---|---|")
     for engine, r, failure in rows:

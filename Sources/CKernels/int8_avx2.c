@@ -1,7 +1,7 @@
 // Products of quantized weights (Q8_0, Q4_0, Q4_Z in their 16-row groups) with int8-quantized activations on CPUs
 // with AVX2 (and the AVX-512 ones without VNNI): a group's chunk is two ymm of 8 rows x 4 weights, multiplied with
 // the same 4 activations in every lane by vpmaddubsw (unsigned x signed bytes into int16 pairs) and vpmaddwd (pairs
-// into int32 lanes). 4-bit nibbles are the unsigned side (the activations' s takes the zero point 8 off); for Q8_0
+// into int32 lanes; for 4-bit weights once per block, on the int16 sum of its pairs). 4-bit nibbles are the unsigned side (the activations' s takes the zero point 8 off); for Q8_0
 // the sign of x moves onto w (|q| <= 127 keeps each pair within int16; a stored q = -128, which no quantizer writes,
 // is read as -127 rather than let its negation wrap).
 #if defined(__x86_64__)
@@ -19,14 +19,16 @@ INLINE __m256i load_rows(const unsigned char *p, __m256i mask, int whole) {
     return whole ? _mm256_loadu_si256((const __m256i *)p) : _mm256_maskload_epi32((const int *)p, mask);
 }
 
-INLINE __m256i dot4(__m256i w, int32_t x4, const ck_dtype type) {
+// The products of 8 rows' 4 weights with the same 4 activations, summed in pairs (int16 lanes).
+INLINE __m256i pairs4(__m256i w, int32_t x4, const ck_dtype type) {
     const __m256i x = _mm256_set1_epi32(x4);
-    const __m256i pairs = type == CK_Q8_0
+    return type == CK_Q8_0
         ? _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(
               _mm256_max_epi8(_mm256_xor_si256(w, _mm256_set1_epi8((char)0x80)), _mm256_set1_epi8(-127)), x))
         : _mm256_maddubs_epi16(w, x);
-    return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
+
+INLINE __m256i widen(__m256i pairs) { return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)); }
 
 // Tokens [t, t + NT) times group g (whole: 16 rows, a constant in its inlined copies).
 INLINE void group_tile(const ck_int8_tokens *x, ptrdiff_t t, const int NT, ck_row_group g, const int whole,
@@ -53,6 +55,10 @@ INLINE void group_tile(const ck_int8_tokens *x, ptrdiff_t t, const int NT, ck_ro
             sums[0][j] = sums[1][j] = _mm256_set1_epi32(s);
         }
         const int chunks = (int)ck_q_bytes(type) / 4;
+        // 4-bit blocks add their 8 pair sums in int16 (each |pair| <= 2 * 15 * 127 = 3810, so at most 30480) and
+        // widen once per block; Q8_0's pairs reach 2 * 127 * 127 and widen at once.
+        __m256i pairs[2][2];
+        for (int h = 0; h < 2; h++) for (int j = 0; j < NT; j++) pairs[h][j] = _mm256_setzero_si256();
 #pragma clang loop unroll(full)
         for (int c = 0; c < chunks; c++) {
             for (int h = 0; h < 2; h++) {
@@ -60,13 +66,16 @@ INLINE void group_tile(const ck_int8_tokens *x, ptrdiff_t t, const int NT, ck_ro
                 for (int j = 0; j < NT; j++) {
                     const int32_t *xq = (const int32_t *)(x->q + ((t + j) * x->blocks + b) * CK_Q8_BLOCK);
                     if (type == CK_Q8_0) {
-                        sums[h][j] = _mm256_add_epi32(sums[h][j], dot4(w, xq[c], type));
+                        sums[h][j] = _mm256_add_epi32(sums[h][j], widen(pairs4(w, xq[c], type)));
                     } else {
                         const __m256i lo = _mm256_and_si256(w, low), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low);
-                        sums[h][j] = _mm256_add_epi32(sums[h][j], _mm256_add_epi32(dot4(lo, xq[c], type), dot4(hi, xq[4 + c], type)));
+                        pairs[h][j] = _mm256_add_epi16(pairs[h][j], _mm256_add_epi16(pairs4(lo, xq[c], type), pairs4(hi, xq[4 + c], type)));
                     }
                 }
             }
+        }
+        if (type != CK_Q8_0) {
+            for (int h = 0; h < 2; h++) for (int j = 0; j < NT; j++) sums[h][j] = _mm256_add_epi32(sums[h][j], widen(pairs[h][j]));
         }
         for (int h = 0; h < 2; h++) {
             const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(d + 8 * h)));

@@ -132,6 +132,32 @@ final class LinearTests: XCTestCase {
         }
     }
 
+    /// The integer sums at their largest: every activation quantizes to 127 and every weight to the top of its
+    /// range (Q8_0: 127, pairs of 2 * 127 * 127 = 32258 beside int16's 32767; Q4_0: nibble 15, whose 8 pairs per
+    /// block the AVX2 kernel adds in int16 up to 30480), by one token (decode) and 25 (prompts).
+    func testIntegerSumsHoldAtTheirLargest() {
+        let pool = WorkerPool(threads: 2)
+        let (rows, cols) = (48, 256)
+        // A block of one -8 and 31 times 8: Q8_0 stores q = -127 and 127; Q4_0 takes d = 1 from the first largest
+        // magnitude, -8 d, and stores nibble 0 and, clamped, 15 (8 read back as 7).
+        let values = (0..<(rows * cols)).map { i -> Float in i % 32 == 0 ? -8 : 8 }
+        let storage = Storage(byteCount: rows * cols * 4)
+        for (i, v) in values.enumerated() { storage.bytes.storeBytes(of: v, toByteOffset: i * 4, as: Float.self) }
+        let weight = WeightTensor(name: "w", dtype: .f32, shape: [rows, cols], data: UnsafeRawPointer(storage.bytes), owner: storage)
+        for format in QuantizedFormat.targets {
+            let quantized = weight.quantized(format, pool: pool)
+            var dequantized = [Float](repeating: 0, count: rows * cols)
+            dequantized.withUnsafeMutableBufferPointer { out in
+                for r in 0..<rows { quantized.row(r, into: out.baseAddress! + r * cols) }
+            }
+            XCTAssertEqual(dequantized[1], format == .q8 ? 8 : 7, accuracy: 1e-3, "\(format)") // d stored as f16
+            for tokens in [1, 25] {
+                checkProduct(quantized, dequantized: dequantized, tokens: tokens, pool: pool,
+                             x: [Float](repeating: 0.5, count: tokens * cols))
+            }
+        }
+    }
+
     /// AutoAWQ's GEMM packing (qweight int32 [in, out/8] with nibble i of column c holding output 8c + [0, 2, 4, 6,
     /// 1, 3, 5, 7][i]; qzeros alike per group; fp16 scales [in/group, out]), packed here from known q, z and s:
     /// the repacked Q4_Z matrix holds exactly (q - z) * s, and its products are those of those weights.
@@ -187,9 +213,9 @@ final class LinearTests: XCTestCase {
     /// x Wᵀ of a quantized matrix against the naive product over its dequantized weights. Under 20 tokens, and at
     /// any count with VNNI or the AVX2 kernels, the activations are quantized to int8 blocks too (integer dot
     /// products); otherwise the packed path dequantizes the weights and keeps x in float32.
-    private func checkProduct(_ matrix: WeightTensor, dequantized: [Float], tokens: Int, pool: WorkerPool) {
+    private func checkProduct(_ matrix: WeightTensor, dequantized: [Float], tokens: Int, pool: WorkerPool, x: [Float]? = nil) {
         let (rows, cols) = (matrix.shape[0], matrix.shape[1])
-        let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+        let x = x ?? (0..<(tokens * cols)).map { (i: Int) -> Float in Float((i * 37) % 19) / 19 - 0.5 }
         let xSeen = tokens < 20 || KernelPath.quantizesPromptActivations ? Self.quantizedActivations(x, width: cols) : x
         let y = Linear(weight: matrix)(x, tokens: tokens, pool: pool)
         for t in 0..<tokens {
