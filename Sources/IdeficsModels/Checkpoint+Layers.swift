@@ -25,15 +25,34 @@ extension Checkpoint {
 struct SwiGLU: Sendable {
     let gate, up, down: Linear
 
-    /// Weights `<prefix>gate_proj`, `<prefix>up_proj` and `<prefix>down_proj`.
-    init(checkpoint: Checkpoint, prefix: String, input: Int, intermediate: Int, output: Int) throws {
-        gate = try checkpoint.linear(prefix + "gate_proj", out: intermediate, input: input)
-        up = try checkpoint.linear(prefix + "up_proj", out: intermediate, input: input)
-        down = try checkpoint.linear(prefix + "down_proj", out: output, input: intermediate)
+    /// Over 1,024 rows, the rows pass in even chunks of 512-1,024: the two intermediate activations [rows,
+    /// intermediate] are the largest a forward pass holds (the connector's 4,900 patches x 14,336 are 281 MB each,
+    /// with their product 0.84 GB at once). Every chunk is over 128 rows, so each row meets the same GEMM schedule
+    /// and sums as unchunked.
+    func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
+        let chunks = (tokens + 1023) / 1024
+        guard chunks > 1 else { return rows(x, tokens: tokens, pool: pool) }
+        let (input, output) = (gate.inFeatures, down.outFeatures)
+        var out = [Float]()
+        out.reserveCapacity(tokens * output)
+        for c in 0..<chunks {
+            let (first, end) = (tokens * c / chunks, tokens * (c + 1) / chunks)
+            out += rows(Array(x[first * input..<end * input]), tokens: end - first, pool: pool)
+        }
+        return out
     }
 
-    func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
+    private func rows(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
         down(Ops.siluMultiply(gate(x, tokens: tokens, pool: pool), up(x, tokens: tokens, pool: pool), pool: pool),
              tokens: tokens, pool: pool)
+    }
+}
+
+extension SwiGLU {
+    /// Weights `<prefix>gate_proj`, `<prefix>up_proj` and `<prefix>down_proj`.
+    init(checkpoint: Checkpoint, prefix: String, input: Int, intermediate: Int, output: Int) throws {
+        self.init(gate: try checkpoint.linear(prefix + "gate_proj", out: intermediate, input: input),
+                  up: try checkpoint.linear(prefix + "up_proj", out: intermediate, input: input),
+                  down: try checkpoint.linear(prefix + "down_proj", out: output, input: intermediate))
     }
 }

@@ -1,0 +1,48 @@
+@testable import IdeficsModels
+import IdeficsTensors
+import XCTest
+
+/// SwiGLU passes more than 1,024 rows in chunks to bound its intermediate activations; every row must come out bit
+/// for bit as from one pass over all rows, at float32 and (BF16 weights) bf16 products, on whichever kernel set runs.
+final class SwiGLUChunkTests: XCTestCase {
+    /// Memory owning a matrix's bytes for the life of its WeightTensor.
+    private final class Bytes {
+        let pointer: UnsafeMutableRawPointer
+        init(count: Int) { pointer = .allocate(byteCount: count, alignment: 64) }
+        deinit { pointer.deallocate() }
+    }
+
+    private func matrix(_ name: String, rows: Int, columns: Int, dtype: DType, seed: UInt64) -> Linear {
+        var state = seed
+        let bytes = Bytes(count: rows * columns * dtype.byteSize)
+        for i in 0..<(rows * columns) {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            let value = Float(Int64(bitPattern: state >> 11) % 2001 - 1000) / 8000
+            if dtype == .bf16 {
+                bytes.pointer.storeBytes(of: UInt16(value.bitPattern >> 16), toByteOffset: i * 2, as: UInt16.self)
+            } else {
+                bytes.pointer.storeBytes(of: value, toByteOffset: i * 4, as: Float.self)
+            }
+        }
+        return Linear(weight: WeightTensor(name: name, dtype: dtype, shape: [rows, columns], data: bytes.pointer,
+                                           owner: bytes, products: dtype == .bf16 ? .bfloat16 : .float32))
+    }
+
+    func testChunkedRowsEqualOnePassBitForBit() {
+        let pool = WorkerPool(threads: 2)
+        let (input, intermediate, output, tokens) = (64, 160, 48, 2_500) // 3 chunks of 833-834 rows
+        for dtype in [DType.f32, .bf16] {
+            let mlp = SwiGLU(gate: matrix("gate", rows: intermediate, columns: input, dtype: dtype, seed: 1),
+                             up: matrix("up", rows: intermediate, columns: input, dtype: dtype, seed: 2),
+                             down: matrix("down", rows: output, columns: intermediate, dtype: dtype, seed: 3))
+            let x = (0..<(tokens * input)).map { (i: Int) -> Float in Float((i * 37) % 101) / 101 - 0.5 }
+            let onePass = mlp.down(Ops.siluMultiply(mlp.gate(x, tokens: tokens, pool: pool),
+                                                    mlp.up(x, tokens: tokens, pool: pool), pool: pool),
+                                   tokens: tokens, pool: pool)
+            let chunked = mlp(x, tokens: tokens, pool: pool)
+            XCTAssertEqual(chunked.count, tokens * output)
+            XCTAssertEqual(chunked.map { $0.bitPattern }, onePass.map { $0.bitPattern }, "\(dtype)")
+            XCTAssertGreaterThan(chunked.map(abs).max()!, 0.01) // not a product of zeros
+        }
+    }
+}
