@@ -224,7 +224,6 @@ void ck_round_floats_to_bf16(float *x, ptrdiff_t n) {
 
 float ck_dot(const float *a, const float *b, ptrdiff_t n) { return kernels()->dot(a, b, n); }
 void ck_axpy(float a, const float *x, float *y, ptrdiff_t n) { kernels()->axpy(a, x, y, n); }
-void ck_exp(const float *x, float *y, ptrdiff_t n) { kernels()->exp(x, y, n); }
 float ck_softmax(float *x, ptrdiff_t n) { return kernels()->softmax(x, n); }
 void ck_silu_mul(const float *gate, const float *up, float *out, ptrdiff_t n) { kernels()->silu_mul(gate, up, out, n); }
 void ck_gelu_tanh(float *x, ptrdiff_t n) { kernels()->gelu_tanh(x, n); }

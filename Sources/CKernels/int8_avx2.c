@@ -1,9 +1,10 @@
 // Products of quantized weights (Q8_0, Q4_0, Q4_Z in their 16-row groups) with int8-quantized activations on CPUs
 // with AVX2 (and the AVX-512 ones without VNNI): a group's chunk is two ymm of 8 rows x 4 weights, multiplied with
-// the same 4 activations in every lane by vpmaddubsw (unsigned x signed bytes into int16 pairs) and vpmaddwd (pairs
-// into int32 lanes; for 4-bit weights once per block, on the int16 sum of its pairs). 4-bit nibbles are the unsigned side (the activations' s takes the zero point 8 off); for Q8_0
-// the sign of x moves onto w (|q| <= 127 keeps each pair within int16; a stored q = -128, which no quantizer writes,
-// is read as -127 rather than let its negation wrap).
+// the same 4 activations in every lane by vpmaddubsw (unsigned x signed bytes into int16 pairs) and vpmaddwd
+// (pairs into int32 lanes; for 4-bit weights once per block, on the int16 sum of its pairs). 4-bit nibbles are
+// the unsigned side (the activations' s takes the zero point 8 off); for Q8_0 the sign of x moves onto w (|q| <= 127
+// keeps each pair within int16; a stored q = -128, which no quantizer writes, is read as -127 rather than let its
+// negation wrap).
 #if defined(__x86_64__)
 #include "internal.h"
 #include <immintrin.h>

@@ -17,7 +17,6 @@ typedef struct {
     void (*round_to_bf16)(const float *, ptrdiff_t, ptrdiff_t, ptrdiff_t, uint16_t *, ptrdiff_t);
     float (*dot)(const float *, const float *, ptrdiff_t);
     void (*axpy)(float, const float *, float *, ptrdiff_t);
-    void (*exp)(const float *, float *, ptrdiff_t);
     float (*softmax)(float *, ptrdiff_t);
     void (*silu_mul)(const float *, const float *, float *, ptrdiff_t);
     void (*gelu_tanh)(float *, ptrdiff_t);

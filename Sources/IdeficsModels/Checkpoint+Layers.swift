@@ -27,8 +27,9 @@ struct SwiGLU: Sendable {
 
     /// Over 1,024 rows, the rows pass in even chunks of 512-1,024: the two intermediate activations [rows,
     /// intermediate] are the largest a forward pass holds (the connector's 4,900 patches x 14,336 are 281 MB each,
-    /// with their product 0.84 GB at once). Every chunk is over 128 rows, so each row meets the same GEMM schedule
-    /// and sums as unchunked.
+    /// with their product 0.84 GB at once). Every chunk is over 128 rows, past both token counts at which a product
+    /// changes its schedule (ck_gemm_min_tokens, 20; the AMX GEMM's 128), and no GEMM blocks by token count, so
+    /// each row's sums are those of one pass.
     func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
         let chunks = (tokens + 1023) / 1024
         guard chunks > 1 else { return rows(x, tokens: tokens, pool: pool) }

@@ -3,7 +3,8 @@ import IdeficsTensors
 import XCTest
 
 /// SwiGLU passes more than 1,024 rows in chunks to bound its intermediate activations; every row must come out bit
-/// for bit as from one pass over all rows, at float32 and (BF16 weights) bf16 products, on whichever kernel set runs.
+/// for bit as from one pass over all rows, at float32 and (BF16 weights) bf16 products and with Q4_0 weights, on
+/// whichever kernel set runs (CI runs this target on each).
 final class SwiGLUChunkTests: XCTestCase {
     /// Memory owning a matrix's bytes for the life of its WeightTensor.
     private final class Bytes {
@@ -12,7 +13,8 @@ final class SwiGLUChunkTests: XCTestCase {
         deinit { pointer.deallocate() }
     }
 
-    private func matrix(_ name: String, rows: Int, columns: Int, dtype: DType, seed: UInt64) -> Linear {
+    private func matrix(_ name: String, rows: Int, columns: Int, dtype: DType, seed: UInt64,
+                        quantized: QuantizedFormat? = nil) -> Linear {
         var state = seed
         let bytes = Bytes(count: rows * columns * dtype.byteSize)
         for i in 0..<(rows * columns) {
@@ -24,24 +26,25 @@ final class SwiGLUChunkTests: XCTestCase {
                 bytes.pointer.storeBytes(of: value, toByteOffset: i * 4, as: Float.self)
             }
         }
-        return Linear(weight: WeightTensor(name: name, dtype: dtype, shape: [rows, columns], data: bytes.pointer,
-                                           owner: bytes, products: dtype == .bf16 ? .bfloat16 : .float32))
+        let weight = WeightTensor(name: name, dtype: dtype, shape: [rows, columns], data: bytes.pointer, owner: bytes,
+                                  products: dtype == .bf16 ? .bfloat16 : .float32)
+        return Linear(weight: quantized.map { weight.quantized($0, pool: WorkerPool(threads: 1)) } ?? weight)
     }
 
     func testChunkedRowsEqualOnePassBitForBit() {
         let pool = WorkerPool(threads: 2)
         let (input, intermediate, output, tokens) = (64, 160, 48, 2_500) // 3 chunks of 833-834 rows
-        for dtype in [DType.f32, .bf16] {
-            let mlp = SwiGLU(gate: matrix("gate", rows: intermediate, columns: input, dtype: dtype, seed: 1),
-                             up: matrix("up", rows: intermediate, columns: input, dtype: dtype, seed: 2),
-                             down: matrix("down", rows: output, columns: intermediate, dtype: dtype, seed: 3))
+        for (dtype, format) in [(DType.f32, QuantizedFormat?.none), (.bf16, nil), (.f32, .q4)] {
+            let mlp = SwiGLU(gate: matrix("gate", rows: intermediate, columns: input, dtype: dtype, seed: 1, quantized: format),
+                             up: matrix("up", rows: intermediate, columns: input, dtype: dtype, seed: 2, quantized: format),
+                             down: matrix("down", rows: output, columns: intermediate, dtype: dtype, seed: 3, quantized: format))
             let x = (0..<(tokens * input)).map { (i: Int) -> Float in Float((i * 37) % 101) / 101 - 0.5 }
             let onePass = mlp.down(Ops.siluMultiply(mlp.gate(x, tokens: tokens, pool: pool),
                                                     mlp.up(x, tokens: tokens, pool: pool), pool: pool),
                                    tokens: tokens, pool: pool)
             let chunked = mlp(x, tokens: tokens, pool: pool)
             XCTAssertEqual(chunked.count, tokens * output)
-            XCTAssertEqual(chunked.map { $0.bitPattern }, onePass.map { $0.bitPattern }, "\(dtype)")
+            XCTAssertEqual(chunked.map { $0.bitPattern }, onePass.map { $0.bitPattern }, "\(dtype) \(String(describing: format))")
             XCTAssertGreaterThan(chunked.map(abs).max()!, 0.01) // not a product of zeros
         }
     }

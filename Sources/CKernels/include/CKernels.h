@@ -77,8 +77,8 @@ int ck_matmul_bf16_rows(const void *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t
 /// x[i] = the float32 value of bf16(x[i]), rounded to nearest even.
 void ck_round_floats_to_bf16(float *x, ptrdiff_t n);
 
-/// Products with quantized weights below ck_gemm_min_tokens() tokens, with the activations quantized to int8 blocks
-/// once per call (as llama.cpp's Q8_0 x Q8_0 and Q4_0 x Q8_0: per block of 32 d = max|x| / 127, q = round(x / d)),
+/// Products with quantized weights below ck_gemm_min_tokens() tokens, and at any count where ck_int8_prompts(), with
+/// the activations quantized to int8 blocks once per call (as llama.cpp's Q8_0 x Q8_0 and Q4_0 x Q8_0: per block of 32 d = max|x| / 127, q = round(x / d)),
 /// not once per thread: ck_quantize_activations writes tokens [t0, t1) of X [T, K] (row stride ldx) for weights of
 /// `wtype` into A, of ck_int8_activation_bytes(T, K) bytes; ck_matmul_int8_rows then gives ck_matmul_rows's Y for
 /// rows [row_begin, row_end) (a range of whole 16-row groups but for the matrix's last one, as ck_matmul_rows').
@@ -114,8 +114,6 @@ void ck_awq_to_q4_z(const int32_t *qweight, const int32_t *qzeros, const uint16_
 float ck_dot(const float *a, const float *b, ptrdiff_t n);
 /// y += a * x
 void ck_axpy(float a, const float *x, float *y, ptrdiff_t n);
-/// y = exp(x), ~1 ulp.
-void ck_exp(const float *x, float *y, ptrdiff_t n);
 /// In-place softmax of x[0..<n] (max-subtracted); returns the maximum.
 float ck_softmax(float *x, ptrdiff_t n);
 /// out = silu(gate) * up
