@@ -35,9 +35,11 @@ final class SwiGLUChunkTests: XCTestCase {
         let pool = WorkerPool(threads: 2)
         let (input, intermediate, output, tokens) = (64, 160, 48, 2_500) // 3 chunks of 833-834 rows
         for (dtype, format) in [(DType.f32, QuantizedFormat?.none), (.bf16, nil), (.f32, .q4)] {
-            let mlp = SwiGLU(gate: matrix("gate", rows: intermediate, columns: input, dtype: dtype, seed: 1, quantized: format),
-                             up: matrix("up", rows: intermediate, columns: input, dtype: dtype, seed: 2, quantized: format),
-                             down: matrix("down", rows: output, columns: intermediate, dtype: dtype, seed: 3, quantized: format))
+            func layer(_ name: String, _ rows: Int, _ columns: Int, seed: UInt64) -> Linear {
+                matrix(name, rows: rows, columns: columns, dtype: dtype, seed: seed, quantized: format)
+            }
+            let mlp = SwiGLU(gate: layer("gate", intermediate, input, seed: 1), up: layer("up", intermediate, input, seed: 2),
+                             down: layer("down", output, intermediate, seed: 3))
             let x = (0..<(tokens * input)).map { (i: Int) -> Float in Float((i * 37) % 101) / 101 - 0.5 }
             let onePass = mlp.down(Ops.siluMultiply(mlp.gate(x, tokens: tokens, pool: pool),
                                                     mlp.up(x, tokens: tokens, pool: pool), pool: pool),

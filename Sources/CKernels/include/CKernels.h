@@ -78,10 +78,11 @@ int ck_matmul_bf16_rows(const void *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t
 void ck_round_floats_to_bf16(float *x, ptrdiff_t n);
 
 /// Products with quantized weights below ck_gemm_min_tokens() tokens, and at any count where ck_int8_prompts(), with
-/// the activations quantized to int8 blocks once per call (as llama.cpp's Q8_0 x Q8_0 and Q4_0 x Q8_0: per block of 32 d = max|x| / 127, q = round(x / d)),
-/// not once per thread: ck_quantize_activations writes tokens [t0, t1) of X [T, K] (row stride ldx) for weights of
-/// `wtype` into A, of ck_int8_activation_bytes(T, K) bytes; ck_matmul_int8_rows then gives ck_matmul_rows's Y for
-/// rows [row_begin, row_end) (a range of whole 16-row groups but for the matrix's last one, as ck_matmul_rows').
+/// the activations quantized to int8 blocks once per call (as llama.cpp's Q8_0 x Q8_0 and Q4_0 x Q8_0: per block of
+/// 32 d = max|x| / 127, q = round(x / d)), not once per thread: ck_quantize_activations writes tokens [t0, t1) of
+/// X [T, K] (row stride ldx) for weights of `wtype` into A, of ck_int8_activation_bytes(T, K) bytes;
+/// ck_matmul_int8_rows then gives ck_matmul_rows's Y for rows [row_begin, row_end) (a range of whole 16-row groups but
+/// for the matrix's last one, as ck_matmul_rows').
 size_t ck_int8_activation_bytes(ptrdiff_t T, ptrdiff_t K);
 void ck_quantize_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ck_dtype wtype, ptrdiff_t t0,
                              ptrdiff_t t1, void *A);
