@@ -19,43 +19,60 @@ private let queryBlock = 512
 
 func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionShape, queryCount: Int,
             allowedSlots: (Int) -> Range<Int>, pool: WorkerPool) -> [Float] {
+    var output = [Float]()
+    attend(queries: queries, keys: keys, values: values, shape: shape, queryCount: queryCount,
+           allowedSlots: allowedSlots, into: &output, pool: pool)
+    return output
+}
+
+/// `attend` into `output` (its storage kept when it is large enough).
+func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionShape, queryCount: Int,
+            allowedSlots: (Int) -> Range<Int>, into output: inout [Float], pool: WorkerPool) {
+    output.prepare(count: queryCount * shape.headCount * shape.headDim)
+    queries.withUnsafeBufferPointer { q in
+        output.withUnsafeMutableBufferPointer { out in
+            attend(queryRows: q.baseAddress!, keys: keys, values: values, shape: shape, queryCount: queryCount,
+                   allowedSlots: allowedSlots, into: out.baseAddress!, pool: pool)
+        }
+    }
+}
+
+/// Rows [queryCount, heads * headDim] of queries at `q` against every slot of `keys` and `values`, into the rows
+/// at `out`; the kernels write every output value. (Labelled `queryRows:` so that an array never converts to the
+/// pointer by accident.)
+func attend(queryRows q: UnsafePointer<Float>, keys: [Float], values: [Float], shape: AttentionShape, queryCount: Int,
+            allowedSlots: (Int) -> Range<Int>, into out: UnsafeMutablePointer<Float>, pool: WorkerPool) {
     let kvWidth = shape.keyValueHeadCount * shape.headDim
     let slotCount = keys.count / kvWidth
-    var output = [Float](repeating: 0, count: queryCount * shape.headCount * shape.headDim)
-    queries.withUnsafeBufferPointer { q in
-        keys.withUnsafeBufferPointer { k in
-            values.withUnsafeBufferPointer { v in
-                output.withUnsafeMutableBufferPointer { out in
-                    let operands = AttentionOperands(q: q.baseAddress!, k: k.baseAddress!, v: v.baseAddress!,
-                                                     out: out.baseAddress!, shape: shape, slotCount: slotCount)
-                    if queryCount < 8 {
-                        pool.forEachRange(count: shape.keyValueHeadCount * queryCount,
-                                          work: shape.headCount * queryCount * slotCount * shape.headDim * 2,
-                                          minimumPerThread: 1 << 14) { items in
-                            for item in items { operands.attendGroup(item, allowedSlots: allowedSlots) }
-                        }
-                    } else {
-                        let slots = (0..<queryCount).map(allowedSlots)
-                        let lower = slots.map { Int32($0.lowerBound) }, upper = slots.map { Int32($0.upperBound) }
-                        // On AMX tiles a head's queries go in one task: its keys and values are packed once.
-                        let perTask = shape.precision == .bfloat16 && KernelPath.active == .amx ? queryCount : queryBlock
-                        let blocks = (queryCount + perTask - 1) / perTask
-                        lower.withUnsafeBufferPointer { lower in
-                            upper.withUnsafeBufferPointer { upper in
-                                pool.run(tasks: shape.headCount * blocks) { task in
-                                    let (head, block) = (task / blocks, task % blocks)
-                                    let queries = block * perTask..<min(queryCount, (block + 1) * perTask)
-                                    operands.attendTiled(head: head, queries: queries, lower: lower.baseAddress!,
-                                                         upper: upper.baseAddress!)
-                                }
-                            }
+    keys.withUnsafeBufferPointer { k in
+        values.withUnsafeBufferPointer { v in
+            let operands = AttentionOperands(q: q, k: k.baseAddress!, v: v.baseAddress!, out: out, shape: shape,
+                                             slotCount: slotCount)
+            if queryCount < 8 {
+                pool.forEachRange(count: shape.keyValueHeadCount * queryCount,
+                                  work: shape.headCount * queryCount * slotCount * shape.headDim * 2,
+                                  minimumPerThread: 1 << 14) { items in
+                    for item in items { operands.attendGroup(item, allowedSlots: allowedSlots) }
+                }
+            } else {
+                let slots = (0..<queryCount).map(allowedSlots)
+                let lower = slots.map { Int32($0.lowerBound) }, upper = slots.map { Int32($0.upperBound) }
+                // On AMX tiles a head's queries go in one task: its keys and values are packed once.
+                let perTask = shape.precision == .bfloat16 && KernelPath.active == .amx ? queryCount : queryBlock
+                let blocks = (queryCount + perTask - 1) / perTask
+                lower.withUnsafeBufferPointer { lower in
+                    upper.withUnsafeBufferPointer { upper in
+                        pool.run(tasks: shape.headCount * blocks) { task in
+                            let (head, block) = (task / blocks, task % blocks)
+                            let queries = block * perTask..<min(queryCount, (block + 1) * perTask)
+                            operands.attendTiled(head: head, queries: queries, lower: lower.baseAddress!,
+                                                 upper: upper.baseAddress!)
                         }
                     }
                 }
             }
         }
     }
-    return output
 }
 
 private struct AttentionOperands {

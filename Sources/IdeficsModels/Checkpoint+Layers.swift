@@ -25,27 +25,47 @@ extension Checkpoint {
 struct SwiGLU: Sendable {
     let gate, up, down: Linear
 
-    /// Over 1,024 rows, the rows pass in even chunks of 512-1,024: the two intermediate activations [rows,
-    /// intermediate] are the largest a forward pass holds (the connector's 4,900 patches x 14,336 are 281 MB each,
-    /// with their product 0.84 GB at once). Every chunk is over 128 rows, past both token counts at which a product
-    /// changes its schedule (ck_gemm_min_tokens, 20; the AMX GEMM's 128), and no GEMM blocks by token count, so
-    /// each row's sums are those of one pass.
+    /// The intermediate activations of a pass, kept for the next one.
+    struct Buffers: Sendable {
+        var gate: [Float] = [], up: [Float] = []
+        var scratch = Linear.Scratch()
+    }
+
     func callAsFunction(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
-        let chunks = (tokens + 1023) / 1024
-        guard chunks > 1 else { return rows(x, tokens: tokens, pool: pool) }
-        let (input, output) = (gate.inFeatures, down.outFeatures)
-        var out = [Float]()
-        out.reserveCapacity(tokens * output)
-        for c in 0..<chunks {
-            let (first, end) = (tokens * c / chunks, tokens * (c + 1) / chunks)
-            out += rows(Array(x[first * input..<end * input]), tokens: end - first, pool: pool)
-        }
+        var out = [Float](), buffers = Buffers()
+        self(x, tokens: tokens, into: &out, buffers: &buffers, pool: pool)
         return out
     }
 
-    private func rows(_ x: [Float], tokens: Int, pool: WorkerPool) -> [Float] {
-        down(Ops.siluMultiply(gate(x, tokens: tokens, pool: pool), up(x, tokens: tokens, pool: pool), pool: pool),
-             tokens: tokens, pool: pool)
+    /// Into `out` [tokens, output] (its storage kept when it is large enough). Over 1,024 rows, the rows pass in even
+    /// chunks of 512-1,024: the two intermediate activations [rows, intermediate] are the largest a forward pass
+    /// holds (the connector's 4,900 patches x 14,336 would be 281 MB each). Every chunk is over 128 rows, past both
+    /// token counts at which a product changes its schedule (ck_gemm_min_tokens, 20; the AMX GEMM's 128), and no
+    /// GEMM blocks by token count, so each row's sums are those of one pass.
+    func callAsFunction(_ x: [Float], tokens: Int, into out: inout [Float], buffers: inout Buffers, pool: WorkerPool) {
+        precondition(x.count == tokens * gate.inFeatures, "\(gate.weight.name): input is not \(tokens) rows")
+        let (input, output) = (gate.inFeatures, down.outFeatures)
+        let chunks = (tokens + 1023) / 1024
+        out.prepare(count: tokens * output)
+        x.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { out in
+                for c in 0..<chunks {
+                    let (first, end) = (tokens * c / chunks, tokens * (c + 1) / chunks)
+                    rows(x.baseAddress! + first * input, tokens: end - first, into: out.baseAddress! + first * output,
+                         buffers: &buffers, pool: pool)
+                }
+            }
+        }
+    }
+
+    private func rows(_ x: UnsafePointer<Float>, tokens: Int, into out: UnsafeMutablePointer<Float>,
+                      buffers b: inout Buffers, pool: WorkerPool) {
+        b.gate.prepare(count: tokens * gate.outFeatures)
+        b.up.prepare(count: tokens * up.outFeatures)
+        b.gate.withUnsafeMutableBufferPointer { gate(rows: x, tokens: tokens, into: $0.baseAddress!, scratch: &b.scratch, pool: pool) }
+        b.up.withUnsafeMutableBufferPointer { up(rows: x, tokens: tokens, into: $0.baseAddress!, scratch: &b.scratch, pool: pool) }
+        Ops.siluMultiply(&b.gate, b.up, pool: pool)
+        b.gate.withUnsafeBufferPointer { down(rows: $0.baseAddress!, tokens: tokens, into: out, scratch: &b.scratch, pool: pool) }
     }
 }
 

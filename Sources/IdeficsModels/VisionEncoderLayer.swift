@@ -43,20 +43,30 @@ struct VisionEncoderLayer: Sendable {
         fc2 = try checkpoint.linear(p + "mlp.fc2", out: hidden, input: intermediate, bias: true)
     }
 
+    /// The activations of a layer, kept for the next layer (an image's layers allocate them once).
+    struct Buffers: Sendable {
+        var normed: [Float] = [], query: [Float] = [], key: [Float] = [], value: [Float] = []
+        var attended: [Float] = [], projected: [Float] = [], hidden: [Float] = []
+        var scratch = Linear.Scratch()
+    }
+
     /// x [count, hidden] in place.
     func callAsFunction(_ x: inout [Float], count: Int, headCount: Int, eps: Float, activation: VisionActivation,
-                        pool: WorkerPool) {
+                        buffers b: inout Buffers, pool: WorkerPool) {
         let shape = AttentionShape(headCount: headCount, keyValueHeadCount: headCount,
                                    headDim: norm1Weight.count / headCount, precision: query.weight.products)
-        let normed = Ops.layerNorm(x, weight: norm1Weight, bias: norm1Bias, eps: eps, pool: pool)
-        let attended = attend(queries: query(normed, tokens: count, pool: pool),
-                              keys: key(normed, tokens: count, pool: pool),
-                              values: value(normed, tokens: count, pool: pool),
-                              shape: shape, queryCount: count, allowedSlots: { _ in 0..<count }, pool: pool)
-        Ops.add(&x, output(attended, tokens: count, pool: pool), pool: pool)
-        let normed2 = Ops.layerNorm(x, weight: norm2Weight, bias: norm2Bias, eps: eps, pool: pool)
-        var activated = fc1(normed2, tokens: count, pool: pool)
-        activation.apply(&activated, pool: pool)
-        Ops.add(&x, fc2(activated, tokens: count, pool: pool), pool: pool)
+        Ops.layerNorm(x, weight: norm1Weight, bias: norm1Bias, eps: eps, into: &b.normed, pool: pool)
+        query(b.normed, tokens: count, into: &b.query, scratch: &b.scratch, pool: pool)
+        key(b.normed, tokens: count, into: &b.key, scratch: &b.scratch, pool: pool)
+        value(b.normed, tokens: count, into: &b.value, scratch: &b.scratch, pool: pool)
+        attend(queries: b.query, keys: b.key, values: b.value, shape: shape, queryCount: count,
+               allowedSlots: { _ in 0..<count }, into: &b.attended, pool: pool)
+        output(b.attended, tokens: count, into: &b.projected, scratch: &b.scratch, pool: pool)
+        Ops.add(&x, b.projected, pool: pool)
+        Ops.layerNorm(x, weight: norm2Weight, bias: norm2Bias, eps: eps, into: &b.normed, pool: pool)
+        fc1(b.normed, tokens: count, into: &b.hidden, scratch: &b.scratch, pool: pool)
+        activation.apply(&b.hidden, pool: pool)
+        fc2(b.hidden, tokens: count, into: &b.projected, scratch: &b.scratch, pool: pool)
+        Ops.add(&x, b.projected, pool: pool)
     }
 }

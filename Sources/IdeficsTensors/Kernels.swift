@@ -66,15 +66,30 @@ extension Array where Element == Float {
         }
     }
 
-    /// `count` floats that `fill` writes, every one of them (nothing is zeroed first). From 8 MiB they are backed by
-    /// huge pages where the OS offers them: a fresh activation of hundreds of megabytes would otherwise spend a
-    /// tenth of its first pass in page faults.
+    /// `count` floats that `fill` writes, every one of them (nothing is zeroed first).
     public static func activations(count: Int, _ fill: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-        [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            guard let base = buffer.baseAddress else { return }
-            if count >= 1 << 21 { ck_advise_huge_pages(base, count * MemoryLayout<Float>.size) }
-            fill(base)
-            initialized = count
+        var values = [Float]()
+        values.prepare(count: count)
+        values.withUnsafeMutableBufferPointer { if let base = $0.baseAddress { fill(base) } }
+        return values
+    }
+}
+
+extension Array where Element: Numeric & BitwiseCopyable {
+    /// Makes the array `count` values long for a caller that writes every one: storage large enough is kept (a
+    /// buffer reused from call to call allocates once, at its largest size), else replaced by fresh storage that is
+    /// not zeroed, backed by huge pages from 8 MiB where the OS offers them (a fresh activation of hundreds of
+    /// megabytes would otherwise spend a tenth of its first pass in page faults).
+    public mutating func prepare(count newCount: Int) {
+        if newCount <= capacity {
+            if count > newCount { removeLast(count - newCount) }
+            if count < newCount { append(contentsOf: repeatElement(0, count: newCount - count)) }
+            return
+        }
+        self = Self(unsafeUninitializedCapacity: newCount) { buffer, initialized in
+            let bytes = newCount * MemoryLayout<Element>.stride
+            if bytes >= 1 << 23, let base = buffer.baseAddress { ck_advise_huge_pages(base, bytes) }
+            initialized = newCount
         }
     }
 }

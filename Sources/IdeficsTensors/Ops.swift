@@ -6,25 +6,43 @@ import CKernels
 public enum Ops {
     /// RMSNorm as transformers computes it: x * rsqrt(mean(x²) + eps) * weight, in float32.
     public static func rmsNorm(_ x: [Float], weight: [Float], eps: Float, pool: WorkerPool? = nil) -> [Float] {
+        var out = [Float]()
+        rmsNorm(x, weight: weight, eps: eps, into: &out, pool: pool)
+        return out
+    }
+
+    /// RMSNorm into `out` (its storage kept when it is large enough).
+    public static func rmsNorm(_ x: [Float], weight: [Float], eps: Float, into out: inout [Float], pool: WorkerPool? = nil) {
         let width = weight.count
-        return .activations(count: x.count) { o in
-            x.withUnsafeBufferPointer { x in
-                forEachRows(x.count / width, width: width, pool: pool) { rows in
-                    ck_rms_norm(x.baseAddress! + rows.lowerBound * width, weight, eps, rows.count, width,
-                                o + rows.lowerBound * width)
-                }
-            }
+        rows(of: x, width: width, into: &out, pool: pool) { x, rows, o in
+            ck_rms_norm(x, weight, eps, rows, width, o)
         }
     }
 
     /// LayerNorm with biased variance, as torch computes it.
     public static func layerNorm(_ x: [Float], weight: [Float], bias: [Float], eps: Float, pool: WorkerPool? = nil) -> [Float] {
+        var out = [Float]()
+        layerNorm(x, weight: weight, bias: bias, eps: eps, into: &out, pool: pool)
+        return out
+    }
+
+    /// LayerNorm into `out` (its storage kept when it is large enough).
+    public static func layerNorm(_ x: [Float], weight: [Float], bias: [Float], eps: Float, into out: inout [Float],
+                                 pool: WorkerPool? = nil) {
         let width = weight.count
-        return .activations(count: x.count) { o in
-            x.withUnsafeBufferPointer { x in
+        rows(of: x, width: width, into: &out, pool: pool) { x, rows, o in
+            ck_layer_norm(x, weight, bias, eps, rows, width, o)
+        }
+    }
+
+    /// `body(x rows, row count, out rows)` over x's rows of `width`, into `out` made x's size.
+    private static func rows(of x: [Float], width: Int, into out: inout [Float], pool: WorkerPool?,
+                             _ body: (UnsafePointer<Float>, Int, UnsafeMutablePointer<Float>) -> Void) {
+        out.prepare(count: x.count)
+        x.withUnsafeBufferPointer { x in
+            out.withUnsafeMutableBufferPointer { o in
                 forEachRows(x.count / width, width: width, pool: pool) { rows in
-                    ck_layer_norm(x.baseAddress! + rows.lowerBound * width, weight, bias, eps, rows.count, width,
-                                  o + rows.lowerBound * width)
+                    body(x.baseAddress! + rows.lowerBound * width, rows.count, o.baseAddress! + rows.lowerBound * width)
                 }
             }
         }
@@ -41,15 +59,14 @@ public enum Ops {
         _ = ck_softmax(values, count)
     }
 
-    /// SwiGLU's gate: silu(gate) * up, elementwise.
-    public static func siluMultiply(_ gate: [Float], _ up: [Float], pool: WorkerPool? = nil) -> [Float] {
+    /// SwiGLU's gate: silu(gate) * up, elementwise, in place of `gate`.
+    public static func siluMultiply(_ gate: inout [Float], _ up: [Float], pool: WorkerPool? = nil) {
         precondition(gate.count == up.count)
-        return .activations(count: gate.count) { o in
-            gate.withUnsafeBufferPointer { g in
-                up.withUnsafeBufferPointer { u in
-                    forEachRows(gate.count, width: 1, pool: pool) { r in
-                        ck_silu_mul(g.baseAddress! + r.lowerBound, u.baseAddress! + r.lowerBound, o + r.lowerBound, r.count)
-                    }
+        let count = gate.count
+        gate.withUnsafeMutableBufferPointer { g in
+            up.withUnsafeBufferPointer { u in
+                forEachRows(count, width: 1, pool: pool) { r in
+                    ck_silu_mul(g.baseAddress! + r.lowerBound, u.baseAddress! + r.lowerBound, g.baseAddress! + r.lowerBound, r.count)
                 }
             }
         }

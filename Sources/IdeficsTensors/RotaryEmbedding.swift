@@ -14,22 +14,49 @@ public struct RotaryEmbedding: Sendable {
         }
     }
 
-    /// Rotates every head of every row of `x` ([rows, heads * headDim]); row r sits at `positions[r]`.
-    public func apply(_ x: inout [Float], heads: Int, positions: [Int]) {
+    /// The cosines and sines of the rows' angles, [rows, headDim / 2] each: computed once per forward pass and
+    /// shared by every layer's queries and keys.
+    public struct Angles: Sendable {
+        let cosines: [Float], sines: [Float]
+    }
+
+    /// The angles of rows at `positions`, position times frequency in float32 as transformers computes them.
+    public func angles(positions: [Int]) -> Angles {
         let half = headDim / 2
-        var cosines = [Float](repeating: 0, count: half), sines = cosines
+        var cosines = [Float](repeating: 0, count: positions.count * half), sines = cosines
         for (row, position) in positions.enumerated() {
             for i in 0..<half {
                 let angle = Float(position) * inverseFrequencies[i]
-                cosines[i] = cosf(angle)
-                sines[i] = sinf(angle)
+                cosines[row * half + i] = cosf(angle)
+                sines[row * half + i] = sinf(angle)
             }
-            for head in 0..<heads {
-                let base = (row * heads + head) * headDim
-                for i in 0..<half {
-                    let x1 = x[base + i], x2 = x[base + half + i]
-                    x[base + i] = x1 * cosines[i] - x2 * sines[i]
-                    x[base + half + i] = x2 * cosines[i] + x1 * sines[i]
+        }
+        return Angles(cosines: cosines, sines: sines)
+    }
+
+    /// Rotates every head of every row of `x` ([rows, heads * headDim]); row r sits at `positions[r]`.
+    public func apply(_ x: inout [Float], heads: Int, positions: [Int]) {
+        apply(&x, heads: heads, angles: angles(positions: positions))
+    }
+
+    /// Rotates every head of every row of `x` by its row's `angles`.
+    public func apply(_ x: inout [Float], heads: Int, angles: Angles) {
+        let half = headDim / 2
+        precondition(x.count == angles.cosines.count * 2 * heads, "rows do not match the angles")
+        angles.cosines.withUnsafeBufferPointer { cosines in
+            angles.sines.withUnsafeBufferPointer { sines in
+                x.withUnsafeMutableBufferPointer { x in
+                    for row in 0..<cosines.count / half {
+                        let (c, s) = (cosines.baseAddress! + row * half, sines.baseAddress! + row * half)
+                        for head in 0..<heads {
+                            let (x1, x2) = (x.baseAddress! + (row * heads + head) * headDim, x.baseAddress! + (row * heads + head) * headDim + half)
+                            for i in 0..<half {
+                                let (a, b) = (x1[i], x2[i])
+                                x1[i] = a * c[i] - b * s[i]
+                                x2[i] = b * c[i] + a * s[i]
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -7,7 +7,7 @@ final class KVCacheShrinkTests: XCTestCase {
         var cache = KVCache(layers: 2, rowWidth: 4)
         cache.reserve(rows: 10_000)
         for layer in 0..<2 {
-            cache.append(layer: layer, keys: (0..<12).map(Float.init), values: (0..<12).map { Float(-$0) })
+            cache.append(layer: layer, keys: (0..<12).map(Float.init)[...], values: (0..<12).map { Float(-$0) }[...])
         }
         cache.advance(by: 3)
         XCTAssertGreaterThanOrEqual(cache.keys[0].capacity, 40_000)

@@ -41,13 +41,33 @@ final class SwiGLUChunkTests: XCTestCase {
             let mlp = SwiGLU(gate: layer("gate", intermediate, input, seed: 1), up: layer("up", intermediate, input, seed: 2),
                              down: layer("down", output, intermediate, seed: 3))
             let x = (0..<(tokens * input)).map { (i: Int) -> Float in Float((i * 37) % 101) / 101 - 0.5 }
-            let onePass = mlp.down(Ops.siluMultiply(mlp.gate(x, tokens: tokens, pool: pool),
-                                                    mlp.up(x, tokens: tokens, pool: pool), pool: pool),
-                                   tokens: tokens, pool: pool)
+            var activated = mlp.gate(x, tokens: tokens, pool: pool)
+            Ops.siluMultiply(&activated, mlp.up(x, tokens: tokens, pool: pool), pool: pool)
+            let onePass = mlp.down(activated, tokens: tokens, pool: pool)
             let chunked = mlp(x, tokens: tokens, pool: pool)
             XCTAssertEqual(chunked.count, tokens * output)
             XCTAssertEqual(chunked.map { $0.bitPattern }, onePass.map { $0.bitPattern }, "\(dtype) \(String(describing: format))")
             XCTAssertGreaterThan(chunked.map(abs).max()!, 0.01) // not a product of zeros
+        }
+    }
+
+    /// Buffers kept from pass to pass (as a forward pass keeps them from layer to layer) shrink and grow with the row
+    /// count and never leak a previous pass's values: each pass equals a fresh one bit for bit.
+    func testReusedBuffersGiveFreshResults() {
+        let pool = WorkerPool(threads: 2)
+        let (input, intermediate, output) = (64, 160, 48)
+        for (dtype, format) in [(DType.f32, QuantizedFormat?.none), (.bf16, nil), (.f32, .q4)] {
+            let mlp = SwiGLU(gate: matrix("gate", rows: intermediate, columns: input, dtype: dtype, seed: 4, quantized: format),
+                             up: matrix("up", rows: intermediate, columns: input, dtype: dtype, seed: 5, quantized: format),
+                             down: matrix("down", rows: output, columns: intermediate, dtype: dtype, seed: 6, quantized: format))
+            var (out, buffers) = ([Float](), SwiGLU.Buffers())
+            for tokens in [1_500, 3, 200, 1, 1_500] { // past the chunking, the GEMM and the AMX schedule thresholds
+                let x = (0..<(tokens * input)).map { (i: Int) -> Float in Float((i * 53 + tokens) % 97) / 97 - 0.5 }
+                mlp(x, tokens: tokens, into: &out, buffers: &buffers, pool: pool)
+                let fresh = mlp(x, tokens: tokens, pool: pool)
+                XCTAssertEqual(out.count, tokens * output)
+                XCTAssertEqual(out.map { $0.bitPattern }, fresh.map { $0.bitPattern }, "\(dtype) \(String(describing: format)), \(tokens) rows")
+            }
         }
     }
 }

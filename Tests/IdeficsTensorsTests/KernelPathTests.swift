@@ -43,7 +43,8 @@ final class KernelPathTests: XCTestCase {
 
     func testSiLUAndGELUMatchTheirFormulas() {
         let xs = stride(from: -20.0, through: 20.0, by: 0.01).map { Float($0) } + [-90, 90]
-        let silu = Ops.siluMultiply(xs, [Float](repeating: 1, count: xs.count))
+        var silu = xs
+        Ops.siluMultiply(&silu, [Float](repeating: 1, count: xs.count))
         var gelu = xs
         Ops.geluTanh(&gelu)
         for (i, x) in xs.enumerated() {

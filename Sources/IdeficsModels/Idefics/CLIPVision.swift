@@ -38,9 +38,10 @@ public struct CLIPVision: Sendable {
         var x = classEmbedding + patchEmbedding(image.patches(size: config.patchSize), tokens: count - 1, pool: pool)
         Ops.add(&x, positionEmbedding)
         x = Ops.layerNorm(x, weight: preNormWeight, bias: preNormBias, eps: config.layerNormEps)
+        var buffers = VisionEncoderLayer.Buffers()
         for layer in layers {
             layer(&x, count: count, headCount: config.headCount, eps: config.layerNormEps, activation: config.activation,
-                  pool: pool)
+                  buffers: &buffers, pool: pool)
         }
         return x
     }

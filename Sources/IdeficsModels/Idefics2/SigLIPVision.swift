@@ -45,6 +45,7 @@ public struct SigLIPVision: Sendable {
         var states: [Float]
         let count: Int
         var nextLayer = 0
+        var buffers = VisionEncoderLayer.Buffers()
     }
 
     /// The patch embeddings plus their NaViT position embeddings: the first layer's input.
@@ -68,7 +69,7 @@ public struct SigLIPVision: Sendable {
     public func runLayer(_ encoding: inout Encoding, pool: WorkerPool) {
         precondition(!isEncoded(encoding), "every layer has run")
         layers[encoding.nextLayer](&encoding.states, count: encoding.count, headCount: config.headCount,
-                                   eps: config.layerNormEps, activation: .geluTanh, pool: pool)
+                                   eps: config.layerNormEps, activation: .geluTanh, buffers: &encoding.buffers, pool: pool)
         encoding.nextLayer += 1
     }
 

@@ -21,7 +21,7 @@ public struct KVCache: Sendable {
         }
     }
 
-    mutating func append(layer: Int, keys newKeys: [Float], values newValues: [Float]) {
+    mutating func append(layer: Int, keys newKeys: ArraySlice<Float>, values newValues: ArraySlice<Float>) {
         keys[layer].append(contentsOf: newKeys)
         values[layer].append(contentsOf: newValues)
     }

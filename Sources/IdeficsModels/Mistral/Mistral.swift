@@ -11,6 +11,13 @@ public struct Mistral: Sendable {
         let mlp: SwiGLU
     }
 
+    /// The activations of a forward pass, kept from layer to layer (the products share the MLP's scratch).
+    struct Buffers {
+        var normed: [Float] = [], query: [Float] = [], key: [Float] = [], value: [Float] = []
+        var attended: [Float] = [], projected: [Float] = []
+        var mlp = SwiGLU.Buffers()
+    }
+
     /// Which rows of the final hidden states become logits.
     public enum LogitsSelection: Sendable {
         case none, last, all
@@ -144,31 +151,37 @@ public struct Mistral: Sendable {
                                    headDim: config.headDim, precision: layers.first?.query.weight.products ?? .float32)
         let (qWidth, kvWidth) = (config.headCount * config.headDim, config.keyValueHeadCount * config.headDim)
         var x = batch.flatMap(\.hidden)
+        var b = Buffers()
+        let angles = rope.angles(positions: positions)
         for (index, layer) in layers.enumerated() {
             beforeLayer?(index, &x)
-            let normed = Ops.rmsNorm(x, weight: layer.inputNorm, eps: config.rmsNormEps, pool: pool)
-            var q = layer.query(normed, tokens: tokens, pool: pool)
-            var k = layer.key(normed, tokens: tokens, pool: pool)
-            let v = layer.value(normed, tokens: tokens, pool: pool)
-            rope.apply(&q, heads: config.headCount, positions: positions)
-            rope.apply(&k, heads: config.keyValueHeadCount, positions: positions)
-            var attended = [Float]()
-            attended.reserveCapacity(tokens * qWidth)
+            Ops.rmsNorm(x, weight: layer.inputNorm, eps: config.rmsNormEps, into: &b.normed, pool: pool)
+            layer.query(b.normed, tokens: tokens, into: &b.query, scratch: &b.mlp.scratch, pool: pool)
+            layer.key(b.normed, tokens: tokens, into: &b.key, scratch: &b.mlp.scratch, pool: pool)
+            layer.value(b.normed, tokens: tokens, into: &b.value, scratch: &b.mlp.scratch, pool: pool)
+            rope.apply(&b.query, heads: config.headCount, angles: angles)
+            rope.apply(&b.key, heads: config.keyValueHeadCount, angles: angles)
+            b.attended.prepare(count: tokens * qWidth)
             for (row, count) in counts.enumerated() {
                 let rows = offsets[row]..<offsets[row] + count
-                caches[row].append(layer: index, keys: Array(k[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]),
-                                   values: Array(v[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth]))
+                caches[row].append(layer: index, keys: b.key[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth],
+                                   values: b.value[rows.lowerBound * kvWidth..<rows.upperBound * kvWidth])
                 let firstSlot = firstSlots[row]
-                attended += attend(queries: Array(q[rows.lowerBound * qWidth..<rows.upperBound * qWidth]),
-                                   keys: caches[row].keys[index], values: caches[row].values[index], shape: shape,
-                                   queryCount: count, allowedSlots: { t in
-                                       let slot = firstSlot + t
-                                       return max(0, slot - window + 1)..<(slot + 1)
-                                   }, pool: pool)
+                b.query.withUnsafeBufferPointer { q in
+                    b.attended.withUnsafeMutableBufferPointer { out in
+                        attend(queryRows: q.baseAddress! + rows.lowerBound * qWidth, keys: caches[row].keys[index],
+                               values: caches[row].values[index], shape: shape, queryCount: count, allowedSlots: { t in
+                                   let slot = firstSlot + t
+                                   return max(0, slot - window + 1)..<(slot + 1)
+                               }, into: out.baseAddress! + rows.lowerBound * qWidth, pool: pool)
+                    }
+                }
             }
-            Ops.add(&x, layer.output(attended, tokens: tokens, pool: pool), pool: pool)
-            let normed2 = Ops.rmsNorm(x, weight: layer.postAttentionNorm, eps: config.rmsNormEps, pool: pool)
-            Ops.add(&x, layer.mlp(normed2, tokens: tokens, pool: pool), pool: pool)
+            layer.output(b.attended, tokens: tokens, into: &b.projected, scratch: &b.mlp.scratch, pool: pool)
+            Ops.add(&x, b.projected, pool: pool)
+            Ops.rmsNorm(x, weight: layer.postAttentionNorm, eps: config.rmsNormEps, into: &b.normed, pool: pool)
+            layer.mlp(b.normed, tokens: tokens, into: &b.projected, buffers: &b.mlp, pool: pool)
+            Ops.add(&x, b.projected, pool: pool)
         }
         for (row, count) in counts.enumerated() { caches[row].advance(by: count) }
         let selectedRows: [Range<Int>]
