@@ -43,25 +43,37 @@ public struct Perceiver: Sendable {
         finalNorm = try checkpoint.floats(resampler + "norm.weight", count: hidden)
     }
 
+    /// The activations of a resampling, kept from layer to layer (the products share the MLP's scratch).
+    struct Buffers {
+        var normedLatents: [Float] = [], keysAndValuesInput: [Float] = []
+        var query: [Float] = [], key: [Float] = [], value: [Float] = [], attended: [Float] = [], projected: [Float] = []
+        var mlp = SwiGLU.Buffers()
+    }
+
     /// Vision hidden states [patches, visionHidden] -> [latentCount, hidden].
     public func resample(_ visionStates: [Float], patches: Int, pool: WorkerPool) -> [Float] {
         let context = projection(visionStates, tokens: patches, pool: pool)
         let eps = config.rmsNormEps
         let shape = AttentionShape(headCount: config.headCount, keyValueHeadCount: config.keyValueHeadCount,
                                    headDim: config.headDim, precision: layers.first?.query.weight.products ?? .float32)
-        let slots = patches + config.latentCount
+        let (latentCount, slots) = (config.latentCount, patches + config.latentCount)
         var x = latents
+        var b = Buffers()
         for layer in layers {
-            let normedLatents = Ops.rmsNorm(x, weight: layer.latentsNorm, eps: eps)
-            let keysAndValuesInput = Ops.rmsNorm(context, weight: layer.contextNorm, eps: eps, pool: pool) + normedLatents
-            let attended = attend(queries: layer.query(normedLatents, tokens: config.latentCount, pool: pool),
-                                  keys: layer.key(keysAndValuesInput, tokens: slots, pool: pool),
-                                  values: layer.value(keysAndValuesInput, tokens: slots, pool: pool),
-                                  shape: shape, queryCount: config.latentCount, allowedSlots: { _ in 0..<slots },
-                                  pool: pool)
-            Ops.add(&x, layer.output(attended, tokens: config.latentCount, pool: pool))
-            let normed = Ops.rmsNorm(x, weight: layer.postAttentionNorm, eps: eps)
-            Ops.add(&x, layer.mlp(normed, tokens: config.latentCount, pool: pool))
+            Ops.rmsNorm(x, weight: layer.latentsNorm, eps: eps, into: &b.normedLatents)
+            // Keys and values read the normed context followed by the normed latents.
+            Ops.rmsNorm(context, weight: layer.contextNorm, eps: eps, into: &b.keysAndValuesInput, pool: pool)
+            b.keysAndValuesInput += b.normedLatents
+            layer.query(b.normedLatents, tokens: latentCount, into: &b.query, scratch: &b.mlp.scratch, pool: pool)
+            layer.key(b.keysAndValuesInput, tokens: slots, into: &b.key, scratch: &b.mlp.scratch, pool: pool)
+            layer.value(b.keysAndValuesInput, tokens: slots, into: &b.value, scratch: &b.mlp.scratch, pool: pool)
+            attend(queries: b.query, keys: b.key, values: b.value, shape: shape, queryCount: latentCount,
+                   allowedSlots: { _ in 0..<slots }, into: &b.attended, pool: pool)
+            layer.output(b.attended, tokens: latentCount, into: &b.projected, scratch: &b.mlp.scratch, pool: pool)
+            Ops.add(&x, b.projected)
+            Ops.rmsNorm(x, weight: layer.postAttentionNorm, eps: eps, into: &b.normedLatents)
+            layer.mlp(b.normedLatents, tokens: latentCount, into: &b.projected, buffers: &b.mlp, pool: pool)
+            Ops.add(&x, b.projected)
         }
         return Ops.rmsNorm(x, weight: finalNorm, eps: eps)
     }
