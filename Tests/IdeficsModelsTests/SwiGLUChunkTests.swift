@@ -52,7 +52,8 @@ final class SwiGLUChunkTests: XCTestCase {
     }
 
     /// Buffers kept from pass to pass (as a forward pass keeps them from layer to layer) shrink and grow with the row
-    /// count and never leak a previous pass's values: each pass equals a fresh one bit for bit.
+    /// count and never leak a previous pass's values: each pass equals a fresh one bit for bit. After the largest
+    /// pass nothing is allocated again: the output and both intermediates keep their storage.
     func testReusedBuffersGiveFreshResults() {
         let pool = WorkerPool(threads: 2)
         let (input, intermediate, output) = (64, 160, 48)
@@ -61,9 +62,15 @@ final class SwiGLUChunkTests: XCTestCase {
                              up: matrix("up", rows: intermediate, columns: input, dtype: dtype, seed: 5, quantized: format),
                              down: matrix("down", rows: output, columns: intermediate, dtype: dtype, seed: 6, quantized: format))
             var (out, buffers) = ([Float](), SwiGLU.Buffers())
+            var storage: [UnsafeMutableRawPointer?]? // after the first (largest) pass
             for tokens in [1_500, 3, 200, 1, 1_500] { // past the chunking, the GEMM and the AMX schedule thresholds
                 let x = (0..<(tokens * input)).map { (i: Int) -> Float in Float((i * 53 + tokens) % 97) / 97 - 0.5 }
                 mlp(x, tokens: tokens, into: &out, buffers: &buffers, pool: pool)
+                let addresses = [out, buffers.gate, buffers.up].map { array in
+                    array.withUnsafeBufferPointer { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
+                }
+                XCTAssertEqual(addresses, storage ?? addresses, "\(dtype), \(tokens) rows: storage reallocated")
+                storage = storage ?? addresses
                 let fresh = mlp(x, tokens: tokens, pool: pool)
                 XCTAssertEqual(out.count, tokens * output)
                 XCTAssertEqual(out.map { $0.bitPattern }, fresh.map { $0.bitPattern }, "\(dtype) \(String(describing: format)), \(tokens) rows")
