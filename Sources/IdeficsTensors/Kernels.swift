@@ -65,21 +65,13 @@ extension Array where Element == Float {
             if let base = buffer.baseAddress { ck_advise_huge_pages(base, bytes) }
         }
     }
-
-    /// `count` floats that `fill` writes, every one of them (nothing is zeroed first).
-    public static func activations(count: Int, _ fill: (UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-        var values = [Float]()
-        values.prepare(count: count)
-        values.withUnsafeMutableBufferPointer { if let base = $0.baseAddress { fill(base) } }
-        return values
-    }
 }
 
 extension Array where Element: Numeric & BitwiseCopyable {
     /// Makes the array `count` values long for a caller that writes every one: storage large enough is kept (a
-    /// buffer reused from call to call allocates once, at its largest size), else replaced by fresh storage that is
-    /// not zeroed, backed by huge pages from 8 MiB where the OS offers them (a fresh activation of hundreds of
-    /// megabytes would otherwise spend a tenth of its first pass in page faults).
+    /// buffer reused from call to call allocates once, at its largest size; values added within it are zeros), else
+    /// replaced by fresh storage that is not zeroed, backed by huge pages from 8 MiB where the OS offers them (a
+    /// fresh activation of hundreds of megabytes would otherwise spend a tenth of its first pass in page faults).
     public mutating func prepare(count newCount: Int) {
         if newCount <= capacity {
             if count > newCount { removeLast(count - newCount) }

@@ -34,12 +34,7 @@ public struct RotaryEmbedding: Sendable {
         return Angles(cosines: cosines, sines: sines)
     }
 
-    /// Rotates every head of every row of `x` ([rows, heads * headDim]); row r sits at `positions[r]`.
-    public func apply(_ x: inout [Float], heads: Int, positions: [Int]) {
-        apply(&x, heads: heads, angles: angles(positions: positions))
-    }
-
-    /// Rotates every head of every row of `x` by its row's `angles`.
+    /// Rotates every head of every row of `x` ([rows, heads * headDim]) by its row's `angles`.
     public func apply(_ x: inout [Float], heads: Int, angles: Angles) {
         let half = headDim / 2
         precondition(x.count == angles.cosines.count * 2 * heads, "rows do not match the angles")

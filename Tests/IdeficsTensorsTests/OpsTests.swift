@@ -19,7 +19,7 @@ final class OpsTests: XCTestCase {
     func testRotaryEmbeddingRotatesHalvesByPositionTimesFrequency() {
         let rope = RotaryEmbedding(headDim: 4, theta: 100)
         var x: [Float] = [1, 1, 0, 0]
-        rope.apply(&x, heads: 1, positions: [3])
+        rope.apply(&x, heads: 1, angles: rope.angles(positions: [3]))
         // Frequencies 1 and 1/10: pairs (x0, x2) and (x1, x3) rotate by 3 and 0.3 radians.
         XCTAssertEqual(x[0], cos(3), accuracy: 1e-6)
         XCTAssertEqual(x[2], sin(3), accuracy: 1e-6)

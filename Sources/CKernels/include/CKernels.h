@@ -117,7 +117,7 @@ float ck_dot(const float *a, const float *b, ptrdiff_t n);
 void ck_axpy(float a, const float *x, float *y, ptrdiff_t n);
 /// In-place softmax of x[0..<n] (max-subtracted); returns the maximum.
 float ck_softmax(float *x, ptrdiff_t n);
-/// out = silu(gate) * up
+/// out = silu(gate) * up; out may be gate (SwiGLU runs it in place).
 void ck_silu_mul(const float *gate, const float *up, float *out, ptrdiff_t n);
 /// In place: gelu with the tanh approximation (transformers' gelu_pytorch_tanh).
 void ck_gelu_tanh(float *x, ptrdiff_t n);

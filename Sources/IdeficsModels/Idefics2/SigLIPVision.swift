@@ -71,6 +71,7 @@ public struct SigLIPVision: Sendable {
         layers[encoding.nextLayer](&encoding.states, count: encoding.count, headCount: config.headCount,
                                    eps: config.layerNormEps, activation: .geluTanh, buffers: &encoding.buffers, pool: pool)
         encoding.nextLayer += 1
+        if isEncoded(encoding) { encoding.buffers = .init() } // not held through the connector and decode steps
     }
 
     /// The post-layernorm of the last layer's states.
