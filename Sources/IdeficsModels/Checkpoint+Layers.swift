@@ -62,10 +62,16 @@ struct SwiGLU: Sendable {
                       buffers b: inout Buffers, pool: WorkerPool) {
         b.gate.prepare(count: tokens * gate.outFeatures)
         b.up.prepare(count: tokens * up.outFeatures)
-        b.gate.withUnsafeMutableBufferPointer { gate(rows: x, tokens: tokens, into: $0.baseAddress!, scratch: &b.scratch, pool: pool) }
-        b.up.withUnsafeMutableBufferPointer { up(rows: x, tokens: tokens, into: $0.baseAddress!, scratch: &b.scratch, pool: pool) }
+        b.gate.withUnsafeMutableBufferPointer {
+            gate(rows: x, tokens: tokens, into: $0.baseAddress!, scratch: &b.scratch, pool: pool)
+        }
+        b.up.withUnsafeMutableBufferPointer {
+            up(rows: x, tokens: tokens, into: $0.baseAddress!, scratch: &b.scratch, pool: pool)
+        }
         Ops.siluMultiply(&b.gate, b.up, pool: pool)
-        b.gate.withUnsafeBufferPointer { down(rows: $0.baseAddress!, tokens: tokens, into: out, scratch: &b.scratch, pool: pool) }
+        b.gate.withUnsafeBufferPointer {
+            down(rows: $0.baseAddress!, tokens: tokens, into: out, scratch: &b.scratch, pool: pool)
+        }
     }
 }
 

@@ -55,6 +55,7 @@ public struct Linear: Sendable {
                                pool: WorkerPool) {
         precondition(x.count == tokens * inFeatures, "\(weight.name): input has \(x.count) values, not \(tokens)x\(inFeatures)")
         y.prepare(count: tokens * outFeatures)
+        guard tokens > 0 else { return } // no rows: empty arrays may have no storage to point at
         x.withUnsafeBufferPointer { x in
             y.withUnsafeMutableBufferPointer { y in
                 self(rows: x.baseAddress!, tokens: tokens, into: y.baseAddress!, scratch: &scratch, pool: pool)

@@ -12,7 +12,8 @@ public enum Ops {
     }
 
     /// RMSNorm into `out` (its storage kept when it is large enough).
-    public static func rmsNorm(_ x: [Float], weight: [Float], eps: Float, into out: inout [Float], pool: WorkerPool? = nil) {
+    public static func rmsNorm(_ x: [Float], weight: [Float], eps: Float, into out: inout [Float],
+                               pool: WorkerPool? = nil) {
         let width = weight.count
         rows(of: x, width: width, into: &out, pool: pool) { x, rows, o in
             ck_rms_norm(x, weight, eps, rows, width, o)
@@ -66,7 +67,8 @@ public enum Ops {
         gate.withUnsafeMutableBufferPointer { g in
             up.withUnsafeBufferPointer { u in
                 forEachRows(count, width: 1, pool: pool) { r in
-                    ck_silu_mul(g.baseAddress! + r.lowerBound, u.baseAddress! + r.lowerBound, g.baseAddress! + r.lowerBound, r.count)
+                    let values = g.baseAddress! + r.lowerBound
+                    ck_silu_mul(values, u.baseAddress! + r.lowerBound, values, r.count)
                 }
             }
         }

@@ -44,7 +44,7 @@ public struct RotaryEmbedding: Sendable {
                     for row in 0..<cosines.count / half {
                         let (c, s) = (cosines.baseAddress! + row * half, sines.baseAddress! + row * half)
                         for head in 0..<heads {
-                            let (x1, x2) = (x.baseAddress! + (row * heads + head) * headDim, x.baseAddress! + (row * heads + head) * headDim + half)
+                            let x1 = x.baseAddress! + (row * heads + head) * headDim, x2 = x1 + half
                             for i in 0..<half {
                                 let (a, b) = (x1[i], x2[i])
                                 x1[i] = a * c[i] - b * s[i]

@@ -31,22 +31,31 @@ final class SwiGLUChunkTests: XCTestCase {
         return Linear(weight: quantized.map { weight.quantized($0, pool: WorkerPool(threads: 1)) } ?? weight)
     }
 
+    /// An MLP input -> intermediate -> output of `dtype` (quantized to `format`), its three matrices from `seed` on.
+    private func mlp(_ input: Int, _ intermediate: Int, _ output: Int, dtype: DType, format: QuantizedFormat?,
+                     seed: UInt64) -> SwiGLU {
+        func layer(_ name: String, _ rows: Int, _ columns: Int, _ seed: UInt64) -> Linear {
+            matrix(name, rows: rows, columns: columns, dtype: dtype, seed: seed, quantized: format)
+        }
+        return SwiGLU(gate: layer("gate", intermediate, input, seed), up: layer("up", intermediate, input, seed + 1),
+                      down: layer("down", output, intermediate, seed + 2))
+    }
+
+    private static let formats: [(DType, QuantizedFormat?)] = [(.f32, nil), (.bf16, nil), (.f32, .q4)]
+
     func testChunkedRowsEqualOnePassBitForBit() {
         let pool = WorkerPool(threads: 2)
         let (input, intermediate, output, tokens) = (64, 160, 48, 2_500) // 3 chunks of 833-834 rows
-        for (dtype, format) in [(DType.f32, QuantizedFormat?.none), (.bf16, nil), (.f32, .q4)] {
-            func layer(_ name: String, _ rows: Int, _ columns: Int, seed: UInt64) -> Linear {
-                matrix(name, rows: rows, columns: columns, dtype: dtype, seed: seed, quantized: format)
-            }
-            let mlp = SwiGLU(gate: layer("gate", intermediate, input, seed: 1), up: layer("up", intermediate, input, seed: 2),
-                             down: layer("down", output, intermediate, seed: 3))
+        for (dtype, format) in Self.formats {
+            let mlp = mlp(input, intermediate, output, dtype: dtype, format: format, seed: 1)
             let x = (0..<(tokens * input)).map { (i: Int) -> Float in Float((i * 37) % 101) / 101 - 0.5 }
             var activated = mlp.gate(x, tokens: tokens, pool: pool)
             Ops.siluMultiply(&activated, mlp.up(x, tokens: tokens, pool: pool), pool: pool)
             let onePass = mlp.down(activated, tokens: tokens, pool: pool)
             let chunked = mlp(x, tokens: tokens, pool: pool)
             XCTAssertEqual(chunked.count, tokens * output)
-            XCTAssertEqual(chunked.map { $0.bitPattern }, onePass.map { $0.bitPattern }, "\(dtype) \(String(describing: format))")
+            XCTAssertEqual(chunked.map { $0.bitPattern }, onePass.map { $0.bitPattern },
+                           "\(dtype) \(String(describing: format))")
             XCTAssertGreaterThan(chunked.map(abs).max()!, 0.01) // not a product of zeros
         }
     }
@@ -57,10 +66,8 @@ final class SwiGLUChunkTests: XCTestCase {
     func testReusedBuffersGiveFreshResults() {
         let pool = WorkerPool(threads: 2)
         let (input, intermediate, output) = (64, 160, 48)
-        for (dtype, format) in [(DType.f32, QuantizedFormat?.none), (.bf16, nil), (.f32, .q4)] {
-            let mlp = SwiGLU(gate: matrix("gate", rows: intermediate, columns: input, dtype: dtype, seed: 4, quantized: format),
-                             up: matrix("up", rows: intermediate, columns: input, dtype: dtype, seed: 5, quantized: format),
-                             down: matrix("down", rows: output, columns: intermediate, dtype: dtype, seed: 6, quantized: format))
+        for (dtype, format) in Self.formats {
+            let mlp = mlp(input, intermediate, output, dtype: dtype, format: format, seed: 4)
             var (out, buffers) = ([Float](), SwiGLU.Buffers())
             var storage: [UnsafeMutableRawPointer?]? // after the first (largest) pass
             for tokens in [1_500, 3, 200, 1, 1_500] { // past the chunking, the GEMM and the AMX schedule thresholds
@@ -73,7 +80,8 @@ final class SwiGLUChunkTests: XCTestCase {
                 storage = storage ?? addresses
                 let fresh = mlp(x, tokens: tokens, pool: pool)
                 XCTAssertEqual(out.count, tokens * output)
-                XCTAssertEqual(out.map { $0.bitPattern }, fresh.map { $0.bitPattern }, "\(dtype) \(String(describing: format)), \(tokens) rows")
+                XCTAssertEqual(out.map { $0.bitPattern }, fresh.map { $0.bitPattern },
+                               "\(dtype) \(String(describing: format)), \(tokens) rows")
             }
         }
     }

@@ -59,7 +59,7 @@ public struct Perceiver: Sendable {
         let (latentCount, slots) = (config.latentCount, patches + config.latentCount)
         var x = latents
         var b = Buffers()
-        b.keysAndValuesInput.reserveCapacity(hugePages: slots * config.hiddenSize) // the context and the latents behind it
+        b.keysAndValuesInput.reserveCapacity(hugePages: slots * config.hiddenSize) // the context, the latents behind
         for layer in layers {
             Ops.rmsNorm(x, weight: layer.latentsNorm, eps: eps, into: &b.normedLatents)
             // Keys and values read the normed context followed by the normed latents.

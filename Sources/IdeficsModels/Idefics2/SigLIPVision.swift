@@ -69,7 +69,8 @@ public struct SigLIPVision: Sendable {
     public func runLayer(_ encoding: inout Encoding, pool: WorkerPool) {
         precondition(!isEncoded(encoding), "every layer has run")
         layers[encoding.nextLayer](&encoding.states, count: encoding.count, headCount: config.headCount,
-                                   eps: config.layerNormEps, activation: .geluTanh, buffers: &encoding.buffers, pool: pool)
+                                   eps: config.layerNormEps, activation: .geluTanh, buffers: &encoding.buffers,
+                                   pool: pool)
         encoding.nextLayer += 1
         if isEncoded(encoding) { encoding.buffers = .init() } // not held through the connector and decode steps
     }
