@@ -210,6 +210,19 @@ void ck_round_to_bf16(const float *X, ptrdiff_t T, ptrdiff_t K, ptrdiff_t ldx, u
     kernels()->round_to_bf16(X, T, K, ldx, out, ldo);
 }
 
+void ck_to_bf16(const void *src, ck_dtype type, ptrdiff_t n, uint16_t *dst) {
+    if (type == CK_F32) {
+        ck_round_to_bf16(src, 1, n, n, dst, n);
+        return;
+    }
+    float floats[256];
+    for (ptrdiff_t i = 0; i < n; i += 256) {
+        const ptrdiff_t count = n - i < 256 ? n - i : 256;
+        ck_to_f32((const char *)src + i * 2, type, count, floats); // F16 or BF16: 2 bytes a value
+        ck_round_to_bf16(floats, 1, count, count, dst + i, count);
+    }
+}
+
 void ck_round_floats_to_bf16(float *x, ptrdiff_t n) {
     uint16_t bits[256];
     for (ptrdiff_t i = 0; i < n; i += 256) {

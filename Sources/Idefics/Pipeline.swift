@@ -41,7 +41,8 @@ public final class Pipeline: @unchecked Sendable {
     /// or commit of the cache's `refs/`). The folder's kind is checked from config.json before any weight is mapped.
     /// `quantize` quantizes the language model's and the connector's matrices as they load (and the vision tower's
     /// with `quantizeVision`); the stored weights they came from are not kept in memory. `products`: the precision of
-    /// activations in products with BF16 matrices (bf16 as torch runs a bf16 model: faster, not exact).
+    /// matrix products (bf16 as torch runs a model loaded in bf16: F32 and F16 matrices rounded to BF16 as they load,
+    /// activations rounded before each product; faster, not exact).
     public convenience init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantize: QuantizedFormat? = nil,
                             quantizeVision: Bool = false, products: ProductPrecision = .float32) throws {
         try self.init(pathOrID: pathOrID, revision: revision, threads: threads,

@@ -7,9 +7,10 @@ public struct Checkpoint: Sendable {
     public let directory: URL
     /// Set before a model is built from this checkpoint: its float matrices are then quantized as they load.
     public var quantization: WeightQuantization?
-    /// Set before a model is built: the precision of activations in its products with BF16 matrices.
+    /// Set before a model is built: the precision of its matrix products (at bf16, F32 and F16 matrices are rounded to
+    /// BF16 as they load).
     public var products: ProductPrecision = .float32
-    /// Threads for work on weights as they load (quantizing, repacking AWQ).
+    /// Threads for work on weights as they load (quantizing, repacking AWQ, rounding to BF16).
     public var pool = WorkerPool(threads: 1)
     /// How the stored weights are quantized (config.json's quantization_config), if they are.
     public let storedQuantization: StoredQuantization?

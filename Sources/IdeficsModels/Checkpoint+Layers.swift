@@ -13,7 +13,7 @@ extension Checkpoint {
     /// logged under `name` (its own by default); else multiplied at the load's `products` precision.
     func matrix(_ weight: WeightTensor, as name: String? = nil) -> WeightTensor {
         guard let quantization, weight.quantization == nil, quantization.applies(to: weight.name) else {
-            return weight.multiplied(at: products)
+            return weight.multiplied(at: products, pool: pool)
         }
         let quantized = weight.quantized(quantization.format, pool: pool)
         quantization.log?.add(quantized, as: name ?? weight.name)

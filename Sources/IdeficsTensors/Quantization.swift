@@ -70,8 +70,8 @@ public protocol ReleasableWeightStorage: AnyObject {
     func release(_ bytes: UnsafeRawBufferPointer)
 }
 
-/// Heap memory holding quantized weights.
-final class QuantizedStorage: @unchecked Sendable {
+/// Heap memory holding weights a load made (quantized, repacked or rounded), from a cache line.
+final class WeightStorage: @unchecked Sendable {
     let bytes: UnsafeMutableRawPointer
     init(byteCount: Int) { bytes = .allocate(byteCount: max(byteCount, 1), alignment: 64) }
     deinit { bytes.deallocate() }
@@ -85,7 +85,7 @@ extension WeightTensor {
                      "\(name): not a float matrix, or \(format) is not a target format")
         let (rows, columns) = (shape[0], shape[1])
         let rowBytes = format.rowBytes(columns: columns)
-        let storage = QuantizedStorage(byteCount: rows * rowBytes)
+        let storage = WeightStorage(byteCount: rows * rowBytes)
         let source = data, sourceRowBytes = columns * dtype.byteSize, type = dtype.kernelType
         let destination = storage.bytes
         // Whole row groups per thread: the rows of a group share cache lines.
@@ -120,7 +120,7 @@ extension WeightTensor {
         let (input, out) = (qweight.shape[0], qweight.shape[1] * 8)
         precondition(input % group == 0 && group % 32 == 0 && scales.shape == [input / group, out], "\(name): AWQ shapes")
         let rowBytes = QuantizedFormat.q4z.rowBytes(columns: input)
-        let storage = QuantizedStorage(byteCount: out * rowBytes)
+        let storage = WeightStorage(byteCount: out * rowBytes)
         let destination = storage.bytes
         let (q, z, d) = (qweight.data.assumingMemoryBound(to: Int32.self), qzeros.data.assumingMemoryBound(to: Int32.self),
                          scales.data.assumingMemoryBound(to: UInt16.self))

@@ -25,10 +25,25 @@ public struct WeightTensor: @unchecked Sendable {
         self.products = products
     }
 
-    /// The same matrix multiplied at `precision` where it applies (BF16 weights; any other keeps float32).
-    public func multiplied(at precision: ProductPrecision) -> WeightTensor {
-        guard dtype == .bf16, quantization == nil, precision != products else { return self }
-        return WeightTensor(name: name, dtype: dtype, shape: shape, data: data, owner: owner, products: precision)
+    /// The same matrix multiplied at `precision`. Quantized matrices keep their own products. At bf16, float32 and
+    /// float16 matrices are first rounded to BF16 (to nearest even, as torch's `.to(torch.bfloat16)`: what loading the
+    /// model in bf16 does to them) on `pool`'s threads, into memory the result owns, and the source's pages are given
+    /// back when it lives in a mapped file: half the memory of float32, and the bf16 kernels (AMX tiles) apply.
+    public func multiplied(at precision: ProductPrecision, pool: WorkerPool) -> WeightTensor {
+        guard quantization == nil, dtype.isFloatWeight, precision != products else { return self }
+        guard dtype != .bf16 else {
+            return WeightTensor(name: name, dtype: dtype, shape: shape, data: data, owner: owner, products: precision)
+        }
+        let storage = WeightStorage(byteCount: count * 2)
+        let (source, destination, type, width) = (data, storage.bytes.assumingMemoryBound(to: UInt16.self),
+                                                   dtype.kernelType, dtype.byteSize)
+        pool.forEachRange(count: (count + 4095) / 4096, work: count * 4) { chunks in
+            let (first, end) = (chunks.lowerBound * 4096, min(chunks.upperBound * 4096, count))
+            ck_to_bf16(source + first * width, type, end - first, destination + first)
+        }
+        (owner as? ReleasableWeightStorage)?.release(UnsafeRawBufferPointer(start: data, count: byteCount))
+        return WeightTensor(name: name, dtype: .bf16, shape: shape, data: UnsafeRawPointer(destination), owner: storage,
+                            products: precision)
     }
 
     public var count: Int { shape.reduce(1, *) }

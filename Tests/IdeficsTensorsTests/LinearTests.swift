@@ -35,6 +35,19 @@ func makeWeight(rows: Int, cols: Int, dtype: DType, seed: UInt64) -> (WeightTens
     return (tensor, exact)
 }
 
+/// x rounded to the nearest bf16 value, ties to the one with an even last bit, by distance (past the largest finite
+/// bf16 plus half a step: infinity, as IEEE rounding does); NaN stays NaN.
+func nearestBF16(_ x: Float) -> Float {
+    guard x.isFinite else { return x }
+    let toward = Float(bitPattern: x.bitPattern & 0xffff_0000)
+    guard toward != x else { return x }
+    let away = Float(bitPattern: toward.bitPattern &+ 0x1_0000) // the next bf16 from zero (infinity after the largest)
+    let awayValue = away.isInfinite ? (x < 0 ? -0x1p128 : 0x1p128) : Double(away)
+    let (towardDistance, awayDistance) = (abs(Double(x) - Double(toward)), abs(awayValue - Double(x)))
+    if towardDistance != awayDistance { return towardDistance < awayDistance ? toward : away }
+    return toward.bitPattern & 0x1_0000 == 0 ? toward : away
+}
+
 final class LinearTests: XCTestCase {
     func testMatchesNaiveProductForEveryDTypeAndRaggedShape() {
         let pool = WorkerPool(threads: 2)
@@ -67,36 +80,74 @@ final class LinearTests: XCTestCase {
     /// float32 product is further away than that (the rounding happened). Shapes: streaming and packed, an odd input
     /// count, inputs past the 512-input block and in several of AMX's chunks (up to 768 inputs each), rows past the
     /// 256-row block and ending in part of a 16-row group, tokens in part of a 32-token block and after whole ones,
-    /// on both sides of AMX's few-token schedule (up to 128 tokens).
+    /// on both sides of AMX's few-token schedule (up to 128 tokens). F32 and F16 matrices are rounded to BF16 first
+    /// (as loading a model in bf16 does), then multiply alike: three of the shapes, over several conversion chunks.
     func testBF16ProductsEqualExactProductsOfRoundedActivations() {
         let pool = WorkerPool(threads: 2)
         var roundingSeen = false
-        for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (19, 64, 1000), (25, 530, 260), (24, 300, 1101), (40, 33, 2048),
-                                     (77, 41, 2100), (128, 20, 64), (129, 41, 2100), (200, 530, 261)] {
-            let (stored, exact) = makeWeight(rows: rows, cols: cols, dtype: .bf16, seed: UInt64(rows * cols + 1))
-            let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
-            let rounded = x.map { value -> Float in
-                let bits = value.bitPattern
-                return Float(bitPattern: (bits &+ 0x7fff &+ ((bits >> 16) & 1)) & 0xffff_0000)
-            }
-            let y = Linear(weight: stored.multiplied(at: .bfloat16))(x, tokens: tokens, pool: pool)
-            for t in 0..<tokens {
-                for r in 0..<rows {
-                    var expected = 0.0, magnitude = 0.0, unrounded = 0.0
-                    for k in 0..<cols {
-                        let w = Double(exact[r * cols + k])
-                        expected += Double(rounded[t * cols + k]) * w
-                        magnitude += abs(Double(rounded[t * cols + k]) * w)
-                        unrounded += Double(x[t * cols + k]) * w
+        let shapes = [(1, 7, 5), (3, 70, 33), (19, 64, 1000), (25, 530, 260), (24, 300, 1101), (40, 33, 2048),
+                      (77, 41, 2100), (128, 20, 64), (129, 41, 2100), (200, 530, 261)]
+        for dtype in [DType.bf16, .f32, .f16] {
+            for (tokens, rows, cols) in dtype == .bf16 ? shapes : [shapes[1], shapes[3], shapes[8]] {
+                let (stored, exact) = makeWeight(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows * cols + 1))
+                let w = exact.map(nearestBF16)
+                let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+                let rounded = x.map(nearestBF16)
+                let weight = stored.multiplied(at: .bfloat16, pool: pool)
+                XCTAssertEqual(weight.dtype, .bf16)
+                let y = Linear(weight: weight)(x, tokens: tokens, pool: pool)
+                for t in 0..<tokens {
+                    for r in 0..<rows {
+                        var expected = 0.0, magnitude = 0.0, unrounded = 0.0
+                        for k in 0..<cols {
+                            expected += Double(rounded[t * cols + k]) * Double(w[r * cols + k])
+                            magnitude += abs(Double(rounded[t * cols + k]) * Double(w[r * cols + k]))
+                            unrounded += Double(x[t * cols + k]) * Double(exact[r * cols + k])
+                        }
+                        XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 5e-7 * magnitude,
+                                       "\(dtype) \(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
+                        roundingSeen = roundingSeen || abs(Double(y[t * rows + r]) - unrounded) > 5e-7 * magnitude
                     }
-                    XCTAssertEqual(Double(y[t * rows + r]), expected, accuracy: 5e-7 * magnitude,
-                                   "\(tokens)x\(rows)x\(cols) at [\(t), \(r)]")
-                    roundingSeen = roundingSeen || abs(Double(y[t * rows + r]) - unrounded) > 5e-7 * magnitude
                 }
             }
         }
         XCTAssertTrue(roundingSeen, "bf16 products gave the float32 products")
-        XCTAssertEqual(makeWeight(rows: 2, cols: 2, dtype: .f16, seed: 1).0.multiplied(at: .bfloat16).products, .float32)
+    }
+
+    /// F32 and F16 weights become BF16 for bf16 products as torch's `.to(torch.bfloat16)` rounds them: to the nearest
+    /// bf16, ties to even (both directions), the largest floats past bf16's largest finite value to infinity,
+    /// subnormals kept, NaN a NaN, signs and infinities kept. `nearestBF16` finds the nearest value by distance, not
+    /// by the bit trick the kernels use. At float32 the weights are left as stored (the same memory).
+    func testFloatWeightsRoundToNearestBF16() {
+        let pool = WorkerPool(threads: 2)
+        let special: [Float] = [1, 1 + 0x1p-8, 1 + 3 * 0x1p-8, -(1 + 0x1p-8 + 0x1p-20), .greatestFiniteMagnitude,
+                                -.greatestFiniteMagnitude, 0x1.fep127, .infinity, -.infinity, .nan, 0, -0.0, 1e-40,
+                                -3e-39, .leastNonzeroMagnitude, 65504, 6e-8, 0.1, -123.456, 3.14159265]
+        let values = special + (0..<5000).map { Float(sin(Double($0) * 0.37) * pow(10, Double($0 % 13) - 6)) }
+        for dtype in [DType.f32, .f16] {
+            let storage = Storage(byteCount: values.count * dtype.byteSize)
+            let stored = values.enumerated().map { i, value -> Float in
+                if dtype == .f32 {
+                    storage.bytes.storeBytes(of: value, toByteOffset: i * 4, as: Float.self)
+                    return value
+                }
+                storage.bytes.storeBytes(of: Float16(value), toByteOffset: i * 2, as: Float16.self)
+                return Float(Float16(value))
+            }
+            let weight = WeightTensor(name: "w", dtype: dtype, shape: [values.count / 4, 4],
+                                      data: UnsafeRawPointer(storage.bytes), owner: storage)
+            XCTAssertEqual(weight.multiplied(at: .float32, pool: pool).data, weight.data)
+            let converted = weight.multiplied(at: .bfloat16, pool: pool)
+            XCTAssertEqual(converted.dtype, .bf16)
+            XCTAssertEqual(converted.products, .bfloat16)
+            XCTAssertEqual(converted.shape, weight.shape)
+            let bits = converted.data.assumingMemoryBound(to: UInt16.self)
+            for (i, value) in stored.enumerated() {
+                let got = Float(bitPattern: UInt32(bits[i]) << 16), expected = nearestBF16(value)
+                XCTAssert(got.bitPattern == expected.bitPattern || (got.isNaN && expected.isNaN),
+                          "\(dtype) \(value): \(got), not \(expected)")
+            }
+        }
     }
 
     /// Q8_0 and Q4_0 matrices through the same shapes: the product equals the naive one over the dequantized

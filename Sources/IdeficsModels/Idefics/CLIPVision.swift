@@ -18,7 +18,8 @@ public struct CLIPVision: Sendable {
         classEmbedding = try checkpoint.floats(prefix + "embeddings.class_embedding", count: hidden)
         let kernel = try checkpoint.tensor(prefix + "embeddings.patch_embedding.weight",
                                            shape: [hidden, config.channelCount, patch, patch])
-        patchEmbedding = Linear(weight: kernel.reshaped([hidden, config.channelCount * patch * patch]).multiplied(at: checkpoint.products))
+        let matrix = kernel.reshaped([hidden, config.channelCount * patch * patch])
+        patchEmbedding = Linear(weight: matrix.multiplied(at: checkpoint.products, pool: checkpoint.pool))
         positionEmbedding = try checkpoint.tensor(prefix + "embeddings.position_embedding.weight",
                                                   shape: [config.patchCount + 1, hidden]).floats()
         preNormWeight = try checkpoint.floats(prefix + "pre_layrnorm.weight", count: hidden)

@@ -16,7 +16,8 @@ public struct SigLIPVision: Sendable {
         self.config = config
         let kernel = try checkpoint.tensor(prefix + "embeddings.patch_embedding.weight",
                                            shape: [hidden, config.channelCount, patch, patch])
-        patchEmbedding = Linear(weight: kernel.reshaped([hidden, config.channelCount * patch * patch]).multiplied(at: checkpoint.products),
+        let matrix = kernel.reshaped([hidden, config.channelCount * patch * patch])
+        patchEmbedding = Linear(weight: matrix.multiplied(at: checkpoint.products, pool: checkpoint.pool),
                                 bias: try checkpoint.floats(prefix + "embeddings.patch_embedding.bias", count: hidden))
         positionEmbedding = try checkpoint.tensor(prefix + "embeddings.position_embedding.weight",
                                                   shape: [config.patchesPerSide * config.patchesPerSide, hidden])
