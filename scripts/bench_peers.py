@@ -13,8 +13,9 @@ Usage:
 Q8_0 / Q4_0 (swift-idefics `--quantize`, mistral.rs `in_situ_quant`); transformers has no CPU path for them and is
 skipped.
 
---matmul-precision is swift-idefics' (bf16: activations rounded to bf16 before products with BF16 weights, as torch runs
-the bf16 model here; AMX tiles where the CPU has them); the default is its f32.
+--matmul-precision is swift-idefics' (bf16: weights in BF16, F32 and F16 ones rounded as they load, and activations
+rounded to bf16 before each product, as torch runs the bf16 model here; AMX tiles where the CPU has them); the default
+is its f32.
 
 The prompt is the chat turn "What do we see in this image?" after the image (generation greedy, eos ignored where
 the engine allows). TTFT counts from the request to the first generated token, model load excluded.
