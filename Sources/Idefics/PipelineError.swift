@@ -38,7 +38,7 @@ public enum PipelineError: Error, Equatable, CustomStringConvertible {
                 + "would never reach the model"
         case let .badEvaluationItem(path, line, reason): "\(path):\(line): \(reason)"
         case let .emptyEvaluationSet(path): "\(path) holds no evaluation items: nothing to evaluate"
-        case let .outputExists(path): "\(path) exists: the quantized checkpoint goes to a new folder (nothing is written over)"
+        case let .outputExists(path): "\(path) exists: the converted checkpoint goes to a new folder (nothing is written over)"
         case let .missingToken(directory, token):
             "\(directory)/tokenizer.json has no \(token) token: Idefics v1 prompts cannot be built"
         case let .alreadyQuantized(directory):

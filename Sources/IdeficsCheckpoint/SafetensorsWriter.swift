@@ -70,16 +70,35 @@ public struct SafetensorsWriter: Sendable {
         try OutputFile.write(data(), to: path)
     }
 
-    /// A tensor whose bytes stay where they are (a mapped file, a quantized copy) until they are written.
+    /// A tensor whose bytes stay where they are (a mapped file, a quantized copy) until they are written, or are
+    /// made just before (a conversion: one tensor's copy in memory at a time).
     public struct Streamed {
         public let name: String
         public let dtype: DType
         public let shape: [Int]
-        public let bytes: UnsafeRawBufferPointer
+        public let byteCount: Int
+        private let bytes: () -> (UnsafeRawBufferPointer, owner: Any?)
 
         public init(name: String, dtype: DType, shape: [Int], bytes: UnsafeRawBufferPointer) {
             precondition(shape.reduce(dtype.byteSize, *) == bytes.count, "\(name): \(bytes.count) bytes for \(shape)")
-            (self.name, self.dtype, self.shape, self.bytes) = (name, dtype, shape, bytes)
+            (self.name, self.dtype, self.shape, byteCount) = (name, dtype, shape, bytes.count)
+            self.bytes = { (bytes, nil) }
+        }
+
+        /// `make()`'s tensor, of `dtype` and `shape`, made when it is written and released after.
+        public init(name: String, dtype: DType, shape: [Int], making make: @escaping () -> WeightTensor) {
+            (self.name, self.dtype, self.shape, byteCount) = (name, dtype, shape, shape.reduce(dtype.byteSize, *))
+            bytes = {
+                let tensor = make()
+                precondition(tensor.dtype == dtype && tensor.shape == shape, "\(name): made \(tensor.dtype) \(tensor.shape)")
+                return (UnsafeRawBufferPointer(start: tensor.data, count: tensor.byteCount), tensor)
+            }
+        }
+
+        /// `body` on the tensor's bytes (made first, if they are made).
+        func withBytes<T>(_ body: (UnsafeRawBufferPointer) -> T) -> T {
+            let (bytes, owner) = bytes()
+            return withExtendedLifetime(owner) { body(bytes) }
         }
     }
 
@@ -91,14 +110,14 @@ public struct SafetensorsWriter: Sendable {
         guard byName.count == tensors.count else {
             throw Failure.duplicateTensor(name: Dictionary(grouping: tensors, by: \.name).first { $0.value.count > 1 }!.key)
         }
-        let ordered = Self.ordered(tensors.map { ($0.name, $0.dtype, $0.shape, $0.bytes.count) })
+        let ordered = Self.ordered(tensors.map { ($0.name, $0.dtype, $0.shape, $0.byteCount) })
         let header = try Self.header(ordered, metadata: metadata)
-        let total = tensors.reduce(0) { $0 + $1.bytes.count }
+        let total = tensors.reduce(0) { $0 + $1.byteCount }
         var written = 0
         try OutputFile.write(to: path) { descriptor in
             guard header.withUnsafeBytes({ OutputFile.writeAll(descriptor, $0) }) else { return false }
             for entry in ordered {
-                guard OutputFile.writeAll(descriptor, byName[entry.name]!.bytes) else { return false }
+                guard byName[entry.name]!.withBytes({ OutputFile.writeAll(descriptor, $0) }) else { return false }
                 written += entry.count
                 progress(written, total)
             }

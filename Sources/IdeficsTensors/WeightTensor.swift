@@ -26,14 +26,18 @@ public struct WeightTensor: @unchecked Sendable {
     }
 
     /// The same matrix multiplied at `precision`. Quantized matrices keep their own products. At bf16, float32 and
-    /// float16 matrices are first rounded to BF16 (to nearest even, as torch's `.to(torch.bfloat16)`: what loading the
-    /// model in bf16 does to them) on `pool`'s threads, into memory the result owns, and the source's pages are given
-    /// back when it lives in a mapped file: half the memory of float32, and the bf16 kernels (AMX tiles) apply.
+    /// float16 matrices are rounded to BF16 first (`roundedToBF16`: what loading the model in bf16 does to them): half
+    /// the memory of float32, and the bf16 kernels (AMX tiles) apply.
     public func multiplied(at precision: ProductPrecision, pool: WorkerPool) -> WeightTensor {
         guard quantization == nil, dtype.isFloatWeight, precision != products else { return self }
-        guard dtype != .bf16 else {
-            return WeightTensor(name: name, dtype: dtype, shape: shape, data: data, owner: owner, products: precision)
-        }
+        guard dtype == .bf16 else { return roundedToBF16(pool: pool).multiplied(at: precision, pool: pool) }
+        return WeightTensor(name: name, dtype: dtype, shape: shape, data: data, owner: owner, products: precision)
+    }
+
+    /// This float tensor rounded to BF16, to nearest even as torch's `.to(torch.bfloat16)`, on `pool`'s threads into
+    /// memory the result owns (from a cache line); the source's pages are given back when it lives in a mapped file.
+    public func roundedToBF16(pool: WorkerPool) -> WeightTensor {
+        precondition(quantization == nil && dtype.isFloatWeight, "\(name): \(dtype.rawValue) is not a float type")
         let storage = WeightStorage(byteCount: count * 2)
         let (source, destination, type, width) = (data, storage.bytes.assumingMemoryBound(to: UInt16.self),
                                                    dtype.kernelType, dtype.byteSize)
@@ -42,8 +46,7 @@ public struct WeightTensor: @unchecked Sendable {
             ck_to_bf16(source + first * width, type, end - first, destination + first)
         }
         (owner as? ReleasableWeightStorage)?.release(UnsafeRawBufferPointer(start: data, count: byteCount))
-        return WeightTensor(name: name, dtype: .bf16, shape: shape, data: UnsafeRawPointer(destination), owner: storage,
-                            products: precision)
+        return WeightTensor(name: name, dtype: .bf16, shape: shape, data: UnsafeRawPointer(destination), owner: storage)
     }
 
     public var count: Int { shape.reduce(1, *) }

@@ -59,9 +59,32 @@ final class OutputPathTests: XCTestCase {
         XCTAssertEqual(try tokens(fromFolder.stdout), try tokens(atLoad.stdout))
 
         try CLI.assertRefused(["quantize", "--model", CLI.demoModel.path, "--output", output.path, "--type", "q8"],
-                              "\(output.path) exists: the quantized checkpoint goes to a new folder")
+                              "\(output.path) exists: the converted checkpoint goes to a new folder")
         try CLI.assertRefused(["quantize", "--model", CLI.demoModel.path, "--output", folder.appendingPathComponent("x").path,
                                "--type", "q4z"], status: 64, "--type")
+    }
+
+    /// `quantize --type bf16` writes the plain BF16 checkpoint (CheckpointQuantizerTests checks its tensors), which
+    /// then answers as the source does with `--matmul-precision bf16` (its matrices are the same BF16 values; the
+    /// norms and embeddings it rounded too do not change these tokens).
+    func testQuantizeToBF16() throws {
+        let folder = try temporaryDirectory()
+        let output = folder.appendingPathComponent("demo-bf16")
+        let run = try CLI.run(["quantize", "--model", CLI.demoModel.path, "--output", output.path, "--type", "bf16"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("writing \(output.path): 100%"), run.stderr)
+        XCTAssertTrue(run.stderr.contains(" rounded)"), run.stderr)
+        let prompt = ["--prompt", "<image>What shape is this?", "--image", CLI.exampleImage, "--max-new-tokens", "4", "--json",
+                      "--matmul-precision", "bf16"]
+        let fromFolder = try CLI.run(["generate", "--model", output.path] + prompt)
+        let atLoad = try CLI.run(["generate", "--model", CLI.demoModel.path] + prompt)
+        XCTAssertEqual(fromFolder.status, 0, fromFolder.stderr)
+        func tokens(_ json: String) throws -> [Int] {
+            (try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any])["generated_token_ids"] as! [Int]
+        }
+        XCTAssertEqual(try tokens(fromFolder.stdout), try tokens(atLoad.stdout))
+        try CLI.assertRefused(["quantize", "--model", CLI.demoModel.path, "--output", folder.appendingPathComponent("x").path,
+                               "--type", "bf16", "--quantize-vision"], status: 64, "--quantize-vision is for q8 and q4")
     }
 
     /// The evaluation would run for minutes before finding out that its report cannot be written.

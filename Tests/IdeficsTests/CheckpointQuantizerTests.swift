@@ -36,7 +36,7 @@ final class CheckpointQuantizerTests: XCTestCase {
             let output = try temporaryDirectory().appendingPathComponent("out-\(format.rawValue)")
             let summary = try CheckpointQuantizer.write(from: input.path, to: output.path, format: format, threads: 2)
             // Three layers' matrices, the head, and the connector's: its projection and its perceiver's 3 layers.
-            XCTAssertEqual(summary.quantizedTensors, 3 * 7 + 1 + 3 + 3 * 7)
+            XCTAssertEqual(summary.convertedTensors, 3 * 7 + 1 + 3 + 3 * 7)
             let written = try Pipeline(pathOrID: output.path, threads: 2)
             XCTAssertEqual(written.checkpoint.storedQuantization, .blocks(format))
             try assertSameMatrices(written, Pipeline(pathOrID: input.path, threads: 2, quantize: format), format)
@@ -66,7 +66,7 @@ final class CheckpointQuantizerTests: XCTestCase {
         try assertSameMatrices(written, loadTime, .q8)
         let vision = try written.checkpoint.tensor("model.vision_model.encoder.layers.0.mlp.fc1.weight", floatOnly: false)
         XCTAssertEqual(vision.dtype, .u8)
-        XCTAssertGreaterThan(summary.quantizedTensors, written.decoder.matrices.count)
+        XCTAssertGreaterThan(summary.convertedTensors, written.decoder.matrices.count)
         let image = try ImageInput.load(Fixtures.url("vision/images/coffee_70x70.png").path)
         let prompt = try written.render([.user(.image(image), .text("What shape is this?"))]).text
         XCTAssertEqual(try written.generate(prompt: prompt, images: [image], request: GenerationRequest(maxNewTokens: 6)).generatedTokenIds,
@@ -85,13 +85,67 @@ final class CheckpointQuantizerTests: XCTestCase {
         try assertSameMatrices(tiedWritten, Pipeline(pathOrID: tied.path, threads: 2, quantize: .q4), .q4)
     }
 
+    /// `writeBF16` (`idefics quantize --type bf16`): every F32 and F16 tensor rounded to the nearest bf16 (checked
+    /// value by value against `nearestBF16`), the others as stored, in one plain safetensors file (from three shards
+    /// too) whose config.json says bfloat16 and has no quantization_config. Loaded for bf16 products, its matrices are
+    /// the file's own mapped bytes (no rounding at load), the bytes a load of the source rounds its matrices to.
+    func testBF16FolderHoldsEveryFloatTensorRounded() throws {
+        for fixture in ["models/tiny-f32", "models/tiny-f16-sharded"] {
+            let input = Fixtures.url(fixture)
+            let output = try temporaryDirectory().appendingPathComponent("bf16")
+            let summary = try CheckpointQuantizer.writeBF16(from: input.path, to: output.path, threads: 2)
+            let source = try Checkpoint(directory: input), written = try Checkpoint(directory: output)
+            XCTAssertEqual(written.tensorNames, source.tensorNames)
+            XCTAssertEqual(summary.tensors, source.tensorNames.count)
+            var rounded = 0
+            for name in source.tensorNames {
+                let stored = try source.tensor(name, floatOnly: false), copy = try written.tensor(name, floatOnly: false)
+                XCTAssertEqual(copy.shape, stored.shape, name)
+                guard stored.dtype == .f32 || stored.dtype == .f16 else {
+                    XCTAssertEqual(copy.dtype, stored.dtype, name)
+                    XCTAssertEqual(memcmp(copy.data, stored.data, stored.byteCount), 0, name)
+                    continue
+                }
+                rounded += 1
+                XCTAssertEqual(copy.dtype, .bf16, name)
+                let bits = copy.data.assumingMemoryBound(to: UInt16.self)
+                for (i, value) in stored.floats().enumerated()
+                where Float(bitPattern: UInt32(bits[i]) << 16).bitPattern != nearestBF16(value).bitPattern {
+                    XCTFail("\(name)[\(i)]: \(value) written as bf16 bits \(bits[i])")
+                    break
+                }
+            }
+            XCTAssertGreaterThan(rounded, 0)
+            XCTAssertEqual(summary.convertedTensors, rounded)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: output.path).sorted(),
+                           try (FileManager.default.contentsOfDirectory(atPath: input.path)
+                                .filter { !$0.hasSuffix(".safetensors") && !$0.hasSuffix(".index.json") } + ["model.safetensors"]).sorted())
+            let config = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("config.json")))
+                as! [String: Any]
+            XCTAssertEqual(config["dtype"] as? String, "bfloat16")
+            XCTAssertNil(config["quantization_config"])
+
+            let fromFolder = try Pipeline(pathOrID: output.path, threads: 2, products: .bfloat16)
+            let atLoad = try Pipeline(pathOrID: input.path, threads: 2, products: .bfloat16)
+            XCTAssertEqual(fromFolder.decoder.matrices.count, atLoad.decoder.matrices.count)
+            for (mapped, roundedAtLoad) in zip(fromFolder.decoder.matrices, atLoad.decoder.matrices) {
+                let name = mapped.weight.name
+                XCTAssertEqual(mapped.weight.dtype, .bf16, name)
+                XCTAssertEqual(mapped.weight.products, .bfloat16, name)
+                XCTAssertEqual(roundedAtLoad.weight.dtype, .bf16, name)
+                XCTAssertEqual(memcmp(mapped.weight.data, roundedAtLoad.weight.data, mapped.weight.byteCount), 0, name)
+                XCTAssertEqual(mapped.weight.data, try fromFolder.checkpoint.tensor(name, floatOnly: false).data, name)
+            }
+        }
+    }
+
     func testRefusalsLeaveEverythingAsItWas() throws {
         let input = Fixtures.url("models/tiny-f32")
         // An existing output folder is never written into.
         let existing = try temporaryDirectory()
         try Data("keep".utf8).write(to: existing.appendingPathComponent("notes.txt"))
         XCTAssertEqual(errorText { try CheckpointQuantizer.write(from: input.path, to: existing.path, format: .q8) },
-                       "\(existing.path) exists: the quantized checkpoint goes to a new folder (nothing is written over)")
+                       "\(existing.path) exists: the converted checkpoint goes to a new folder (nothing is written over)")
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: existing.path), ["notes.txt"])
         // A quantized checkpoint is not quantized again.
         let output = try temporaryDirectory().appendingPathComponent("q8")
