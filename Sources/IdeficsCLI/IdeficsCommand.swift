@@ -7,7 +7,8 @@ struct IdeficsCommand: AsyncParsableCommand {
         commandName: "idefics",
         abstract: "Run Idefics2 checkpoints on images and text, with transformers' exact outputs.",
         subcommands: [GenerateCommand.self, ChatCommand.self, EvalCommand.self, TokenizeCommand.self,
-                      PreprocessCommand.self, QuantizeCommand.self, ServeCommand.self, BenchCommand.self, BenchImageCommand.self])
+                      PreprocessCommand.self, QuantizeCommand.self, ServeCommand.self, BenchCommand.self, BenchImageCommand.self,
+                      BenchOpsCommand.self])
 
     static func main() async {
         // A closed pipe on stdout becomes a write error with a message (Terminal.write), not a silent kill.

@@ -3,13 +3,17 @@ import IdeficsTensors
 
 /// Scaled dot-product attention of new queries against cached keys and values, with grouped-query heads.
 /// Query row t sees the slots `allowedSlots(t)` returns (a causal window, or everything).
-struct AttentionShape {
-    let headCount: Int
-    let keyValueHeadCount: Int
-    let headDim: Int
+public struct AttentionShape: Sendable {
+    public let headCount: Int
+    public let keyValueHeadCount: Int
+    public let headDim: Int
     /// The precision of the attention's projections: at bf16, many-query attention runs as torch's bf16 flash
     /// attention does (queries, keys, values and softmax weights rounded to bf16) on AMX tiles where the CPU has them.
-    let precision: ProductPrecision
+    public let precision: ProductPrecision
+
+    public init(headCount: Int, keyValueHeadCount: Int, headDim: Int, precision: ProductPrecision) {
+        (self.headCount, self.keyValueHeadCount, self.headDim, self.precision) = (headCount, keyValueHeadCount, headDim, precision)
+    }
 }
 
 /// Queries per task of the many-query path: each task packs the keys and values of its head once per tile and
@@ -26,7 +30,7 @@ func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionSh
 }
 
 /// `attend` into `output` (its storage kept when it is large enough).
-func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionShape, queryCount: Int,
+public func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionShape, queryCount: Int,
             allowedSlots: (Int) -> Range<Int>, into output: inout [Float], pool: WorkerPool) {
     output.prepare(count: queryCount * shape.headCount * shape.headDim)
     queries.withUnsafeBufferPointer { q in

@@ -17,6 +17,8 @@ final class NumericInputTests: XCTestCase {
             (["bench", "--new-tokens", "0"], "--new-tokens must be in 1...1048576, not 0"),
             (["bench", "--runs", "1000000"], "--runs must be in 1...1000, not 1000000"),
             (["bench-image", "--image", image, "--runs", "-3"], "--runs must be in 1...1000, not -3"),
+            (["bench-ops", "--runs", "0"], "--runs must be in 1...1000, not 0"),
+            (["bench-ops", "--threads", "0"], "--threads must be in 1...4096, not 0"),
             (["generate", "--prompt", "hi", "--threads", "0"], "--threads must be in 1...4096, not 0"),
             (["generate", "--prompt", "hi", "--max-new-tokens", "-1"], "max_new_tokens must be in [1, 1048576], not -1"),
             (["generate", "--prompt", "hi", "--temperature", "0"], "temperature must be in [0.0001, 10000.0], not 0.0"),
