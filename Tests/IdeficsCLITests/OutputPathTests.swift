@@ -37,26 +37,35 @@ final class OutputPathTests: XCTestCase {
                        "no temporary file left behind")
     }
 
+    /// `quantize --type type` of the demo model into a new temporary folder: the folder holding it, the written
+    /// checkpoint and what the run said on stderr (progress to 100%).
+    private func quantizedDemo(_ type: String) throws -> (folder: URL, output: URL, stderr: String) {
+        let folder = try temporaryDirectory()
+        let output = folder.appendingPathComponent("demo-\(type)")
+        let run = try CLI.run(["quantize", "--model", CLI.demoModel.path, "--output", output.path, "--type", type])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stderr.contains("writing \(output.path): 100%"), run.stderr)
+        return (folder, output, run.stderr)
+    }
+
+    /// The tokens `generate` answers to a short image prompt with `options` (it must succeed).
+    private func generatedTokens(_ options: [String]) throws -> [Int] {
+        let run = try CLI.run(["generate", "--prompt", "<image>What shape is this?", "--image", CLI.exampleImage,
+                               "--max-new-tokens", "4", "--json"] + options)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return (try JSONSerialization.jsonObject(with: Data(run.stdout.utf8)) as! [String: Any])["generated_token_ids"] as! [Int]
+    }
+
     /// `quantize` writes a new folder only, with progress on stderr, and the folder answers as the load-time
     /// quantization does.
     func testQuantizeWritesANewFolderAndNeverIntoAnExistingOne() throws {
-        let folder = try temporaryDirectory()
-        let output = folder.appendingPathComponent("demo-q8")
-        let run = try CLI.run(["quantize", "--model", CLI.demoModel.path, "--output", output.path, "--type", "q8"])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stderr.contains("writing \(output.path): 100%"), run.stderr)
+        let (folder, output, stderr) = try quantizedDemo("q8")
         // Four layers, the head, and the connector: its projection and its perceiver's two layers.
         let matrices = 4 * 7 + 1 + 3 + 2 * 7
-        XCTAssertTrue(run.stderr.contains("(\(matrices) quantized)"), run.stderr)
+        XCTAssertTrue(stderr.contains("(\(matrices) quantized)"), stderr)
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["demo-q8"], "no staging folder left")
-        let prompt = ["--prompt", "<image>What shape is this?", "--image", CLI.exampleImage, "--max-new-tokens", "4", "--json"]
-        let fromFolder = try CLI.run(["generate", "--model", output.path] + prompt)
-        let atLoad = try CLI.run(["generate", "--model", CLI.demoModel.path, "--quantize", "q8"] + prompt)
-        XCTAssertEqual(fromFolder.status, 0, fromFolder.stderr)
-        func tokens(_ json: String) throws -> [Int] {
-            (try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any])["generated_token_ids"] as! [Int]
-        }
-        XCTAssertEqual(try tokens(fromFolder.stdout), try tokens(atLoad.stdout))
+        XCTAssertEqual(try generatedTokens(["--model", output.path]),
+                       try generatedTokens(["--model", CLI.demoModel.path, "--quantize", "q8"]))
 
         try CLI.assertRefused(["quantize", "--model", CLI.demoModel.path, "--output", output.path, "--type", "q8"],
                               "\(output.path) exists: the converted checkpoint goes to a new folder")
@@ -68,21 +77,10 @@ final class OutputPathTests: XCTestCase {
     /// then answers as the source does with `--matmul-precision bf16` (its matrices are the same BF16 values; the
     /// norms and embeddings it rounded too do not change these tokens).
     func testQuantizeToBF16() throws {
-        let folder = try temporaryDirectory()
-        let output = folder.appendingPathComponent("demo-bf16")
-        let run = try CLI.run(["quantize", "--model", CLI.demoModel.path, "--output", output.path, "--type", "bf16"])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stderr.contains("writing \(output.path): 100%"), run.stderr)
-        XCTAssertTrue(run.stderr.contains(" rounded)"), run.stderr)
-        let prompt = ["--prompt", "<image>What shape is this?", "--image", CLI.exampleImage, "--max-new-tokens", "4", "--json",
-                      "--matmul-precision", "bf16"]
-        let fromFolder = try CLI.run(["generate", "--model", output.path] + prompt)
-        let atLoad = try CLI.run(["generate", "--model", CLI.demoModel.path] + prompt)
-        XCTAssertEqual(fromFolder.status, 0, fromFolder.stderr)
-        func tokens(_ json: String) throws -> [Int] {
-            (try JSONSerialization.jsonObject(with: Data(json.utf8)) as! [String: Any])["generated_token_ids"] as! [Int]
-        }
-        XCTAssertEqual(try tokens(fromFolder.stdout), try tokens(atLoad.stdout))
+        let (folder, output, stderr) = try quantizedDemo("bf16")
+        XCTAssertTrue(stderr.contains(" rounded)"), stderr)
+        XCTAssertEqual(try generatedTokens(["--model", output.path, "--matmul-precision", "bf16"]),
+                       try generatedTokens(["--model", CLI.demoModel.path, "--matmul-precision", "bf16"]))
         try CLI.assertRefused(["quantize", "--model", CLI.demoModel.path, "--output", folder.appendingPathComponent("x").path,
                                "--type", "bf16", "--quantize-vision"], status: 64, "--quantize-vision is for q8 and q4")
     }
