@@ -215,6 +215,7 @@ void ck_to_bf16(const void *src, ck_dtype type, ptrdiff_t n, uint16_t *dst) {
         ck_round_to_bf16(src, 1, n, n, dst, n);
         return;
     }
+    if (type != CK_F16 && type != CK_BF16) __builtin_trap(); // a caller's bug: block formats are not floats
     float floats[256];
     for (ptrdiff_t i = 0; i < n; i += 256) {
         const ptrdiff_t count = n - i < 256 ? n - i : 256;

@@ -43,7 +43,7 @@ public enum CheckpointQuantizer {
             tensors.append(.init(name: name, dtype: tensor.dtype, shape: shape,
                                  bytes: UnsafeRawBufferPointer(start: tensor.data, count: tensor.byteCount)))
         }
-        try writeFolder(tensors, from: directory, to: output, progress: progress) { config in
+        try writeFolder(tensors, keeping: (checkpoint, quantized), from: directory, to: output, progress: progress) { config in
             config["quantization_config"] = ["quant_method": StoredQuantization.method, "block_size": 32,
                                              "row_group_size": QuantizedFormat.rowGroup,
                                              "format": StoredQuantization.formatNames[format]!,
@@ -54,9 +54,9 @@ public enum CheckpointQuantizer {
     }
 
     /// The folder `output` (as `write` makes it) with every F32 and F16 tensor of `pathOrID` rounded to BF16, to
-    /// nearest even, as torch's `model.to(torch.bfloat16)` and `save_pretrained` would write them (BF16 and integer
-    /// tensors copied) and config.json's `dtype` (and `torch_dtype`, where it has one) bfloat16: a plain checkpoint
-    /// that any loader reads, half the size of F32. One tensor is rounded at a time, on `threads`, as it is written.
+    /// nearest even, as torch's `model.to(torch.bfloat16)` and `save_pretrained` would write their finite values (BF16
+    /// and integer tensors copied) and config.json's `dtype` (and `torch_dtype`, where it has
+    /// one) bfloat16: a plain checkpoint that any loader reads, half the size of F32. One tensor is rounded at a time, on `threads`, as it is written.
     public static func writeBF16(from pathOrID: String, revision: String? = nil, to output: String, threads: Int? = nil,
                                  progress: (Int, Int) -> Void = { _, _ in }) throws -> Summary {
         let directory = try source(pathOrID, revision: revision, output: output)
@@ -71,7 +71,7 @@ public enum CheckpointQuantizer {
             converted += 1
             return .init(name: name, dtype: .bf16, shape: tensor.shape) { tensor.roundedToBF16(pool: pool) }
         }
-        try writeFolder(tensors, from: directory, to: output, progress: progress) { config in
+        try writeFolder(tensors, keeping: checkpoint, from: directory, to: output, progress: progress) { config in
             setBF16(&config)
             for (key, value) in config { // the sub-models' configs (text_config, vision_config, ...) that name one
                 guard var sub = value as? [String: Any], sub["dtype"] != nil || sub["torch_dtype"] != nil else { continue }
@@ -103,9 +103,12 @@ public enum CheckpointQuantizer {
     }
 
     /// Writes `tensors` as model.safetensors and copies every other file of `directory` (links followed; config.json
-    /// changed by `editConfig`) into a staging folder beside `output`, renamed to it at the end.
-    private static func writeFolder(_ tensors: [SafetensorsWriter.Streamed], from directory: URL, to output: String,
-                                    progress: (Int, Int) -> Void, editConfig: (inout [String: Any]) -> Void) throws {
+    /// changed by `editConfig`) into a staging folder beside `output`, renamed to it at the end. `owners` (the
+    /// checkpoint whose mapped files, the matrices whose memory, the tensors' bytes are) live until the end.
+    private static func writeFolder(_ tensors: [SafetensorsWriter.Streamed], keeping owners: Any, from directory: URL,
+                                    to output: String, progress: (Int, Int) -> Void,
+                                    editConfig: (inout [String: Any]) -> Void) throws {
+        defer { withExtendedLifetime(owners) {} }
         let target = URL(fileURLWithPath: output)
         let staging = target.deletingLastPathComponent()
             .appendingPathComponent(".\(target.lastPathComponent).partial-\(getpid())")

@@ -13,7 +13,7 @@ struct BenchOpsCommand: ParsableCommand {
             + "400 cached ones. Products at --matmul-precision (weights BF16), decode also with Q8_0 and Q4_0 "
             + "weights. Prints a Markdown table; a row whose threads are not faster says so.")
 
-    @Option(parsing: .unconditional, help: "Threads of the pool compared with one (default: one per processor).")
+    @Option(parsing: .unconditional, help: "Threads of the pool compared with one (default and most: one per processor).")
     var threads: Int?
 
     @Option(parsing: .unconditional, help: "Runs of each operation per thread count, alternating (1...1000).")
@@ -29,10 +29,13 @@ struct BenchOpsCommand: ParsableCommand {
 
     func run() throws {
         let count = min(threads ?? WorkerPool.processorCount, WorkerPool.processorCount)
+        if let threads, threads > count {
+            Terminal.writeError("--threads \(threads) is more than the \(count) processors; using \(count)\n")
+        }
         let pools = (one: WorkerPool(threads: 1), many: WorkerPool(threads: count))
         Terminal.write("kernels \(KernelPath.active.rawValue), products \(matmulPrecision.rawValue), \(runs) runs each\n\n")
         Terminal.write("| operation | shape | 1 thread | \(count) threads | speedup |\n|---|---|---|---|---|\n")
-        let operations = operations()
+        let operations = operations(preparing: pools.many)
         var slower = 0
         for op in operations {
             var times: (one: [Double], many: [Double]) = ([], [])
@@ -62,12 +65,13 @@ struct BenchOpsCommand: ParsableCommand {
         }
     }
 
-    private func operations() -> [Operation] {
+    /// The operations, their inputs and weights made (and quantized) on `pool`.
+    private func operations(preparing pool: WorkerPool) -> [Operation] {
         let (patches, prompt, cached) = (4_900, 335, 400)
         var ops = [Operation]()
         func linear(_ name: String, tokens: Int, input: Int, output: Int, format: QuantizedFormat? = nil) {
-            var weight = Self.matrix(rows: output, columns: input).multiplied(at: matmulPrecision, pool: WorkerPool())
-            if let format { weight = weight.quantized(format, pool: WorkerPool()) }
+            var weight = Self.matrix(rows: output, columns: input).multiplied(at: matmulPrecision, pool: pool)
+            if let format { weight = weight.quantized(format, pool: pool) }
             let layer = Linear(weight: weight), x = Self.values(tokens * input, seed: 1)
             var (y, scratch) = ([Float](), Linear.Scratch())
             ops.append(Operation(name: name, shape: "\(tokens) x \(input) -> \(output)" + (format.map { " \($0.rawValue)" } ?? "")) { pool in
@@ -96,7 +100,7 @@ struct BenchOpsCommand: ParsableCommand {
                                                [Float](repeating: 1, count: 4096))
         var normed = [Float]()
 
-        linear("vision q, k, v, o", tokens: patches, input: 1152, output: 1152)
+        linear("vision q, k, v, o (each)", tokens: patches, input: 1152, output: 1152)
         linear("vision fc1", tokens: patches, input: 1152, output: 4304)
         linear("vision fc2", tokens: patches, input: 4304, output: 1152)
         attention("vision attention", queries: patches, slots: patches, heads: 16, kvHeads: 16, dim: 72, causal: false)
@@ -105,7 +109,7 @@ struct BenchOpsCommand: ParsableCommand {
         }
         elementwise("vision GELU (tanh)", rows: patches, width: 4304) { x, _, pool in Ops.geluTanh(&x, pool: pool) }
         elementwise("residual add", rows: patches, width: 1152) { x, y, pool in Ops.add(&x, y, pool: pool) }
-        linear("prefill gate, up", tokens: prompt, input: 4096, output: 14336)
+        linear("prefill gate, up (each)", tokens: prompt, input: 4096, output: 14336)
         linear("prefill down", tokens: prompt, input: 14336, output: 4096)
         attention("prefill attention", queries: prompt, slots: prompt, heads: 32, kvHeads: 8, dim: 128, causal: true)
         elementwise("prefill RMS norm", rows: prompt, width: 4096) { x, _, pool in
@@ -113,7 +117,7 @@ struct BenchOpsCommand: ParsableCommand {
         }
         elementwise("prefill SiLU x up", rows: prompt, width: 14336) { x, y, pool in Ops.siluMultiply(&x, y, pool: pool) }
         for format in [nil, QuantizedFormat.q8, .q4] {
-            linear("decode gate, up", tokens: 1, input: 4096, output: 14336, format: format)
+            linear("decode gate, up (each)", tokens: 1, input: 4096, output: 14336, format: format)
         }
         attention("decode attention", queries: 1, slots: cached, heads: 32, kvHeads: 8, dim: 128, causal: true)
         elementwise("decode RMS norm", rows: 1, width: 4096) { x, _, pool in

@@ -18,7 +18,7 @@ struct ModelOptions: ParsableArguments {
     @Flag(help: "With --quantize: quantize the vision tower too (the connector is quantized with the language model).")
     var quantizeVision = false
 
-    @Option(help: "Precision of the matrix products: f32 (exact) or bf16 (as torch runs a model loaded in bf16: F32 and F16 weights rounded to BF16 as they load, activations before each product; on AMX tiles or with vdpbf16ps where the CPU has them).")
+    @Option(help: "Precision of the matrix products: f32 (exact) or bf16 (as torch runs a model loaded in bf16: F32 and F16 matrices rounded to BF16 as they load, activations before each product; on AMX tiles or with vdpbf16ps where the CPU has them).")
     var matmulPrecision: ProductPrecision = .float32
 
     func validate() throws {

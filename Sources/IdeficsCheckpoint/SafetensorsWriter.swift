@@ -106,10 +106,10 @@ public struct SafetensorsWriter: Sendable {
     /// `data()` lays it out; `progress(bytesWritten, totalBytes)` is called after each tensor.
     public static func write(_ tensors: [Streamed], metadata: [String: String] = [:], to path: String,
                              progress: (Int, Int) -> Void = { _, _ in }) throws {
-        let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
-        guard byName.count == tensors.count else {
+        guard Set(tensors.map(\.name)).count == tensors.count else {
             throw Failure.duplicateTensor(name: Dictionary(grouping: tensors, by: \.name).first { $0.value.count > 1 }!.key)
         }
+        let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
         let ordered = Self.ordered(tensors.map { ($0.name, $0.dtype, $0.shape, $0.byteCount) })
         let header = try Self.header(ordered, metadata: metadata)
         let total = tensors.reduce(0) { $0 + $1.byteCount }

@@ -78,7 +78,8 @@ final class OutputPathTests: XCTestCase {
     /// norms and embeddings it rounded too do not change these tokens).
     func testQuantizeToBF16() throws {
         let (folder, output, stderr) = try quantizedDemo("bf16")
-        XCTAssertTrue(stderr.contains(" rounded)"), stderr)
+        XCTAssertTrue(stderr.contains("tensors (133 rounded)"), stderr) // every one of the demo's F16 tensors
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: folder.path), ["demo-bf16"], "no staging folder left")
         XCTAssertEqual(try generatedTokens(["--model", output.path, "--matmul-precision", "bf16"]),
                        try generatedTokens(["--model", CLI.demoModel.path, "--matmul-precision", "bf16"]))
         try CLI.assertRefused(["quantize", "--model", CLI.demoModel.path, "--output", folder.appendingPathComponent("x").path,

@@ -62,4 +62,42 @@ final class SafetensorsWriterTests: XCTestCase {
             XCTAssertTrue("\($0)".hasPrefix("/nonexistent-dir/out.safetensors: cannot be written"), "\($0)")
         }
     }
+
+    /// The streamed form writes the same file as `data()` from tensors left in their memory or made as they are
+    /// written (each made once, when its turn comes, and let go after), and refuses a name given twice.
+    func testStreamedTensorsAreWrittenFromTheirMemoryOrMadeInTurn() throws {
+        let values: [Float] = [1, -2, 0.5]
+        var made = [String]()
+        let owner = Owner(floats: [4, 8])
+        let url = try temporaryDirectory().appendingPathComponent("out.safetensors")
+        try values.withUnsafeBytes { bytes in
+            let tensors = [Writer.Streamed(name: "kept", dtype: .f32, shape: [3], bytes: bytes),
+                           Writer.Streamed(name: "made", dtype: .f32, shape: [2]) {
+                               made.append("made")
+                               return WeightTensor(name: "made", dtype: .f32, shape: [2], data: owner.bytes, owner: owner)
+                           }]
+            try Writer.write(tensors, metadata: ["format": "pt"], to: url.path)
+            XCTAssertThrowsError(try Writer.write(tensors + [tensors[0]], to: url.path + "2")) {
+                XCTAssertEqual($0 as? Writer.Failure, .duplicateTensor(name: "kept"))
+            }
+        }
+        XCTAssertEqual(made, ["made"])
+        let file = try SafetensorsFile(path: url.path)
+        XCTAssertEqual(file.tensor("kept")?.floats(), values)
+        XCTAssertEqual(file.tensor("made")?.floats(), [4, 8])
+        var writer = Writer(metadata: ["format": "pt"])
+        try writer.add("kept", shape: [3], floats: values)
+        try writer.add("made", shape: [2], floats: [4, 8])
+        XCTAssertEqual(try Data(contentsOf: url), try writer.data())
+    }
+}
+
+/// Memory behind a made tensor.
+private final class Owner {
+    let bytes: UnsafeMutableRawPointer
+    init(floats: [Float]) {
+        bytes = .allocate(byteCount: floats.count * 4, alignment: 64)
+        bytes.copyMemory(from: floats, byteCount: floats.count * 4)
+    }
+    deinit { bytes.deallocate() }
 }

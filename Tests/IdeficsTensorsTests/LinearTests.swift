@@ -69,7 +69,8 @@ final class LinearTests: XCTestCase {
     /// count, inputs past the 512-input block and in several of AMX's chunks (up to 768 inputs each), rows past the
     /// 256-row block and ending in part of a 16-row group, tokens in part of a 32-token block and after whole ones,
     /// on both sides of AMX's few-token schedule (up to 128 tokens). F32 and F16 matrices are rounded to BF16 first
-    /// (as loading a model in bf16 does), then multiply alike: three of the shapes, over several conversion chunks.
+    /// (as loading a model in bf16 does), then multiply alike: three of the shapes (two of them over several of the
+    /// conversion's 4,096-value chunks, on both threads).
     func testBF16ProductsEqualExactProductsOfRoundedActivations() {
         let pool = WorkerPool(threads: 2)
         var roundingSeen = false

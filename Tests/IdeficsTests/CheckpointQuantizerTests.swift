@@ -86,12 +86,22 @@ final class CheckpointQuantizerTests: XCTestCase {
     }
 
     /// `writeBF16` (`idefics quantize --type bf16`): every F32 and F16 tensor rounded to the nearest bf16 (checked
-    /// value by value against `nearestBF16`), the others as stored, in one plain safetensors file (from three shards
-    /// too) whose config.json says bfloat16 and has no quantization_config. Loaded for bf16 products, its matrices are
-    /// the file's own mapped bytes (no rounding at load), the bytes a load of the source rounds its matrices to.
+    /// value by value against `nearestBF16`), the others (all of tiny-bf16-swa's, BF16) copied as stored, in one plain
+    /// safetensors file (from three shards too) whose config.json says bfloat16 in `dtype`, in `torch_dtype` where the
+    /// source has it, and in the sub-configs that name one, with no quantization_config. Loaded for bf16 products, its
+    /// matrices are the file's own mapped bytes (no rounding at load), the bytes a load of the source rounds them to.
     func testBF16FolderHoldsEveryFloatTensorRounded() throws {
-        for fixture in ["models/tiny-f32", "models/tiny-f16-sharded"] {
-            let input = Fixtures.url(fixture)
+        // tiny-f32 with dtypes in two of its sub-configs, as some saves write them.
+        let f32 = try copy("models/tiny-f32")
+        let configURL = f32.appendingPathComponent("config.json")
+        var f32Config = try JSONSerialization.jsonObject(with: Data(contentsOf: configURL)) as! [String: Any]
+        for (key, field) in [("vision_config", "torch_dtype"), ("text_config", "dtype")] {
+            var sub = f32Config[key] as! [String: Any]
+            sub[field] = "float32"
+            f32Config[key] = sub
+        }
+        try JSONSerialization.data(withJSONObject: f32Config).write(to: configURL)
+        for input in [f32, Fixtures.url("models/tiny-f16-sharded"), Fixtures.url("models/tiny-bf16-swa")] {
             let output = try temporaryDirectory().appendingPathComponent("bf16")
             let summary = try CheckpointQuantizer.writeBF16(from: input.path, to: output.path, threads: 2)
             let source = try Checkpoint(directory: input), written = try Checkpoint(directory: output)
@@ -115,15 +125,25 @@ final class CheckpointQuantizerTests: XCTestCase {
                     break
                 }
             }
-            XCTAssertGreaterThan(rounded, 0)
+            XCTAssertEqual(rounded, input.lastPathComponent == "tiny-bf16-swa" ? 0 : summary.tensors) // all BF16, or none
             XCTAssertEqual(summary.convertedTensors, rounded)
             XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: output.path).sorted(),
                            try (FileManager.default.contentsOfDirectory(atPath: input.path)
                                 .filter { !$0.hasSuffix(".safetensors") && !$0.hasSuffix(".index.json") } + ["model.safetensors"]).sorted())
+            let original = try JSONSerialization.jsonObject(with: Data(contentsOf: input.appendingPathComponent("config.json")))
+                as! [String: Any]
             let config = try JSONSerialization.jsonObject(with: Data(contentsOf: output.appendingPathComponent("config.json")))
                 as! [String: Any]
             XCTAssertEqual(config["dtype"] as? String, "bfloat16")
+            XCTAssertEqual(config["torch_dtype"] as? String, original["torch_dtype"] == nil ? nil : "bfloat16")
             XCTAssertNil(config["quantization_config"])
+            for (key, value) in original { // a sub-config that names a dtype gets `dtype`, and `torch_dtype` if it had one
+                guard let sub = value as? [String: Any], let written = config[key] as? [String: Any] else { continue }
+                let named = sub["dtype"] != nil || sub["torch_dtype"] != nil
+                XCTAssertEqual(written["dtype"] as? String, named ? "bfloat16" : nil, "\(key).dtype")
+                XCTAssertEqual(written["torch_dtype"] as? String, sub["torch_dtype"] == nil ? nil : "bfloat16", "\(key).torch_dtype")
+            }
+            if input == f32 { XCTAssertNotNil((config["vision_config"] as? [String: Any])?["torch_dtype"]) }
 
             let fromFolder = try Pipeline(pathOrID: output.path, threads: 2, products: .bfloat16)
             let atLoad = try Pipeline(pathOrID: input.path, threads: 2, products: .bfloat16)

@@ -99,8 +99,8 @@ int ck_int8_prompts(void);
 
 /// Converts n floats of type `type` (a float format) to float32.
 void ck_to_f32(const void *src, ck_dtype type, ptrdiff_t n, float *dst);
-/// Converts n floats of type `type` (F32, F16 or BF16) to bf16 bits, rounded to nearest even as torch's
-/// .to(torch.bfloat16) (a NaN stays a quiet NaN; F16 values all fit bf16's range, so only their low bits round).
+/// Converts n floats of type `type` (F32, F16 or BF16; any other traps) to bf16 bits, finite values rounded to nearest
+/// even as torch's .to(torch.bfloat16) (a NaN stays a quiet NaN with its sign; F16 values all fit bf16's range).
 void ck_to_bf16(const void *src, ck_dtype type, ptrdiff_t n, uint16_t *dst);
 /// Row r of the matrix W [rows, K] (any format; row stride ldw) as K float32 values.
 void ck_row_to_f32(const void *W, ck_dtype type, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t rows, ptrdiff_t r, float *dst);
