@@ -55,8 +55,9 @@ public enum CheckpointQuantizer {
 
     /// The folder `output` (as `write` makes it) with every F32 and F16 tensor of `pathOrID` rounded to BF16, to
     /// nearest even, as torch's `model.to(torch.bfloat16)` and `save_pretrained` would write their finite values (BF16
-    /// and integer tensors copied) and config.json's `dtype` (and `torch_dtype`, where it has
-    /// one) bfloat16: a plain checkpoint that any loader reads, half the size of F32. One tensor is rounded at a time, on `threads`, as it is written.
+    /// and integer tensors copied) and config.json's `dtype` (and `torch_dtype`, where it has one) bfloat16: a plain
+    /// checkpoint that any loader reads, half the size of F32. One tensor is rounded at a time, on `threads`, as it
+    /// is written.
     public static func writeBF16(from pathOrID: String, revision: String? = nil, to output: String, threads: Int? = nil,
                                  progress: (Int, Int) -> Void = { _, _ in }) throws -> Summary {
         let directory = try source(pathOrID, revision: revision, output: output)

@@ -28,11 +28,9 @@ struct BenchOpsCommand: ParsableCommand {
     }
 
     func run() throws {
-        let count = min(threads ?? WorkerPool.processorCount, WorkerPool.processorCount)
-        if let threads, threads > count {
-            Terminal.writeError("--threads \(threads) is more than the \(count) processors; using \(count)\n")
-        }
-        let pools = (one: WorkerPool(threads: 1), many: WorkerPool(threads: count))
+        Terminal.noteThreadsCapped(threads)
+        let pools = (one: WorkerPool(threads: 1), many: WorkerPool(threads: threads))
+        let count = pools.many.threadCount
         Terminal.write("kernels \(KernelPath.active.rawValue), products \(matmulPrecision.rawValue), \(runs) runs each\n\n")
         Terminal.write("| operation | shape | 1 thread | \(count) threads | speedup |\n|---|---|---|---|---|\n")
         let operations = operations(preparing: pools.many)
@@ -74,7 +72,8 @@ struct BenchOpsCommand: ParsableCommand {
             if let format { weight = weight.quantized(format, pool: pool) }
             let layer = Linear(weight: weight), x = Self.values(tokens * input, seed: 1)
             var (y, scratch) = ([Float](), Linear.Scratch())
-            ops.append(Operation(name: name, shape: "\(tokens) x \(input) -> \(output)" + (format.map { " \($0.rawValue)" } ?? "")) { pool in
+            let described = "\(tokens) x \(input) -> \(output)" + (format.map { " \($0.rawValue)" } ?? "")
+            ops.append(Operation(name: name, shape: described) { pool in
                 layer(x, tokens: tokens, into: &y, scratch: &scratch, pool: pool)
             })
         }

@@ -32,10 +32,7 @@ struct ModelOptions: ParsableArguments {
             try Pipeline(pathOrID: $0, revision: revision, threads: threads, quantize: quantize, quantizeVision: quantizeVision,
                          products: matmulPrecision)
         }
-        if let threads, threads > WorkerPool.processorCount {
-            Terminal.writeError("--threads \(threads) is more than the \(WorkerPool.processorCount) processors; "
-                                + "using \(WorkerPool.processorCount)\n")
-        }
+        Terminal.noteThreadsCapped(threads)
         if let problem = KernelPath.requestProblem {
             Terminal.writeError("\(problem); using the \(KernelPath.active.rawValue) kernels\n")
         }

@@ -50,10 +50,15 @@ struct QuantizeCommand: ParsableCommand {
             reported = percent
             Terminal.writeError(String(format: "writing %@: %3d%% of %.2f GB\n", output, percent, Double(total) / 1e9))
         }
-        let summary = try QuantizedFormat(rawValue: type.rawValue).map { format in
-            try CheckpointQuantizer.write(from: model, revision: revision, to: output, format: format,
-                                          includeVision: quantizeVision, threads: threads, progress: progress)
-        } ?? CheckpointQuantizer.writeBF16(from: model, revision: revision, to: output, threads: threads, progress: progress)
+        let summary = switch type {
+        case .bf16:
+            try CheckpointQuantizer.writeBF16(from: model, revision: revision, to: output, threads: threads,
+                                              progress: progress)
+        case .q8, .q4:
+            try CheckpointQuantizer.write(from: model, revision: revision, to: output,
+                                          format: QuantizedFormat(rawValue: type.rawValue)!, includeVision: quantizeVision,
+                                          threads: threads, progress: progress)
+        }
         Terminal.writeError(String(format: "%@: %d tensors (%d %@), %.2f GB from %.2f GB, in %.1f s\n", output,
                                    summary.tensors, summary.convertedTensors, type == .bf16 ? "rounded" : "quantized",
                                    Double(summary.bytes) / 1e9,

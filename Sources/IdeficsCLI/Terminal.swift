@@ -19,6 +19,13 @@ enum Terminal {
         _ = writeAll(STDERR_FILENO, text) // nowhere left to report a failure
     }
 
+    /// A word on stderr when `--threads` asks for more than the processors (a pool caps itself to them).
+    static func noteThreadsCapped(_ threads: Int?) {
+        guard let threads, threads > WorkerPool.processorCount else { return }
+        writeError("--threads \(threads) is more than the \(WorkerPool.processorCount) processors; "
+                   + "using \(WorkerPool.processorCount)\n")
+    }
+
     private static func writeAll(_ descriptor: Int32, _ text: String) -> Bool {
         Array(text.utf8).withUnsafeBytes { OutputFile.writeAll(descriptor, $0) }
     }
