@@ -1,237 +1,84 @@
-// Attention at bf16 precision on AMX tiles, as torch's CPU flash attention computes a bf16 model: queries, keys and
-// values rounded to bf16, scores summed in float32 and scaled there, the softmax in float32 (its running sums of the
-// unrounded exponentials), the exponentials rounded to bf16 for the product with the values, float32 outputs.
-//
-// Schedule (the float32 kernel's, kernels.inc, transposed onto tiles): keys are rounded once per call as bf16 rows
-// (the A operand) and values transposed per block of KB slots (A operand of the second product); per block of 32
-// queries (their B operand, pair-major), S^T [KB][32] = K Q^T on 2 x 2 accumulator tiles, so that the 32 queries lie
-// across the vector lanes: the online softmax is lane-wise (no horizontal reductions) and writes P^T directly as the
-// B operand of O^T [d][32] += V^T P^T, whose tiles are added to the float32 output after its rescaling. No score
-// matrix beyond one [KB][32] block exists. Measured on one Emerald Rapids core (512 queries x 4,900 slots, d = 72):
-// ~1.5-2x the schedule with the queries as rows (its row-wise softmax reductions were ~45% of the time), ~3-5x the
-// float32 kernel.
+// Attention at bf16 precision on AMX tiles: attention_bf16.h's schedule with its two products on tiles, S^T = K Q^T
+// on 2 x 2 accumulator tiles per 32 slots (keys the A operand, the queries' pairs the B operand) and O^T += V^T P^T
+// into the output's own tiles. ~3-5x the float32 kernel on one Emerald Rapids core (512 queries x 4,900 slots,
+// d = 72).
 #include "amx.h"
-#include <float.h>
-#include <math.h>
-#include <string.h>
+#include "attention_bf16.h"
 
 #if defined(__x86_64__) && defined(__linux__)
 #pragma clang attribute push(__attribute__((target(CK_AMX_TARGET))), apply_to = function)
 
-#define KB 64 // slots per block: two 32-slot steps of the P V product
+enum { KB = CK_ATTENTION_KB };
 
-// 16 floats to bf16 (round to nearest even) in the low half of a 256-bit vector.
-static inline __m256i bf16x16(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(x); }
-
-// 2^t for t <= 0 (scaled scores minus their maximum, in log2 units): 2^n (vscalefps, 0 far below) times the
-// degree-5 Taylor polynomial of 2^f, f = t - n in [-1/2, 1/2] (relative error < 2.5e-6, far below the bf16 rounding
-// of the weights). A masked -inf gives NaN here, which the caller's mask replaces by 0.
-static inline __m512 exp2_nonpositive(__m512 t) {
-    const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(t, n);
-    __m512 p = _mm512_set1_ps(1.3333558e-3f);
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(9.6181291e-3f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504109e-2f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022651e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718e-1f));
-    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);
+static void pack_queries(const uint16_t *Qb, ptrdiff_t dq, uint32_t *Qt) {
+    for (int g = 0; g < 2; g++) ck_amx_pack_group(Qb, dq, dq, 16 * g, 16, 0, dq, Qt + g * (dq / 2) * 16);
 }
 
-// Rows [0, rows) x columns [0, d) of a float32 matrix (row stride ld) as bf16 [rows][dq], zero past d.
-static void round_rows(const float *X, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t d, ptrdiff_t dq, uint16_t *out) {
-    for (ptrdiff_t i = 0; i < rows; i++) {
-        for (ptrdiff_t c = 0; c < dq; c += 16) {
-            const __mmask16 m = d - c >= 16 ? 0xffff : d - c <= 0 ? 0 : (__mmask16)((1u << (d - c)) - 1);
-            _mm256_storeu_si256((__m256i *)(out + i * dq + c), bf16x16(_mm512_maskz_loadu_ps(m, X + i * ld + c)));
+// S^T [KB][32] = K Q^T: 2 x 2 tiles (16 slots x 16 queries) per 32 slots.
+static void scores(const uint16_t *Kb, ptrdiff_t dq, const uint32_t *Qt, float *St) {
+    for (int half = 0; half < KB / 32; half++) {
+        const uint16_t *A = Kb + 32 * half * dq;
+        _tile_zero(0);
+        _tile_zero(1);
+        _tile_zero(2);
+        _tile_zero(3);
+        for (ptrdiff_t k = 0; k < dq; k += 32) {
+            _tile_loadd(4, A + k, dq * 2);
+            _tile_loadd(5, A + 16 * dq + k, dq * 2);
+            _tile_loadd(6, Qt + k / 2 * 16, 64);
+            _tile_loadd(7, Qt + (dq / 2) * 16 + k / 2 * 16, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
         }
+        float *s = St + 32 * half * 32;
+        _tile_stored(0, s, 128);
+        _tile_stored(1, s + 16, 128);
+        _tile_stored(2, s + 16 * 32, 128);
+        _tile_stored(3, s + 16 * 32 + 16, 128);
     }
 }
 
-// Values of slots [0, rows) (rows <= KB; zero past them and past d) transposed, the A operand of O^T += V^T P^T:
-// Vt [dv][KB] bf16, 16 slots x 16 columns at a time through an in-register transpose.
-static void transpose_values(const float *V, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t d, ptrdiff_t dv, uint16_t *Vt) {
+// O^T [dv][32] = O^T alpha + V^T P^T. The rescaling only where a query's maximum rose (after the first blocks,
+// rarely); the product accumulates into the output's own tiles, per 16 value columns 2 tiles (the query halves)
+// over 2 steps of 32 slots.
+static void accumulate(const uint16_t *Vt, ptrdiff_t dv, const uint32_t *Pt, __m512 a0, __m512 a1, float *Ot) {
+    const __mmask16 rose0 = _mm512_cmp_ps_mask(a0, _mm512_set1_ps(1), _CMP_NEQ_UQ);
+    const __mmask16 rose1 = _mm512_cmp_ps_mask(a1, _mm512_set1_ps(1), _CMP_NEQ_UQ);
+    if (rose0 | rose1) {
+        for (ptrdiff_t c = 0; c < dv; c++) {
+            float *o = Ot + c * 32;
+            _mm512_storeu_ps(o, _mm512_mul_ps(_mm512_loadu_ps(o), a0));
+            _mm512_storeu_ps(o + 16, _mm512_mul_ps(_mm512_loadu_ps(o + 16), a1));
+        }
+    }
+    _tile_loadd(4, Pt, 64);
+    _tile_loadd(5, Pt + 16 * 16, 64);
+    _tile_loadd(6, Pt + KB * 8, 64);
+    _tile_loadd(7, Pt + KB * 8 + 16 * 16, 64);
     for (ptrdiff_t c = 0; c < dv; c += 16) {
-        const __mmask16 m = d - c >= 16 ? 0xffff : (__mmask16)((1u << (d - c)) - 1);
-        for (ptrdiff_t j = 0; j < KB; j += 16) {
-            __m512i v[16];
-            for (int i = 0; i < 16; i++) {
-                v[i] = j + i < rows ? (__m512i)_mm512_maskz_loadu_ps(m, V + (j + i) * ld + c) : _mm512_setzero_si512();
-            }
-            ck_transpose16(v);
-            for (int i = 0; i < 16; i++) _mm256_storeu_si256((__m256i *)(Vt + (c + i) * KB + j), bf16x16((__m512)v[i]));
-        }
-    }
-}
-
-// The online softmax over a block for the 32 queries, two halves of 16 lanes: St [KB][32] holds the block's
-// unscaled scores (slot-major, the queries across), masked to each query's [lo, hi) unless `whole`; folds them into
-// the running maxima and sums (of scaled scores), writes exp(scaled score - max) as bf16 pairs of consecutive slots,
-// the B operand of O^T += V^T P^T: Pt [2][KB / 2][16], and each query's rescaling exp(old max - new max) into alpha.
-// The halves interleave and the maxima and sums run in independent chains, so that their latencies overlap.
-static inline void softmax_block(const float *St, ptrdiff_t bn, ptrdiff_t j0, float scale, const int32_t *lo,
-                                 const int32_t *hi, int whole, float *rowmax, float *rowsum, uint32_t *Pt, __m512 alpha[2]) {
-    const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
-                                                22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512 minus_inf = _mm512_set1_ps(-INFINITY), log2e = _mm512_set1_ps(1.44269504088896341f);
-    __mmask16 keep[2][KB];
-    __m512 m[2][2] = {{minus_inf, minus_inf}, {minus_inf, minus_inf}};
-    for (int h = 0; h < 2; h++) {
-        const __m512i l = _mm512_loadu_si512(lo + 16 * h), u = _mm512_loadu_si512(hi + 16 * h);
-        for (ptrdiff_t j = 0; j < KB; j++) {
-            const __m512i slot = _mm512_set1_epi32((int)(j0 + j));
-            keep[h][j] = whole ? 0xffff : j >= bn ? 0 : _mm512_cmple_epi32_mask(l, slot) & _mm512_cmplt_epi32_mask(slot, u);
-        }
-    }
-    for (ptrdiff_t j = 0; j < KB; j++) {
-        for (int h = 0; h < 2; h++) m[h][j & 1] = _mm512_mask_max_ps(m[h][j & 1], keep[h][j], m[h][j & 1], _mm512_loadu_ps(St + j * 32 + 16 * h));
-    }
-    __m512 a[2], b[2], sum[2][2]; // per half: the scale, the maximum
-    for (int h = 0; h < 2; h++) {
-        const __m512 old = _mm512_loadu_ps(rowmax + 16 * h);
-        const __m512 max = _mm512_max_ps(old, _mm512_mul_ps(_mm512_max_ps(m[h][0], m[h][1]), _mm512_set1_ps(scale)));
-        const __mmask16 none = _mm512_cmp_ps_mask(max, minus_inf, _CMP_EQ_OQ); // no slot yet: nothing to add
-        a[h] = _mm512_set1_ps(scale);
-        b[h] = max;
-        alpha[h] = _mm512_mask_mov_ps(exp2_nonpositive(_mm512_mul_ps(_mm512_sub_ps(old, max), log2e)), none, _mm512_set1_ps(1));
-        _mm512_storeu_ps(rowmax + 16 * h, max);
-        sum[h][0] = sum[h][1] = _mm512_setzero_ps();
-    }
-    for (ptrdiff_t j = 0; j < KB; j += 2) {
-        for (int h = 0; h < 2; h++) {
-            // exp(scale s - max) as torch computes it: the scaled score rounded, its maximum subtracted (exactly 0
-            // for the largest), then 2^(x log2 e).
-            const __m512 x0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(St + j * 32 + 16 * h), a[h]), b[h]);
-            const __m512 x1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(St + (j + 1) * 32 + 16 * h), a[h]), b[h]);
-            const __m512 e0 = _mm512_maskz_mov_ps(keep[h][j], exp2_nonpositive(_mm512_mul_ps(x0, log2e)));
-            const __m512 e1 = _mm512_maskz_mov_ps(keep[h][j + 1], exp2_nonpositive(_mm512_mul_ps(x1, log2e)));
-            sum[h][0] = _mm512_add_ps(sum[h][0], e0);
-            sum[h][1] = _mm512_add_ps(sum[h][1], e1);
-            _mm512_storeu_si512(Pt + h * KB * 8 + (j / 2) * 16,
-                                _mm512_permutexvar_epi16(interleave, (__m512i)_mm512_cvtne2ps_pbh(e1, e0)));
-        }
-    }
-    for (int h = 0; h < 2; h++) {
-        _mm512_storeu_ps(rowsum + 16 * h, _mm512_fmadd_ps(_mm512_loadu_ps(rowsum + 16 * h), alpha[h],
-                                                          _mm512_add_ps(sum[h][0], sum[h][1])));
+        _tile_loadd(0, Ot + c * 32, 128);
+        _tile_loadd(1, Ot + c * 32 + 16, 128);
+        _tile_loadd(2, Vt + c * KB, KB * 2);
+        _tile_loadd(3, Vt + c * KB + 32, KB * 2);
+        _tile_dpbf16ps(0, 2, 4);
+        _tile_dpbf16ps(1, 2, 6);
+        _tile_dpbf16ps(0, 3, 5);
+        _tile_dpbf16ps(1, 3, 7);
+        _tile_stored(0, Ot + c * 32, 128);
+        _tile_stored(1, Ot + c * 32 + 16, 128);
     }
 }
 
 int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
                           ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo) {
-    const ptrdiff_t mp = (m + 31) / 32 * 32, dq = (d + 31) / 32 * 32, dv = (d + 15) / 16 * 16;
-    ptrdiff_t first = PTRDIFF_MAX, last = 0;
-    for (ptrdiff_t i = 0; i < m; i++) {
-        if (lo[i] >= hi[i]) continue;
-        first = lo[i] < first ? lo[i] : first;
-        last = hi[i] > last ? hi[i] : last;
-    }
-    if (last == 0) first = 0;
-    const ptrdiff_t blocks = (last - first + KB - 1) / KB;
-    // In floats: queries as bf16 rows and as two B groups, keys as bf16 rows, values transposed per block, scores,
-    // probabilities, the output, and per query the running max and sum and the range.
-    const size_t floats = (size_t)mp * dq / 2 + 32 * (size_t)dq / 2 + (size_t)blocks * KB * dq / 2 +
-                          (size_t)blocks * dv * KB / 2 + KB * 32 + KB * 16 + 32 * (size_t)dv + 4 * (size_t)mp;
-    float *scratch = ck_thread_scratch(floats);
-    if (!scratch) return 0;
-    uint16_t *Qb = (uint16_t *)scratch;
-    uint32_t *Qt = (uint32_t *)(Qb + mp * dq);
-    uint16_t *Kr = (uint16_t *)(Qt + 32 * dq / 2), *Vt = Kr + blocks * KB * dq;
-    float *St = (float *)(Vt + blocks * dv * KB);
-    uint32_t *Pt = (uint32_t *)(St + KB * 32);
-    float *Ot = (float *)(Pt + KB * 16), *rowmax = Ot + 32 * dv, *rowsum = rowmax + mp;
-    int32_t *plo = (int32_t *)(rowsum + mp), *phi = plo + mp; // the ranges, empty ones padding to whole blocks
-    for (ptrdiff_t i = 0; i < mp; i++) {
-        plo[i] = i < m ? lo[i] : 0;
-        phi[i] = i < m && lo[i] < hi[i] ? hi[i] : plo[i];
-    }
-    round_rows(Q, ldq, m, d, dq, Qb);
-    memset(Qb + m * dq, 0, (size_t)(mp - m) * dq * 2);
-    round_rows(K + first * ldkv, ldkv, last - first, d, dq, Kr);
-    memset(Kr + (last - first) * dq, 0, (size_t)(blocks * KB - (last - first)) * dq * 2);
-    for (ptrdiff_t b = 0; b < blocks; b++) {
-        const ptrdiff_t j0 = first + b * KB, bn = last - j0 < KB ? last - j0 : KB;
-        transpose_values(V + j0 * ldkv, ldkv, bn, d, dv, Vt + b * dv * KB);
-    }
+    // Tiles take 32 inputs (keys' and queries' rows) and 16 value columns at a time.
+    const ck_attention_products tiles = {(d + 31) / 32 * 32, (d + 15) / 16 * 16, pack_queries, scores, accumulate};
     ck_amx_configure_tiles();
-    for (ptrdiff_t q0 = 0; q0 < m; q0 += 32) {
-        const int32_t *bl = plo + q0, *bh = phi + q0;
-        ptrdiff_t from = PTRDIFF_MAX, to = 0;
-        for (int i = 0; i < 32; i++) {
-            if (bl[i] >= bh[i]) continue;
-            from = bl[i] < from ? bl[i] : from;
-            to = bh[i] > to ? bh[i] : to;
-        }
-        const ptrdiff_t b0 = to > 0 ? (from - first) / KB : 0, b1 = to > 0 ? (to - first + KB - 1) / KB : 0;
-        for (int g = 0; g < 2; g++) ck_amx_pack_group(Qb + q0 * dq, dq, dq, 16 * g, 16, 0, dq, Qt + g * (dq / 2) * 16);
-        for (int i = 0; i < 32; i++) rowmax[i] = -INFINITY, rowsum[i] = 0;
-        memset(Ot, 0, sizeof(float) * 32 * dv);
-        for (ptrdiff_t b = b0; b < b1; b++) {
-            const ptrdiff_t j0 = first + b * KB, bn = last - j0 < KB ? last - j0 : KB;
-            // S^T [KB][32] = K Q^T: 2 x 2 tiles (16 slots x 16 queries) per 32 slots.
-            for (int half = 0; half < KB / 32; half++) {
-                const uint16_t *A = Kr + (b * KB + 32 * half) * dq;
-                _tile_zero(0);
-                _tile_zero(1);
-                _tile_zero(2);
-                _tile_zero(3);
-                for (ptrdiff_t k = 0; k < dq; k += 32) {
-                    _tile_loadd(4, A + k, dq * 2);
-                    _tile_loadd(5, A + 16 * dq + k, dq * 2);
-                    _tile_loadd(6, Qt + k / 2 * 16, 64);
-                    _tile_loadd(7, Qt + (dq / 2) * 16 + k / 2 * 16, 64);
-                    _tile_dpbf16ps(0, 4, 6);
-                    _tile_dpbf16ps(1, 4, 7);
-                    _tile_dpbf16ps(2, 5, 6);
-                    _tile_dpbf16ps(3, 5, 7);
-                }
-                float *s = St + 32 * half * 32;
-                _tile_stored(0, s, 128);
-                _tile_stored(1, s + 16, 128);
-                _tile_stored(2, s + 16 * 32, 128);
-                _tile_stored(3, s + 16 * 32 + 16, 128);
-            }
-            int whole = bn == KB;
-            for (int i = 0; i < 32; i++) whole &= bl[i] <= j0 && bh[i] >= j0 + KB;
-            __m512 alpha[2];
-            softmax_block(St, bn, j0, scale, bl, bh, whole, rowmax, rowsum, Pt, alpha);
-            const __m512 a0 = alpha[0], a1 = alpha[1];
-            // O^T [dv][32] = O^T * exp(old max - new max) + V^T P^T. The rescaling only where a query's maximum rose
-            // (after the first blocks, rarely); the product accumulates into the output's own tiles, per 16 value
-            // columns 2 tiles (the query halves) over 2 steps of 32 slots.
-            const __mmask16 rose0 = _mm512_cmp_ps_mask(a0, _mm512_set1_ps(1), _CMP_NEQ_UQ);
-            const __mmask16 rose1 = _mm512_cmp_ps_mask(a1, _mm512_set1_ps(1), _CMP_NEQ_UQ);
-            if (rose0 | rose1) {
-                for (ptrdiff_t c = 0; c < dv; c++) {
-                    float *o = Ot + c * 32;
-                    _mm512_storeu_ps(o, _mm512_mul_ps(_mm512_loadu_ps(o), a0));
-                    _mm512_storeu_ps(o + 16, _mm512_mul_ps(_mm512_loadu_ps(o + 16), a1));
-                }
-            }
-            _tile_loadd(4, Pt, 64);
-            _tile_loadd(5, Pt + 16 * 16, 64);
-            _tile_loadd(6, Pt + KB * 8, 64);
-            _tile_loadd(7, Pt + KB * 8 + 16 * 16, 64);
-            const uint16_t *vt = Vt + b * dv * KB;
-            for (ptrdiff_t c = 0; c < dv; c += 16) {
-                _tile_loadd(0, Ot + c * 32, 128);
-                _tile_loadd(1, Ot + c * 32 + 16, 128);
-                _tile_loadd(2, vt + c * KB, KB * 2);
-                _tile_loadd(3, vt + c * KB + 32, KB * 2);
-                _tile_dpbf16ps(0, 2, 4);
-                _tile_dpbf16ps(1, 2, 6);
-                _tile_dpbf16ps(0, 3, 5);
-                _tile_dpbf16ps(1, 3, 7);
-                _tile_stored(0, Ot + c * 32, 128);
-                _tile_stored(1, Ot + c * 32 + 16, 128);
-            }
-        }
-        for (ptrdiff_t i = 0; i < 32 && q0 + i < m; i++) {
-            const float inverse = rowsum[i] > 0 ? 1 / rowsum[i] : 0; // a query without slots gets zeros
-            for (ptrdiff_t c = 0; c < d; c++) O[(q0 + i) * ldo + c] = Ot[c * 32 + i] * inverse;
-        }
-    }
+    const int done = ck_attention_bf16_blocks(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo, tiles);
     _tile_release();
-    return 1;
+    return done;
 }
 
 #pragma clang attribute pop

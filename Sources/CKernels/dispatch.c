@@ -171,26 +171,27 @@ int ck_bf16_products(void) {
 #endif
 }
 
-// Without AMX the activations are bf16 rows [T][K rounded up to 32], as gemm_bf16.c reads them.
-static ptrdiff_t bf16_row_stride(ptrdiff_t K) { return (K + 31) / 32 * 32; }
-
 size_t ck_bf16_activation_bytes(ptrdiff_t T, ptrdiff_t K) {
-#if defined(__x86_64__) && defined(__linux__)
+#if defined(__x86_64__)
+#if defined(__linux__)
     if (ck_kernel_path_active() == CK_PATH_AMX) return ck_bf16_activation_bytes_amx(T, K);
 #endif
-    return (size_t)T * (size_t)bf16_row_stride(K) * 2;
+    if (ck_bf16_products()) return ck_bf16_activation_bytes_avx512bf16(T, K);
+#endif
+    return 0;
 }
 
 void ck_pack_bf16_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0, ptrdiff_t g1,
                               void *A) {
-#if defined(__x86_64__) && defined(__linux__)
+#if defined(__x86_64__)
+#if defined(__linux__)
     if (ck_kernel_path_active() == CK_PATH_AMX) {
         ck_pack_bf16_activations_amx(X, T, ldx, K, g0, g1, A);
         return;
     }
 #endif
-    const ptrdiff_t t0 = 16 * g0, t1 = 16 * g1 < T ? 16 * g1 : T;
-    if (t0 < t1) ck_round_to_bf16(X + t0 * ldx, t1 - t0, K, ldx, (uint16_t *)A + t0 * bf16_row_stride(K), bf16_row_stride(K));
+    if (ck_bf16_products()) ck_pack_bf16_activations_avx512bf16(X, T, ldx, K, g0, g1, A);
+#endif
 }
 
 int ck_matmul_bf16_rows(const void *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t row_begin,
@@ -199,9 +200,7 @@ int ck_matmul_bf16_rows(const void *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t
 #if defined(__linux__)
     if (ck_kernel_path_active() == CK_PATH_AMX) return ck_matmul_bf16_rows_amx(A, T, W, K, ldw, row_begin, row_end, Y, ldy);
 #endif
-    if (ck_bf16_products()) {
-        return ck_matmul_bf16_rows_avx512bf16(A, T, bf16_row_stride(K), W, K, ldw, row_begin, row_end, Y, ldy);
-    }
+    if (ck_bf16_products()) return ck_matmul_bf16_rows_avx512bf16(A, T, W, K, ldw, row_begin, row_end, Y, ldy);
 #endif
     return 0;
 }
@@ -263,6 +262,9 @@ int ck_attention_bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K
                       ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo) {
 #if defined(__x86_64__) && defined(__linux__)
     if (ck_kernel_path_active() == CK_PATH_AMX) return ck_attention_bf16_amx(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
+#endif
+#if defined(__x86_64__)
+    if (ck_bf16_products()) return ck_attention_bf16_avx512bf16(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
 #endif
     return ck_attention(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
 }

@@ -1,56 +1,90 @@
 // Products of BF16 weights with activations rounded to bf16, on CPUs with AVX512_BF16: vdpbf16ps adds, in each of
 // 16 float32 lanes, the two products of a pair of bf16 inputs (exact in float32) to the accumulator, twice the work
-// of an FMA per instruction. Same schedule as the float32 packed GEMM (kernels.inc): blocks of KP input pairs x NC
-// weight rows packed once into panels of 32 rows, pair-major (panel[p][32] holds each row's pair p in one 32-bit
-// lane), then groups of MR tokens' pairs broadcast against them, MR x 32 accumulators. The activations come rounded
-// to bf16 once per call (ck_pack_bf16_activations), not once per thread.
-#include "internal.h"
+// of an FMA per instruction. Same schedule as the float32 packed GEMM (kernels.inc): blocks of KP input pairs x NCB
+// weight rows packed into panels of 32 rows, pair-major (panel[p][32] holds each row's pair p in one 32-bit lane),
+// then groups of MR tokens' pairs broadcast against them, MR x 32 accumulators. The activations are rounded to bf16
+// and laid out in those groups once per call (ck_pack_bf16_activations), not once per thread or per row block.
+// With cached operands the tile runs at the instruction's probe rate; the blocking costs the rest (packing,
+// misses on Y's tiles, on the next group's activations: both prefetched a tile ahead).
+#include "bf16_avx512.h"
 #include <string.h>
 
 #if defined(__x86_64__)
-#include <immintrin.h>
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512bf16"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target(CK_BF16_TARGET))), apply_to = function)
 
 #define MR 12   // tokens per register tile: 24 accumulators and 2 panel vectors of the 32 zmm registers
 #define PR 32   // weight rows per panel (two vectors)
-#define KP 256  // input pairs per block: a panel is 32 KiB, the token group 12 KiB (L1 48 KiB, L2 2 MiB per core)
-#define NCB 256 // weight rows per block: 8 panels, 256 KiB in L2
+#define KP 256  // input pairs per block: a panel is 32 KiB, a token group's block 12 KiB (L1 32-48 KiB)
+#define NCB 512 // weight rows per block: 16 panels, 512 KiB in L2 (1-2 MiB per core); measured best of 256-1024
 
 // Rows [r0, r0 + rows) x pairs [p0, p0 + pc) of W (bf16 [rows][ldw], K inputs) into panels; rows past `rows` and the
-// half of a pair past K are zero.
+// half of a pair past K are zero. 16 rows x 16 whole pairs at a time by a transpose (a tenth of the prefill's time
+// when it was a pair at a time: a block's panels serve only T / MR token groups), the rest lane by lane.
 static void pack_panels(const uint16_t *W, ptrdiff_t ldw, ptrdiff_t K, ptrdiff_t r0, ptrdiff_t rows, ptrdiff_t p0,
                         ptrdiff_t pc, uint32_t *P) {
     const ptrdiff_t padded = (rows + PR - 1) / PR * PR;
-    for (ptrdiff_t r = 0; r < padded; r++) {
+    const ptrdiff_t whole = (K - 2 * p0) / 2 < pc ? (K - 2 * p0) / 2 : pc, vectors = whole / 16 * 16;
+    for (ptrdiff_t r = 0; r < padded; r += 16) {
         uint32_t *panel = P + (r / PR) * pc * PR + r % PR;
-        if (r >= rows) {
-            for (ptrdiff_t p = 0; p < pc; p++) panel[p * PR] = 0;
+        for (ptrdiff_t p = 0; p < vectors; p += 16) {
+            __m512i v[16];
+            for (int i = 0; i < 16; i++)
+                v[i] = r + i < rows ? _mm512_loadu_si512(W + (r0 + r + i) * ldw + 2 * (p0 + p)) : _mm512_setzero_si512();
+            ck_transpose16(v);
+            for (int j = 0; j < 16; j++) _mm512_storeu_si512(panel + (p + j) * PR, v[j]);
+        }
+        for (int i = 0; i < 16; i++) {
+            uint32_t *lane = panel + i;
+            const uint16_t *row = W + (r0 + r + i) * ldw + 2 * p0;
+            for (ptrdiff_t p = vectors; p < pc; p++) {
+                uint32_t pair = 0;
+                if (r + i < rows && p < whole) memcpy(&pair, row + 2 * p, 4);
+                else if (r + i < rows && p == whole) pair = row[2 * whole]; // an odd K: its last input, a zero partner
+                lane[p * PR] = pair;
+            }
+        }
+    }
+}
+
+size_t ck_bf16_activation_bytes_avx512bf16(ptrdiff_t T, ptrdiff_t K) {
+    return (size_t)((T + MR - 1) / MR * MR) * (size_t)((K + 1) / 2) * 4;
+}
+
+// Token t's pairs go to A[t / MR][p][t % MR] (groups of MR tokens, pairs of the whole K), each row rounded in a
+// per-thread buffer first; the tokens that pad the last group are zero, written by whoever packs the last token.
+void ck_pack_bf16_activations_avx512bf16(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0,
+                                         ptrdiff_t g1, uint32_t *A) {
+    const ptrdiff_t pairs = (K + 1) / 2, t0 = 16 * g0, t1 = 16 * g1 < T ? 16 * g1 : T;
+    const ptrdiff_t end = t1 < T ? t1 : (T + MR - 1) / MR * MR;
+    uint32_t *row = (uint32_t *)ck_thread_scratch((size_t)pairs);
+    for (ptrdiff_t t = t0; t < end; t++) {
+        uint32_t *to = A + t / MR * pairs * MR + t % MR;
+        if (t >= T || !row) { // a padding token; or, without a buffer, each pair rounded where it goes
+            for (ptrdiff_t p = 0; p < pairs; p++) {
+                uint16_t two[2] = {0, 0};
+                if (t < T) ck_round_to_bf16(X + t * ldx + 2 * p, 1, 2 * p + 1 < K ? 2 : 1, ldx, two, 2);
+                memcpy(to + p * MR, two, 4);
+            }
             continue;
         }
-        const uint16_t *row = W + (r0 + r) * ldw + 2 * p0;
-        const ptrdiff_t whole = (K - 2 * p0) / 2 < pc ? (K - 2 * p0) / 2 : pc;
-        for (ptrdiff_t p = 0; p < whole; p++) memcpy(panel + p * PR, row + 2 * p, 4);
-        if (whole < pc) panel[whole * PR] = row[2 * whole]; // an odd K: its last input with a zero partner
+        ck_round_to_bf16(X + t * ldx, 1, K, ldx, (uint16_t *)row, 2 * pairs);
+        for (ptrdiff_t p = 0; p < pairs; p++) to[p * MR] = row[p];
     }
 }
 
-// Tokens [0, mr) x pairs [p0, p0 + pc) of the rounded activations (bf16 [T][ldx], pairs zero-padded) into A[p][MR].
-static void pack_tokens(const uint16_t *X, ptrdiff_t ldx, int mr, ptrdiff_t p0, ptrdiff_t pc, uint32_t *A) {
-    for (int t = 0; t < MR; t++) {
-        const uint16_t *x = X + t * ldx + 2 * p0;
-        for (ptrdiff_t p = 0; p < pc; p++) {
-            uint32_t pair = 0;
-            if (t < mr) memcpy(&pair, x + 2 * p, 4);
-            A[p * MR + t] = pair;
-        }
-    }
-}
-
+// Y's MR x 32 tile from a token group's pairs and a panel; the lines of `next` (the next group's block, or NULL)
+// fetched meanwhile, as Y's lines are at the start.
 static inline __attribute__((always_inline)) void micro_tile(const uint32_t *A, const uint32_t *P, ptrdiff_t pc,
-                                                             float *Y, ptrdiff_t ldy, int mr, int ncols, int accumulate) {
+                                                             float *Y, ptrdiff_t ldy, int mr, int ncols, int accumulate,
+                                                             const uint32_t *next) {
+    for (int t = 0; t < mr; t++) {
+        _mm_prefetch((const char *)(Y + t * ldy), _MM_HINT_T0);
+        _mm_prefetch((const char *)(Y + t * ldy + 16), _MM_HINT_T0);
+    }
     __m512 acc[MR][2];
     for (int t = 0; t < MR; t++) acc[t][0] = acc[t][1] = _mm512_setzero_ps();
     for (ptrdiff_t p = 0; p < pc; p++) {
+        if (next && p % 4 == 0) _mm_prefetch((const char *)(next + p * MR), _MM_HINT_T0); // 4 x 48 bytes: 3 lines
         const __m512bh b0 = (__m512bh)_mm512_loadu_si512(P + p * PR), b1 = (__m512bh)_mm512_loadu_si512(P + p * PR + 16);
         for (int t = 0; t < MR; t++) {
             const __m512bh a = (__m512bh)_mm512_set1_epi32((int)A[p * MR + t]);
@@ -76,11 +110,10 @@ static inline __attribute__((always_inline)) void micro_tile(const uint32_t *A, 
     }
 }
 
-int ck_matmul_bf16_rows_avx512bf16(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K,
-                                   ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy) {
-    uint32_t *P = (uint32_t *)ck_thread_scratch((size_t)NCB * KP + (size_t)KP * MR);
+int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
+                                   ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy) {
+    uint32_t *P = (uint32_t *)ck_thread_scratch((size_t)NCB * KP);
     if (!P) return 0;
-    uint32_t *A = P + (size_t)NCB * KP;
     const ptrdiff_t pairs = (K + 1) / 2;
     for (ptrdiff_t rb = r0; rb < r1; rb += NCB) {
         const ptrdiff_t rows = r1 - rb < NCB ? r1 - rb : NCB;
@@ -89,10 +122,13 @@ int ck_matmul_bf16_rows_avx512bf16(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx
             pack_panels(W, ldw, K, rb, rows, pb, pc, P);
             for (ptrdiff_t t = 0; t < T; t += MR) {
                 const int mr = T - t < MR ? (int)(T - t) : MR;
-                pack_tokens(X + t * ldx, ldx, mr, pb, pc, A);
+                const uint32_t *group = A + t * pairs + pb * MR;
                 for (ptrdiff_t p = 0; p < rows; p += PR) {
                     const int ncols = rows - p < PR ? (int)(rows - p) : PR;
-                    micro_tile(A, P + (p / PR) * pc * PR, pc, Y + t * ldy + rb + p, ldy, mr, ncols, pb > 0);
+                    // The group's block comes in with the first panel (half of it ahead), the next group's with the last.
+                    const uint32_t *next = p + PR >= rows ? (t + MR < T ? group + MR * pairs : NULL)
+                                           : p == 0 ? group + pc * MR / 2 : NULL;
+                    micro_tile(group, P + (p / PR) * pc * PR, pc, Y + t * ldy + rb + p, ldy, mr, ncols, pb > 0, next);
                 }
             }
         }

@@ -134,11 +134,18 @@ extern const ck_table ck_kernels_portable;
 #if defined(__x86_64__)
 extern const ck_table ck_kernels_avx2;
 extern const ck_table ck_kernels_avx512;
-/// gemm_bf16.c, for CPUs with AVX512_BF16 (ck_bf16_products): X the rounded activations, bf16 [T][ldx] with ldx
-/// even and zero past K; 0 if its scratch could not be allocated.
-int ck_matmul_bf16_rows_avx512bf16(const uint16_t *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K,
-                                   ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
+/// gemm_bf16.c, for CPUs with AVX512_BF16 (ck_bf16_products): the bf16 GEMM with its own layout of the
+/// activations (groups of its register tile's tokens); 0 if its scratch could not be allocated.
+size_t ck_bf16_activation_bytes_avx512bf16(ptrdiff_t T, ptrdiff_t K);
+void ck_pack_bf16_activations_avx512bf16(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0,
+                                         ptrdiff_t g1, uint32_t *A);
+int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
+                                   ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 double ck_bf16_probe_avx512bf16(long iterations);
+/// attention_bf16.c, for CPUs with AVX512_BF16 without AMX: ck_attention at bf16 precision (attention_bf16.h).
+int ck_attention_bf16_avx512bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V,
+                                 ptrdiff_t ldkv, ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi,
+                                 float *O, ptrdiff_t ldo);
 #if defined(__linux__)
 /// gemm_amx.c, for the amx path (Linux only: the OS must grant the tile state): the bf16 GEMM on AMX tiles, with
 /// its own layout of the activations.
@@ -148,7 +155,7 @@ void ck_pack_bf16_activations_amx(const float *X, ptrdiff_t T, ptrdiff_t ldx, pt
 int ck_matmul_bf16_rows_amx(const uint16_t *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
                             ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 double ck_bf16_probe_amx(long iterations);
-/// attention_amx.c, for the amx path: ck_attention at bf16 precision (its header comment says what is rounded).
+/// attention_amx.c, for the amx path: ck_attention at bf16 precision (attention_bf16.h says what is rounded).
 int ck_attention_bf16_amx(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
                           ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo);
 #endif

@@ -61,8 +61,8 @@ func attend(queryRows q: UnsafePointer<Float>, keys: [Float], values: [Float], s
             } else {
                 let slots = (0..<queryCount).map(allowedSlots)
                 let lower = slots.map { Int32($0.lowerBound) }, upper = slots.map { Int32($0.upperBound) }
-                // On AMX tiles a head's queries go in one task: its keys and values are packed once.
-                let perTask = shape.precision == .bfloat16 && KernelPath.active == .amx ? queryCount : queryBlock
+                // With bf16 products a head's queries go in one task: its keys and values are rounded once.
+                let perTask = shape.precision == .bfloat16 && KernelPath.hasBF16Products ? queryCount : queryBlock
                 let blocks = (queryCount + perTask - 1) / perTask
                 lower.withUnsafeBufferPointer { lower in
                     upper.withUnsafeBufferPointer { upper in

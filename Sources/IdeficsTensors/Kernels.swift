@@ -24,8 +24,9 @@ public enum Vector {
 
     /// Attention of `queries` query rows of one head, each seeing the slots [lower[i], upper[i]) of `keys` and
     /// `values` ([slots, depth] rows with stride ldkv): out[i] = softmax(scale · q[i] · kⱼ) · vⱼ, tiled with an
-    /// online softmax on the calling thread. A row without slots gets zeros. At bf16 precision on the amx kernels,
-    /// queries, keys, values and the softmax weights are rounded to bf16 as torch's bf16 flash attention does them.
+    /// online softmax on the calling thread. A row without slots gets zeros. At bf16 precision where the kernels have
+    /// bf16 products (`KernelPath.hasBF16Products`), queries, keys, values and the softmax weights are rounded to
+    /// bf16 as torch's bf16 flash attention does them.
     public static func attention(_ q: UnsafePointer<Float>, queries: Int, ldq: Int, keys: UnsafePointer<Float>,
                                  values: UnsafePointer<Float>, ldkv: Int, depth: Int, scale: Float,
                                  lower: UnsafePointer<Int32>, upper: UnsafePointer<Int32>,

@@ -78,8 +78,9 @@ final class QuantizedDecoderTests: XCTestCase {
 
     /// bf16 products (activations rounded to bf16 before each product with a BF16 matrix, as torch runs a bf16
     /// model) on the BF16 checkpoints: measured mean KL 8.2e-5 nats, top-1 100% of 128 (vdpbf16ps or rounded float32
-    /// products); on AMX tiles, where the prompt's attention runs at bf16 too (queries, keys, values and softmax
-    /// weights rounded), 1.1e-4 nats and 96.9% (4 of the 128 positions of these random-weight models flip).
+    /// products); with bf16 products (AMX tiles, vdpbf16ps), where the prompt's attention runs at bf16 too (queries,
+    /// keys, values and softmax weights rounded), 1.1e-4 nats and 96.9% (4 of the 128 positions of these
+    /// random-weight models flip; the same on AMX and on a Zen 4's vdpbf16ps).
     /// Checkpoints stored in F32 or F16 have every matrix rounded to BF16 at load as well, so the rounding of the weights
     /// adds to that of the activations: measured 1.3e-4 nats and 98.4% of 256 positions (1.4e-4 and 98.8% on AMX).
     func testBF16ProductsStayCloseToFloat32Products() throws {
@@ -90,7 +91,7 @@ final class QuantizedDecoderTests: XCTestCase {
                      divergence, 100 * agreement, positions))
         XCTAssertGreaterThan(positions, 10)
         XCTAssertLessThan(divergence, 3e-4)
-        XCTAssertGreaterThanOrEqual(agreement, KernelPath.active == .amx ? 0.95 : 0.97)
+        XCTAssertGreaterThanOrEqual(agreement, KernelPath.hasBF16Products ? 0.95 : 0.97)
         let rounded = try measure(applies: { _, dtype in dtype != .bf16 }) { $0.products = .bfloat16 }
         print(String(format: "bf16 products on the F32 and F16 checkpoints: mean KL %.2e nats, top-1 %.1f%% of %d positions",
                      rounded.divergence, 100 * rounded.agreement, rounded.positions))

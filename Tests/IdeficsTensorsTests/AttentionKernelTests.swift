@@ -1,7 +1,7 @@
 import IdeficsTensors
 import XCTest
 
-/// The tiled online-softmax attention kernels (float32, and bf16 on AMX tiles) against attention written out in
+/// The tiled online-softmax attention kernels (float32, and bf16 on AMX tiles or with vdpbf16ps) against attention written out in
 /// double precision, over head sizes that fill vector panels and tiles exactly, partly, or not at all, query counts
 /// on and off the panel width, and the masks the models use (everything, causal, a sliding window, and a row that
 /// sees nothing).
@@ -103,7 +103,8 @@ final class AttentionKernelTests: XCTestCase {
     /// bf16) against the same double-precision attention of the rounded queries, keys and values: each softmax
     /// weight is off by at most half a bf16 step (2^-9 of itself), so each output value by at most 2^-9 of the
     /// largest |v| it averages (here 1), plus float32 sums (1e-5), and the result must differ from the float32
-    /// kernel's somewhere (the rounding happened). Without AMX, bf16 attention is the float32 kernel, to the bit.
+    /// kernel's somewhere (the rounding happened). Without bf16 products (AMX, or AVX512_BF16 on the avx512 path),
+    /// bf16 attention is the float32 kernel, to the bit.
     func testBF16AttentionMatchesRoundedInputsWithinTheWeightsRounding() {
         var generator = SplitMix(seed: 11)
         let cases = Self.cases
@@ -115,7 +116,7 @@ final class AttentionKernelTests: XCTestCase {
         for c in cases {
             let o = Operands(c, slots: ranges(c.mask, queries: c.queries, slots: c.slots), generator: &generator)
             let (out, exact) = (o.attend(precision: .bfloat16), o.attend(precision: .float32))
-            guard KernelPath.active == .amx else {
+            guard KernelPath.hasBF16Products else {
                 XCTAssertEqual(out, exact, "\(c)")
                 continue
             }
@@ -129,7 +130,7 @@ final class AttentionKernelTests: XCTestCase {
                                "a query without slots gets zeros")
             }
         }
-        XCTAssertEqual(roundingSeen, KernelPath.active == .amx)
+        XCTAssertEqual(roundingSeen, KernelPath.hasBF16Products)
     }
 
     /// Scores of ±1000 in different tiles: the running maximum is rescaled, never overflowed.

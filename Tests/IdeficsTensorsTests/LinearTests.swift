@@ -67,15 +67,16 @@ final class LinearTests: XCTestCase {
     /// of sum |x w| per value (float32 sums of up to 2,100 terms; the worst seen is under 1.5e-7), while the exact
     /// float32 product is further away than that (the rounding happened). Shapes: streaming and packed, an odd input
     /// count, inputs past the 512-input block and in several of AMX's chunks (up to 768 inputs each), rows past the
-    /// 256-row block and ending in part of a 16-row group, tokens in part of a 32-token block and after whole ones,
-    /// on both sides of AMX's few-token schedule (up to 128 tokens). F32 and F16 matrices are rounded to BF16 first
+    /// 256-row block and ending in part of a 16-row group, a thread's rows past AVX512_BF16's 512-row block (4,200
+    /// rows: 544 per task), tokens in part of a 32-token block and after whole ones, on both sides of AMX's
+    /// few-token schedule (up to 128 tokens). F32 and F16 matrices are rounded to BF16 first
     /// (as loading a model in bf16 does), then multiply alike: three of the shapes (two of them over several of the
     /// conversion's 4,096-value chunks, on both threads).
     func testBF16ProductsEqualExactProductsOfRoundedActivations() {
         let pool = WorkerPool(threads: 2)
         var roundingSeen = false
         let shapes = [(1, 7, 5), (3, 70, 33), (19, 64, 1000), (25, 530, 260), (24, 300, 1101), (40, 33, 2048),
-                      (77, 41, 2100), (128, 20, 64), (129, 41, 2100), (200, 530, 261)]
+                      (77, 41, 2100), (128, 20, 64), (129, 41, 2100), (200, 530, 261), (21, 4200, 40)]
         for dtype in [DType.bf16, .f32, .f16] {
             for (tokens, rows, cols) in dtype == .bf16 ? shapes : [shapes[1], shapes[3], shapes[8]] {
                 let (stored, exact) = makeWeight(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows * cols + 1))

@@ -144,8 +144,8 @@ int ck_attention(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, con
 int ck_attention_group(const float *Q, ptrdiff_t g, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
                        ptrdiff_t d, float scale, ptrdiff_t lo, ptrdiff_t hi, float *O, ptrdiff_t ldo);
 /// ck_attention at bf16 precision, as torch's CPU flash attention runs a bf16 model: queries, keys, values and the
-/// softmax's exponentials rounded to bf16, scores, softmax and sums in float32; on AMX tiles on the amx path,
-/// elsewhere ck_attention itself (float32).
+/// softmax's exponentials rounded to bf16, scores, softmax and sums in float32; on AMX tiles on the amx path, with
+/// vdpbf16ps where ck_bf16_products() otherwise, elsewhere ck_attention itself (float32).
 int ck_attention_bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
                       ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo);
 /// Machine-limit probes for benchmarks (single-threaded; run one per thread for a machine figure): `iterations`
