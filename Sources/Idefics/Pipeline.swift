@@ -102,6 +102,7 @@ public final class Pipeline: @unchecked Sendable {
             decoder = try Mistral(config: parsed, checkpoint: checkpoint, prefix: "model.")
             imageProcessor = nil
         }
+        checkpoint.populateWeights() // the weights in memory before the first request, not faulted in by it
         chatTemplate = try ChatTemplate.load(directory: directory) ?? (idefics2 == nil && ideficsV1 == nil ? nil
             : ChatTemplate(source: Idefics2Prompt.defaultChatTemplate, specialTokens: ChatTemplate.specialTokens(directory: directory),
                            origin: Idefics2Prompt.defaultChatTemplateOrigin))

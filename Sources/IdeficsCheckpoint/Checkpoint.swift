@@ -89,6 +89,19 @@ public struct Checkpoint: Sendable {
 
     public func contains(_ name: String) -> Bool { location[name] != nil }
 
+    /// The weight files' bytes a model built from them still reads (less what it quantized or rounded and released).
+    public var keptWeightBytes: Int { files.reduce(0) { $0 + $1.file.keptRanges.reduce(0) { $0 + $1.count } } }
+
+    /// Maps the weights a built model reads into memory now (`MappedFile.populate`), where they fit in 80% of the
+    /// machine's memory (else pages read at load would evict one another); returns whether it did.
+    @discardableResult
+    public func populateWeights() -> Bool {
+        let memory = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+        guard memory > 0, keptWeightBytes <= memory / 10 * 8 else { return false }
+        for file in files { file.file.populate() }
+        return true
+    }
+
     /// The weight file that holds tensor `name` (the folder when none does).
     func path(of name: String) -> String { location[name].map { files[$0].path } ?? directory.path }
 
