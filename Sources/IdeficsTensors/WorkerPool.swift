@@ -42,15 +42,18 @@ public final class WorkerPool: @unchecked Sendable {
     }
 
     /// Splits 0..<count into contiguous ranges (multiples of `granule` where possible) and runs them in parallel.
-    /// Work below `minimumPerThread` units per thread runs on the calling thread alone.
+    /// Work below `minimumPerThread` units per thread runs on the calling thread alone. The granules are dealt
+    /// evenly, 4 ranges per thread whose sizes differ by one granule at most: 1,152 rows of 32 went out as seven
+    /// ranges of 160 and one of 32, one thread's 640 rows against the other's 512.
     public func forEachRange(count: Int, granule: Int = 1, work: Int, minimumPerThread: Int = 1 << 16,
                              _ body: (Range<Int>) -> Void) {
         let parallelism = min(threadCount, max(1, work / minimumPerThread))
         guard parallelism > 1, count > granule else { return body(0..<count) }
-        let chunks = min(parallelism * 4, (count + granule - 1) / granule)
-        let perChunk = ((count + chunks - 1) / chunks + granule - 1) / granule * granule
-        run(tasks: (count + perChunk - 1) / perChunk) { index in
-            body(index * perChunk..<min(count, (index + 1) * perChunk))
+        let granules = (count + granule - 1) / granule
+        let chunks = min(parallelism * 4, granules), (each, extra) = granules.quotientAndRemainder(dividingBy: chunks)
+        run(tasks: chunks) { index in
+            let first = index * each + min(index, extra), end = first + each + (index < extra ? 1 : 0)
+            body(first * granule..<min(count, end * granule))
         }
     }
 }
