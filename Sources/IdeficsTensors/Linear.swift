@@ -2,8 +2,9 @@ import CKernels
 
 /// The precision of activations entering matrix products. float32: exact products whatever the stored weights.
 /// bf16 (BF16 weights: `WeightTensor.multiplied(at:pool:)` rounds F32 and F16 ones to BF16 first): activations
-/// rounded to bf16 first, as torch computes a bf16 model; the products stay exact and the sums float32. CPUs with AMX run them on its tiles (~4x the float32 FMA's rate per core), CPUs with
-/// AVX512_BF16 with vdpbf16ps (not faster everywhere: on Emerald Rapids it does half the flops of the float32 FMA).
+/// rounded to bf16 first, as torch computes a bf16 model; the products stay exact and the sums float32. CPUs with
+/// AMX run them on its tiles (~4x the float32 FMA's rate per core), CPUs with AVX512_BF16 with vdpbf16ps (twice the
+/// FMA's flops on Zen 4, half of them on Emerald Rapids, which has AMX).
 public enum ProductPrecision: String, Sendable, CaseIterable {
     case float32 = "f32"
     case bfloat16 = "bf16"
