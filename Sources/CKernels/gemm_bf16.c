@@ -35,11 +35,11 @@ static void pack_panels(const uint16_t *W, ptrdiff_t ldw, ptrdiff_t K, ptrdiff_t
         }
         for (int i = 0; i < 16; i++) {
             uint32_t *lane = panel + i;
-            const uint16_t *row = W + (r0 + r + i) * ldw + 2 * p0;
+            const uint16_t *row = r + i < rows ? W + (r0 + r + i) * ldw + 2 * p0 : NULL; // none past the matrix
             for (ptrdiff_t p = vectors; p < pc; p++) {
                 uint32_t pair = 0;
-                if (r + i < rows && p < whole) memcpy(&pair, row + 2 * p, 4);
-                else if (r + i < rows && p == whole) pair = row[2 * whole]; // an odd K: its last input, a zero partner
+                if (row && p < whole) memcpy(&pair, row + 2 * p, 4);
+                else if (row && p == whole) pair = row[2 * whole]; // an odd K: its last input, a zero partner
                 lane[p * PR] = pair;
             }
         }

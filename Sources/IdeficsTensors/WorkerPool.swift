@@ -43,8 +43,8 @@ public final class WorkerPool: @unchecked Sendable {
 
     /// Splits 0..<count into contiguous ranges (multiples of `granule` where possible) and runs them in parallel.
     /// Work below `minimumPerThread` units per thread runs on the calling thread alone. The granules are dealt
-    /// evenly, 4 ranges per thread whose sizes differ by one granule at most: 1,152 rows of 32 went out as seven
-    /// ranges of 160 and one of 32, one thread's 640 rows against the other's 512.
+    /// evenly: 4 ranges per thread used (taken by whichever thread is free), their sizes within one granule of each
+    /// other; 1,152 rows of 32 went out as seven ranges of 160 and one of 32, one thread's 640 rows against 512.
     public func forEachRange(count: Int, granule: Int = 1, work: Int, minimumPerThread: Int = 1 << 16,
                              _ body: (Range<Int>) -> Void) {
         let parallelism = min(threadCount, max(1, work / minimumPerThread))
