@@ -12,7 +12,6 @@
 // Rapids core (512 queries x 4,900 slots, d = 72): ~1.5-2x the schedule with the queries as rows (its row-wise
 // softmax reductions were ~45% of the time).
 #include "bf16_avx512.h"
-#include <float.h>
 #include <math.h>
 
 #if defined(__x86_64__)

@@ -260,10 +260,10 @@ int ck_attention_group(const float *Q, ptrdiff_t g, ptrdiff_t ldq, const float *
 
 int ck_attention_bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V, ptrdiff_t ldkv,
                       ptrdiff_t d, float scale, const int32_t *lo, const int32_t *hi, float *O, ptrdiff_t ldo) {
-#if defined(__x86_64__) && defined(__linux__)
+#if defined(__x86_64__)
+#if defined(__linux__)
     if (ck_kernel_path_active() == CK_PATH_AMX) return ck_attention_bf16_amx(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
 #endif
-#if defined(__x86_64__)
     if (ck_bf16_products()) return ck_attention_bf16_avx512bf16(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);
 #endif
     return ck_attention(Q, m, ldq, K, V, ldkv, d, scale, lo, hi, O, ldo);

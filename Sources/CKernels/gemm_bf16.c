@@ -50,25 +50,23 @@ size_t ck_bf16_activation_bytes_avx512bf16(ptrdiff_t T, ptrdiff_t K) {
     return (size_t)((T + MR - 1) / MR * MR) * (size_t)((K + 1) / 2) * 4;
 }
 
-// Token t's pairs go to A[t / MR][p][t % MR] (groups of MR tokens, pairs of the whole K), each row rounded in a
-// per-thread buffer first; the tokens that pad the last group are zero, written by whoever packs the last token.
+// Token t's pairs go to A[t / MR][p][t % MR] (groups of MR tokens, pairs of the whole K), rounded 256 pairs at a
+// time into a buffer on the stack; the tokens that pad the last group are zero, written by whoever packs the last
+// token.
 void ck_pack_bf16_activations_avx512bf16(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0,
                                          ptrdiff_t g1, uint32_t *A) {
+    enum { CHUNK = 256 };
     const ptrdiff_t pairs = (K + 1) / 2, t0 = 16 * g0, t1 = 16 * g1 < T ? 16 * g1 : T;
     const ptrdiff_t end = t1 < T ? t1 : (T + MR - 1) / MR * MR;
-    uint32_t *row = (uint32_t *)ck_thread_scratch((size_t)pairs);
+    uint32_t chunk[CHUNK];
     for (ptrdiff_t t = t0; t < end; t++) {
         uint32_t *to = A + t / MR * pairs * MR + t % MR;
-        if (t >= T || !row) { // a padding token; or, without a buffer, each pair rounded where it goes
-            for (ptrdiff_t p = 0; p < pairs; p++) {
-                uint16_t two[2] = {0, 0};
-                if (t < T) ck_round_to_bf16(X + t * ldx + 2 * p, 1, 2 * p + 1 < K ? 2 : 1, ldx, two, 2);
-                memcpy(to + p * MR, two, 4);
-            }
-            continue;
+        for (ptrdiff_t p0 = 0; p0 < pairs; p0 += CHUNK) {
+            const ptrdiff_t n = pairs - p0 < CHUNK ? pairs - p0 : CHUNK, inputs = K - 2 * p0 < 2 * n ? K - 2 * p0 : 2 * n;
+            if (t < T) ck_round_to_bf16(X + t * ldx + 2 * p0, 1, inputs, ldx, (uint16_t *)chunk, 2 * n);
+            else memset(chunk, 0, sizeof chunk);
+            for (ptrdiff_t p = 0; p < n; p++) to[(p0 + p) * MR] = chunk[p];
         }
-        ck_round_to_bf16(X + t * ldx, 1, K, ldx, (uint16_t *)row, 2 * pairs);
-        for (ptrdiff_t p = 0; p < pairs; p++) to[p * MR] = row[p];
     }
 }
 
