@@ -51,12 +51,23 @@ struct JSONFields {
         return integer
     }
 
+    /// A JSON integer read exactly: NSNumber keeps one above Int64.max as an unsigned value ("Q"), the others as
+    /// signed ones. Never through a Double, which rounds past 2^53: a seed of 2^53 + 1 became 2^53, so a replayed
+    /// sampling seed drew other tokens. A number written with a fraction or an exponent is taken only where a Double
+    /// is exact.
     func uint64(_ key: String) throws(ServerError) -> UInt64? {
         guard let number = try number(key) else { return nil }
-        // NSNumber keeps a JSON integer above Int64.max exactly as an unsigned value.
-        if String(cString: number.objCType) == "Q" { return number.uint64Value }
-        guard let integer = Int64(exactly: number.doubleValue), integer >= 0 else { throw fail(key, "an integer in 0...2^64-1") }
-        return UInt64(integer)
+        switch String(cString: number.objCType) {
+        case "Q": return number.uint64Value
+        case "d", "f":
+            guard let integer = UInt64(exactly: number.doubleValue), integer < 1 << 53 else {
+                throw fail(key, "an integer in 0...2^64-1")
+            }
+            return integer
+        default:
+            guard number.int64Value >= 0 else { throw fail(key, "an integer in 0...2^64-1") }
+            return UInt64(number.int64Value)
+        }
     }
 
     func bool(_ key: String) throws(ServerError) -> Bool? {

@@ -241,6 +241,33 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// A seed anywhere in 0...2^64-1 is the seed the request samples with and reports: replayed, it gives the same
+    /// answer (seeds past 2^53 once went through a Double and came back rounded).
+    func testSeedsAreReadExactly() async throws {
+        let pipeline = try Self.pipeline.get()
+        try await application().test(.router) { client in
+            for seed: UInt64 in [7, 1 << 53 + 1, UInt64(Int64.max), 1 << 63 + 5, .max] {
+                let alone = try pipeline.generate(prompt: "The capital of France is", request: GenerationRequest(
+                    maxNewTokens: 6, temperature: 1.5, seed: seed))
+                let body = #"{"inputs": "The capital of France is", "parameters": {"max_new_tokens": 6, "temperature": 1.5, "#
+                    + #""details": true, "seed": \#(seed)}}"#
+                try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                    XCTAssertEqual(response.status, .ok, body)
+                    let answer = try self.object(response.body)
+                    let details = try XCTUnwrap(answer["details"] as? [String: Any])
+                    XCTAssertEqual((details["seed"] as? NSNumber)?.uint64Value, seed)
+                    XCTAssertEqual(answer["generated_text"] as? String, alone.text, "seed \(seed)")
+                }
+            }
+            for seed in ["5.5", "1e300", "18446744073709551616"] {
+                let body = #"{"inputs": "Hi", "parameters": {"seed": \#(seed)}}"#
+                try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                    XCTAssertEqual(response.status, .unprocessableContent, body)
+                }
+            }
+        }
+    }
+
     /// The legacy completions' integer `logprobs`: the answer's tokens (adding up to its text), their
     /// log-probabilities as the library gives them, at most that many alternatives each, and where each starts.
     func testCompletionLogprobsListTheTokensOfTheText() async throws {
