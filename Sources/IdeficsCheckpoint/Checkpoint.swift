@@ -93,10 +93,11 @@ public struct Checkpoint: Sendable {
     public var keptWeightBytes: Int { files.reduce(0) { $0 + $1.file.keptRanges.reduce(0) { $0 + $1.count } } }
 
     /// Maps the weights a built model reads into memory now (`MappedFile.populate`), where they fit in 80% of the
-    /// machine's memory (else pages read at load would evict one another); returns whether it did.
+    /// memory this process may fill (`MemoryLimit`: the machine's, or its control group's cap; else pages read at load
+    /// would evict one another); returns whether it did.
     @discardableResult
     public func populateWeights() -> Bool {
-        let memory = Int(sysconf(Int32(_SC_PHYS_PAGES))) * Int(sysconf(Int32(_SC_PAGESIZE)))
+        let memory = MemoryLimit.bytes()
         guard memory > 0, keptWeightBytes <= memory / 10 * 8 else { return false }
         for file in files { file.file.populate() }
         return true
