@@ -7,9 +7,9 @@ struct GenerateParameters: Sendable {
     var request = GenerationRequest()
     var details = false
     var returnFullText = false
-    /// Whether the request samples (so that `details.seed` reports the seed it used): any sampling field set, as
-    /// `GenerationRequest` reads them.
-    var sampling: Bool { samplingFieldSet || request.seed != nil }
+    /// Whether the request samples (so that `details.seed` reports the seed it used): as a TGI request settles it
+    /// (`request.doSample`, always set there), else any sampling field set, as `GenerationRequest` reads them.
+    var sampling: Bool { request.doSample ?? (samplingFieldSet || request.seed != nil) }
     /// A field that asks for sampling by itself (TGI's `best_of` rule: a seed alone does not).
     private var samplingFieldSet: Bool {
         request.doSample == true || request.topK != nil || request.typicalP != nil || request.temperature != nil
@@ -41,6 +41,7 @@ struct GenerateParameters: Sendable {
 
     /// TGI's `parameters` object.
     init(tgi p: JSONFields?, limits: ServerLimits) throws(ServerError) {
+        defer { settleTGISampling() }
         guard let p else { return }
         if let bestOf = try p.int("best_of") {
             guard (1...limits.maxBestOf).contains(bestOf) else {
@@ -89,6 +90,17 @@ struct GenerateParameters: Sendable {
         _ = try p.bool("watermark")
         details = try p.bool("details") ?? false
         returnFullText = try p.bool("return_full_text") ?? false
+    }
+
+    /// TGI's server samples when asked to or when a warper changes the distribution (its `sampling = do_sample or
+    /// has_warpers`): a temperature other than 1, a top_k, a top_p or typical_p below 1 sample even beside an
+    /// explicit `do_sample: false` (which TGI's Python client always sends), while a seed alone, or nothing, decodes
+    /// greedily whatever the checkpoint's generation config says. Before, `do_sample: false` with a temperature and
+    /// a seed decoded greedily: a best_of run replayed with its reported seed gave another answer.
+    private mutating func settleTGISampling() {
+        let warped = request.temperature.map { $0 != 1 } == true || request.topK != nil
+            || request.topP.map { $0 < 1 } == true || request.typicalP.map { $0 < 1 } == true
+        request.doSample = request.doSample == true || warped
     }
 
     /// The fields TGI and OpenAI share: temperature, top_p, frequency_penalty (kept in `frequencyPenalty`: the two

@@ -241,6 +241,40 @@ final class ServerTests: XCTestCase {
         }
     }
 
+    /// TGI's rule for sampling (`sampling = do_sample or has_warpers`): a temperature other than 1 or a top_k samples
+    /// even beside `do_sample: false` (its Python client always sends the field), a seed alone does not; the seed is
+    /// reported only where it was used.
+    func testTGISamplesWhereItsServerWould() async throws {
+        let pipeline = try Self.pipeline.get(), prompt = "The capital of France is"
+        let greedy = try pipeline.generate(prompt: prompt, request: GenerationRequest(maxNewTokens: 6))
+        let warm = try pipeline.generate(prompt: prompt, request: GenerationRequest(
+            maxNewTokens: 6, doSample: true, temperature: 1.5, seed: 5))
+        let topK = try pipeline.generate(prompt: prompt, request: GenerationRequest(
+            maxNewTokens: 6, doSample: true, topK: 3, seed: 5))
+        XCTAssertNotEqual(warm.text, greedy.text, "sampling shows")
+        let cases: [(String, GenerationOutput, UInt64?)] = [
+            (#""do_sample": false, "temperature": 1.5, "seed": 5"#, warm, 5),
+            (#""do_sample": true, "temperature": 1.5, "seed": 5"#, warm, 5),
+            (#""temperature": 1.5, "seed": 5"#, warm, 5),
+            (#""do_sample": false, "top_k": 3, "seed": 5"#, topK, 5),
+            (#""do_sample": false, "temperature": 1.0, "seed": 5"#, greedy, nil),
+            (#""seed": 5"#, greedy, nil),
+        ]
+        try await application().test(.router) { client in
+            for (fields, expected, seed) in cases {
+                let body = #"{"inputs": "The capital of France is", "parameters": {"max_new_tokens": 6, "details": true, "#
+                    + fields + "}}"
+                try await client.execute(uri: "/generate", method: .post, body: ByteBuffer(string: body)) { response in
+                    XCTAssertEqual(response.status, .ok, body)
+                    let answer = try self.object(response.body)
+                    XCTAssertEqual(answer["generated_text"] as? String, expected.text, body)
+                    let details = try XCTUnwrap(answer["details"] as? [String: Any])
+                    XCTAssertEqual((details["seed"] as? NSNumber)?.uint64Value, seed, body)
+                }
+            }
+        }
+    }
+
     /// A seed anywhere in 0...2^64-1 is the seed the request samples with and reports: replayed, it gives the same
     /// answer (seeds past 2^53 once went through a Double and came back rounded).
     func testSeedsAreReadExactly() async throws {
