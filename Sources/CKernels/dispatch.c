@@ -195,12 +195,16 @@ void ck_pack_bf16_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdif
 }
 
 int ck_matmul_bf16_rows(const void *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t row_begin,
-                        ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
+                        ptrdiff_t row_end, float *Y, ptrdiff_t ldy, const float *bias) {
 #if defined(__x86_64__)
 #if defined(__linux__)
-    if (ck_kernel_path_active() == CK_PATH_AMX) return ck_matmul_bf16_rows_amx(A, T, W, K, ldw, row_begin, row_end, Y, ldy);
+    if (ck_kernel_path_active() == CK_PATH_AMX) {
+        if (!ck_matmul_bf16_rows_amx(A, T, W, K, ldw, row_begin, row_end, Y, ldy)) return 0;
+        for (ptrdiff_t t = 0; bias && t < T; t++) ck_add(Y + t * ldy + row_begin, bias + row_begin, row_end - row_begin);
+        return 1;
+    }
 #endif
-    if (ck_bf16_products()) return ck_matmul_bf16_rows_avx512bf16(A, T, W, K, ldw, row_begin, row_end, Y, ldy);
+    if (ck_bf16_products()) return ck_matmul_bf16_rows_avx512bf16(A, T, W, K, ldw, row_begin, row_end, Y, ldy, bias);
 #endif
     return 0;
 }

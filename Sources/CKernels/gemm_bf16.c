@@ -116,13 +116,14 @@ static inline __attribute__((always_inline)) void tile_pair(__m512 acc[MR][2], c
     }
 }
 
-// Y's MR x 32 tile from a token group's pairs and a panel; the lines of `next` (the next group's block, or NULL)
-// fetched meanwhile, as Y's lines are at the start. Every accumulator index is a constant (masked stores for a
+// Y's MR x 32 tile from a token group's pairs and a panel, plus the tile's 32 biases where `bias` is not NULL (the
+// last block of pairs: after the whole sum, as a separate pass would add them, without that pass over Y); the lines
+// of `next` (the next group's block, or NULL) fetched meanwhile, as Y's lines are at the start. Every accumulator index is a constant (masked stores for a
 // partial tile), so the 24 stay in registers: with a runtime index clang kept them on the stack between the loop
 // and the stores, zeroed by a memset call per tile (2.4% of an image's encoding in perf).
 static inline __attribute__((always_inline)) void micro_tile(const uint32_t *A, const uint32_t *P, ptrdiff_t pc,
                                                              float *Y, ptrdiff_t ldy, int mr, int ncols, int accumulate,
-                                                             const uint32_t *next) {
+                                                             const float *bias, const uint32_t *next) {
     for (int t = 0; t < mr; t++) {
         _mm_prefetch((const char *)(Y + t * ldy), _MM_HINT_T0);
         _mm_prefetch((const char *)(Y + t * ldy + 16), _MM_HINT_T0);
@@ -139,6 +140,8 @@ static inline __attribute__((always_inline)) void micro_tile(const uint32_t *A, 
     for (; p < pc; p++) tile_pair(acc, A + p * MR, P + p * PR);
     const __mmask16 low = ncols >= 16 ? 0xffff : (__mmask16)((1u << ncols) - 1);
     const __mmask16 high = ncols >= PR ? 0xffff : ncols > 16 ? (__mmask16)((1u << (ncols - 16)) - 1) : 0;
+    const __m512 b0 = bias ? _mm512_maskz_loadu_ps(low, bias) : _mm512_setzero_ps();
+    const __m512 b1 = bias ? _mm512_maskz_loadu_ps(high, bias + 16) : _mm512_setzero_ps();
 #pragma clang loop unroll(full)
     for (int t = 0; t < MR; t++) {
         if (t >= mr) continue;
@@ -148,6 +151,7 @@ static inline __attribute__((always_inline)) void micro_tile(const uint32_t *A, 
             y0 = _mm512_add_ps(y0, _mm512_maskz_loadu_ps(low, y));
             y1 = _mm512_add_ps(y1, _mm512_maskz_loadu_ps(high, y + 16));
         }
+        if (bias) y0 = _mm512_add_ps(y0, b0), y1 = _mm512_add_ps(y1, b1);
         _mm512_mask_storeu_ps(y, low, y0);
         _mm512_mask_storeu_ps(y + 16, high, y1);
     }
@@ -178,7 +182,7 @@ static inline void stream_some(ahead_stream *s) {
 }
 
 int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
-                                   ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy) {
+                                   ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy, const float *bias) {
     uint32_t *P = (uint32_t *)ck_thread_scratch((size_t)NCB * KPMAX);
     if (!P) return 0;
     const ptrdiff_t pairs = (K + 1) / 2, blocks = (pairs + KPMAX - 1) / KPMAX;
@@ -187,6 +191,7 @@ int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_
         const ptrdiff_t rows = r1 - rb < NCB ? r1 - rb : NCB;
         for (ptrdiff_t pb = 0; pb < pairs; pb += KP) {
             const ptrdiff_t pc = pairs - pb < KP ? pairs - pb : KP;
+            const float *block_bias = bias && pb + KP >= pairs ? bias + rb : NULL; // the last block adds it
             pack_panels(W, ldw, K, rb, rows, pb, pc, P);
             // The next block: the next pairs of these rows, else the next rows' first pairs.
             const ptrdiff_t tiles = (T + MR - 1) / MR * ((rows + PR - 1) / PR);
@@ -203,7 +208,8 @@ int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_
                     const uint32_t *next = p + PR >= rows ? (t + MR < T ? group + MR * pairs : NULL)
                                            : p == 0 ? group + pc * MR / 2 : NULL;
                     stream_some(&ahead);
-                    micro_tile(group, P + (p / PR) * pc * PR, pc, Y + t * ldy + rb + p, ldy, mr, ncols, pb > 0, next);
+                    micro_tile(group, P + (p / PR) * pc * PR, pc, Y + t * ldy + rb + p, ldy, mr, ncols, pb > 0,
+                               block_bias ? block_bias + p : NULL, next);
                 }
             }
         }

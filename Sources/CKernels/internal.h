@@ -140,7 +140,7 @@ size_t ck_bf16_activation_bytes_avx512bf16(ptrdiff_t T, ptrdiff_t K);
 void ck_pack_bf16_activations_avx512bf16(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0,
                                          ptrdiff_t g1, uint32_t *A);
 int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
-                                   ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
+                                   ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy, const float *bias);
 double ck_bf16_probe_avx512bf16(long iterations);
 /// attention_bf16.c, for CPUs with AVX512_BF16 without AMX: ck_attention at bf16 precision (attention_bf16.h).
 int ck_attention_bf16_avx512bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V,

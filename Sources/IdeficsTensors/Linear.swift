@@ -65,8 +65,8 @@ public struct Linear: Sendable {
     }
 
     /// x [tokens, in] (rows contiguous) times the weights into y [tokens, out]. Every kernel writes each output
-    /// value, so y is not zero-filled first, and the bias is added row by row across the pool. (Labelled `rows:` so
-    /// that an array never converts to the pointer by accident.)
+    /// value, so y is not zero-filled first; the bias is added by the bf16 GEMM as it stores its tiles, else row by
+    /// row across the pool. (Labelled `rows:` so that an array never converts to the pointer by accident.)
     public func callAsFunction(rows x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>,
                                scratch: inout Scratch, pool: WorkerPool) {
         guard tokens > 0 else { return }
@@ -74,7 +74,7 @@ public struct Linear: Sendable {
         if weight.products == .float32 {
             multiply(x, tokens: tokens, into: y, scratch: &scratch, pool: pool)
         } else if tokens >= ck_gemm_min_tokens() && ck_bf16_products() != 0 { // below it the weights stream
-            multiplyBF16(x, tokens: tokens, into: y, scratch: &scratch, pool: pool)
+            return multiplyBF16(x, tokens: tokens, into: y, scratch: &scratch, pool: pool) // adds the bias itself
         } else {
             var rounded = scratch.rounded
             scratch.rounded = [] // held here while `multiply` uses the rest of the scratch
@@ -132,8 +132,14 @@ public struct Linear: Sendable {
         }
     }
 
+    /// The bias's storage (nil without one) for the kernels.
+    private func withBias(_ body: (UnsafePointer<Float>?) -> Void) {
+        guard let bias else { return body(nil) }
+        bias.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+
     /// The activations rounded to bf16 once, in the bf16 GEMM's layout and across the pool, then the GEMM on every
-    /// thread's rows.
+    /// thread's rows, the bias added as each tile is stored (no pass over y of its own).
     private func multiplyBF16(_ x: UnsafePointer<Float>, tokens: Int, into y: UnsafeMutablePointer<Float>,
                               scratch: inout Scratch, pool: WorkerPool) {
         let out = outFeatures, k = inFeatures
@@ -142,9 +148,11 @@ public struct Linear: Sendable {
             pool.forEachRange(count: (tokens + 15) / 16, work: tokens * k) { groups in
                 ck_pack_bf16_activations(x, tokens, k, k, groups.lowerBound, groups.upperBound, a)
             }
-            pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
-                let done = ck_matmul_bf16_rows(a, tokens, w, k, k, rows.lowerBound, rows.upperBound, y, out)
-                precondition(done != 0, "\(weight.name): out of memory for bf16 GEMM panels")
+            withBias { bias in
+                pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
+                    let done = ck_matmul_bf16_rows(a, tokens, w, k, k, rows.lowerBound, rows.upperBound, y, out, bias)
+                    precondition(done != 0, "\(weight.name): out of memory for bf16 GEMM panels")
+                }
             }
         }
     }

@@ -104,6 +104,27 @@ final class LinearTests: XCTestCase {
         XCTAssertTrue(roundingSeen, "bf16 products gave the float32 products")
     }
 
+    /// A bias is added to the finished sum, bit for bit the value of a product without it plus the bias (as a
+    /// separate pass adds it): the bf16 GEMM adds it as it stores a tile of its last block of inputs, not earlier
+    /// (adding it with the first of two blocks, 2,100 inputs, rounds differently). Shapes: one and two blocks of
+    /// inputs, ragged tokens and rows, a thread's rows over several 256-row blocks (4,200 rows).
+    func testBiasIsAddedToTheWholeSum() {
+        let pool = WorkerPool(threads: 2)
+        for (tokens, rows, cols) in [(25, 530, 260), (24, 300, 1101), (129, 41, 2100), (21, 4200, 40)] {
+            let (stored, _) = makeWeight(rows: rows, cols: cols, dtype: .bf16, seed: UInt64(rows + cols))
+            let weight = stored.multiplied(at: .bfloat16, pool: pool)
+            let x = (0..<(tokens * cols)).map { Float(($0 * 41) % 23) / 23 - 0.5 }
+            let bias = (0..<rows).map { Float($0 % 97) * 0.37 - 17.3 }
+            let plain = Linear(weight: weight)(x, tokens: tokens, pool: pool)
+            let biased = Linear(weight: weight, bias: bias)(x, tokens: tokens, pool: pool)
+            var mismatches = 0
+            for t in 0..<tokens {
+                for r in 0..<rows where biased[t * rows + r] != plain[t * rows + r] + bias[r] { mismatches += 1 }
+            }
+            XCTAssertEqual(mismatches, 0, "\(tokens)x\(rows)x\(cols): values other than the sum plus the bias")
+        }
+    }
+
     /// F32 and F16 weights become BF16 for bf16 products as torch's `.to(torch.bfloat16)` rounds them: to the nearest
     /// bf16, ties to even (both directions), the largest floats past bf16's largest finite value to infinity,
     /// subnormals kept, NaN a NaN, signs and infinities kept. `nearestBF16` finds the nearest value by distance, not

@@ -64,7 +64,8 @@ int ck_matmul_packed_rows(const float *A, ptrdiff_t T, const void *W, ck_dtype w
 /// (TDPBF16PS) on the amx path, else AVX512_BF16's vdpbf16ps. Its activations are rounded once per call, not once
 /// per thread: ck_pack_bf16_activations writes groups [g0, g1) of 16 tokens of X [T, K] (row stride ldx) into A, of
 /// ck_bf16_activation_bytes(T, K) bytes (a layout of the active GEMM's, which may depend on T), so that threads can
-/// share the work; ck_matmul_bf16_rows then gives Y[t, r] = sum_k X[t, k] * W[r, k] for rows [row_begin, row_end).
+/// share the work; ck_matmul_bf16_rows then gives Y[t, r] = sum_k X[t, k] * W[r, k] for rows [row_begin, row_end),
+/// plus bias[r] where bias is not NULL (added to the finished sum, the value a separate pass would give).
 /// It returns 0 (and does nothing) without such a GEMM or if its scratch could not be allocated. Elsewhere the same
 /// products are the float32 kernels' on activations rounded in place by ck_round_floats_to_bf16 (exact products:
 /// the sums differ only in their float32 rounding).
@@ -73,7 +74,7 @@ size_t ck_bf16_activation_bytes(ptrdiff_t T, ptrdiff_t K);
 void ck_pack_bf16_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdiff_t K, ptrdiff_t g0, ptrdiff_t g1,
                               void *A);
 int ck_matmul_bf16_rows(const void *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t row_begin,
-                        ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
+                        ptrdiff_t row_end, float *Y, ptrdiff_t ldy, const float *bias);
 /// x[i] = the float32 value of bf16(x[i]), rounded to nearest even.
 void ck_round_floats_to_bf16(float *x, ptrdiff_t n);
 
