@@ -37,8 +37,9 @@ static inline __m256i ck_bf16x16(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(
 // 2^t for t <= 0 (scaled scores minus their maximum, in log2 units): 2^n (vscalefps, 0 far below) times a degree-4
 // polynomial of f = t - n in [-1/2, 1/2], minimax in relative error with its constant term 1 (2^0 exactly 1): error
 // < 2.9e-6 in float32, far below the bf16 rounding of the weights; the degree-5 Taylor polynomial it replaced had
-// 3.3e-6 with one more FMA per 16 exponentials. A masked score's -inf gives NaN here, which the caller's mask replaces by 0; a first block's
-// rescaling, -inf (no maximum yet) minus the new maximum, gives 0 (vscalefps of NaN by -inf), so nothing is carried.
+// 3.3e-6 with one more FMA per 16 exponentials. A masked score's -inf gives NaN here, which the caller's mask
+// replaces by 0; a first block's rescaling, -inf (no maximum yet) minus the new maximum, gives 0 (vscalefps of NaN by
+// -inf), so nothing is carried.
 static inline __m512 ck_exp2_nonpositive(__m512 t) {
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(t, n);
     __m512 p = _mm512_set1_ps(9.5828185e-3f);

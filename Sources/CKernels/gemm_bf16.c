@@ -118,9 +118,9 @@ static inline __attribute__((always_inline)) void tile_pair(__m512 acc[MR][2], c
 
 // Y's MR x 32 tile from a token group's pairs and a panel, plus the tile's 32 biases where `bias` is not NULL (the
 // last block of pairs: after the whole sum, as a separate pass would add them, without that pass over Y); the lines
-// of `next` (the next group's block, or NULL) fetched meanwhile, as Y's lines are at the start. Every accumulator index is a constant (masked stores for a
-// partial tile), so the 24 stay in registers: with a runtime index clang kept them on the stack between the loop
-// and the stores, zeroed by a memset call per tile (2.4% of an image's encoding in perf).
+// of `next` (the next group's block, or NULL) fetched meanwhile, as Y's lines are at the start. Every accumulator
+// index is a constant (masked stores for a partial tile), so the 24 stay in registers: with a runtime index clang kept
+// them on the stack between the loop and the stores, zeroed by a memset call per tile (2.4% of an image's encoding).
 static inline __attribute__((always_inline)) void micro_tile(const uint32_t *A, const uint32_t *P, ptrdiff_t pc,
                                                              float *Y, ptrdiff_t ldy, int mr, int ncols, int accumulate,
                                                              const float *bias, const uint32_t *next) {

@@ -68,10 +68,10 @@ final class LinearTests: XCTestCase {
     /// float32 product is further away than that (the rounding happened). Shapes: streaming and packed, an odd input
     /// count, inputs past the float32 kernels' 512-input block, in several of AMX's chunks (up to 768 inputs each) and
     /// in two of AVX512_BF16's (up to 1,152 inputs, K split evenly: 2,048 and 2,100), rows past the 256-row block and
-    /// ending in part of a 16-row group, a thread's rows past AVX512_BF16's 256-row block (4,200 rows: 544 per task), tokens in part of a 32-token block and after whole ones, on both sides of AMX's
-    /// few-token schedule (up to 128 tokens). F32 and F16 matrices are rounded to BF16 first
-    /// (as loading a model in bf16 does), then multiply alike: three of the shapes (two of them over several of the
-    /// conversion's 4,096-value chunks, on both threads).
+    /// ending in part of a 16-row group, a thread's rows past AVX512_BF16's 256-row block (4,200 rows: 544 per task),
+    /// tokens in part of a 32-token block and after whole ones, on both sides of AMX's few-token schedule (up to 128
+    /// tokens). F32 and F16 matrices are rounded to BF16 first (as loading a model in bf16 does), then multiply alike:
+    /// three of the shapes (two of them over several of the conversion's 4,096-value chunks, on both threads).
     func testBF16ProductsEqualExactProductsOfRoundedActivations() {
         let pool = WorkerPool(threads: 2)
         var roundingSeen = false
