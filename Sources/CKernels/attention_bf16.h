@@ -143,6 +143,27 @@ static inline __attribute__((always_inline)) void ck_softmax_block(const float *
     }
 }
 
+// The block's outputs: rows [0, rows) of O (stride ldo) are Ot [dv][32]'s columns divided by their queries' sums,
+// their first d values; 16 x 16 in-register transposes, so that each row is written in whole vectors (a scalar store
+// per value was 1-2% of the kernel's time, and its lines shared with the next head's were written in small pieces).
+static inline void ck_store_outputs(const float *Ot, ptrdiff_t dv, const float *rowsum, ptrdiff_t rows, ptrdiff_t d,
+                                    float *O, ptrdiff_t ldo) {
+    for (int h = 0; h < 2 && 16 * h < rows; h++) {
+        for (ptrdiff_t c = 0; c < d; c += 16) {
+            __m512i v[16];
+            for (int r = 0; r < 16; r++) {
+                v[r] = c + r < dv ? _mm512_loadu_si512(Ot + (c + r) * 32 + 16 * h) : _mm512_setzero_si512();
+            }
+            ck_transpose16(v);
+            const __mmask16 m = d - c >= 16 ? 0xffff : (__mmask16)((1u << (d - c)) - 1);
+            for (int i = 0; i < 16 && 16 * h + i < rows; i++) {
+                const float sum = rowsum[16 * h + i], inverse = sum > 0 ? 1 / sum : 0; // no slots: zeros
+                _mm512_mask_storeu_ps(O + (16 * h + i) * ldo + c, m, _mm512_mul_ps((__m512)v[i], _mm512_set1_ps(inverse)));
+            }
+        }
+    }
+}
+
 // ck_attention at bf16 precision on the kernel set's products (0 if the scratch could not be allocated).
 static inline int ck_attention_bf16_blocks(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V,
                                            ptrdiff_t ldkv, ptrdiff_t d, float scale, const int32_t *lo,
@@ -204,10 +225,7 @@ static inline int ck_attention_bf16_blocks(const float *Q, ptrdiff_t m, ptrdiff_
             else ck_softmax_block(St, bn, j0, scale, bl, bh, 0, rowmax, rowsum, Pt, alpha);
             products.accumulate(Vt + b * dv * KB, dv, Pt, alpha[0], alpha[1], Ot);
         }
-        for (ptrdiff_t i = 0; i < 32 && q0 + i < m; i++) {
-            const float inverse = rowsum[i] > 0 ? 1 / rowsum[i] : 0; // a query without slots gets zeros
-            for (ptrdiff_t c = 0; c < d; c++) O[(q0 + i) * ldo + c] = Ot[c * 32 + i] * inverse;
-        }
+        ck_store_outputs(Ot, dv, rowsum, m - q0 < 32 ? m - q0 : 32, d, O + q0 * ldo, ldo);
     }
     return 1;
 }

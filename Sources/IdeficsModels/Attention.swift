@@ -67,7 +67,9 @@ func attend(queryRows q: UnsafePointer<Float>, keys: [Float], values: [Float], s
                 lower.withUnsafeBufferPointer { lower in
                     upper.withUnsafeBufferPointer { upper in
                         pool.run(tasks: shape.headCount * blocks) { task in
-                            let (head, block) = (task / blocks, task % blocks)
+                            let (spread, block) = (task / blocks, task % blocks)
+                            let half = (shape.headCount + 1) / 2
+                            let head = spread % 2 * half + spread / 2
                             let queries = block * perTask..<min(queryCount, (block + 1) * perTask)
                             operands.attendTiled(head: head, queries: queries, lower: lower.baseAddress!,
                                                  upper: upper.baseAddress!)
