@@ -18,6 +18,9 @@
                   // 32-48 KiB); K = 1152 (SigLIP) in one block, so Y's tiles are stored once, not read back and added
                   // to twice: 87% -> 94% of the probe at 4,900 tokens in the harness (at 256 pairs)
 #define NCB 256   // weight rows per block: 8 panels, 576 KiB in L2 (1-2 MiB per core); 256-512 measured alike
+#define TBMAX 252 // tokens per block where K is in several and T > 2 TBMAX: Y's 252 x 256 floats (252 KiB) stay in
+                  // L2 beside the panel. Not below: Y's rows fit beside it already, and a second pass would read the
+                  // panels from L3 (335 x 14,336 -> 4,096: 87% -> 81% of the probe split in two)
 
 // Rows [r0, r0 + rows) x pairs [p0, p0 + pc) of W (bf16 [rows][ldw], K inputs) into panels; rows past `rows` and the
 // half of a pair past K are zero. 16 rows x 16 whole pairs at a time by a transpose (a tenth of the prefill's time
@@ -181,35 +184,49 @@ static inline void stream_some(ahead_stream *s) {
     }
 }
 
+// Y's rows [0, T) x columns [r0, r1). With K in several blocks and many tokens, the tokens go in blocks whose tiles of
+// a row block stay in L2 across K (TB x NCB floats) and the row block's panels of all K are packed once, while its
+// first token block runs: Y's tiles are read back from L2, not from L3 or memory (4,900 x 256 floats, 4.8 MiB, a row
+// block). 4,900 x 4,304 -> 1,152 on two threads (the pool's 8 ranges, harness, three runs alternating): 74-87% ->
+// 86-91% of the probe; `bench-ops` fc2 129-133 -> 122-127 ms.
 int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
                                    ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy, const float *bias) {
-    uint32_t *P = (uint32_t *)ck_thread_scratch((size_t)NCB * KPMAX);
-    if (!P) return 0;
     const ptrdiff_t pairs = (K + 1) / 2, blocks = (pairs + KPMAX - 1) / KPMAX;
     const ptrdiff_t KP = ((pairs + blocks - 1) / blocks + 15) / 16 * 16; // whole 16-pair vectors for pack_panels
+    const ptrdiff_t token_blocks = blocks > 1 && T > 2 * TBMAX ? (T + TBMAX - 1) / TBMAX : 1;
+    const ptrdiff_t TB = ((T + token_blocks - 1) / token_blocks + MR - 1) / MR * MR;
+    uint32_t *P = (uint32_t *)ck_thread_scratch((size_t)NCB * KP * blocks);
+    if (!P) return 0;
     for (ptrdiff_t rb = r0; rb < r1; rb += NCB) {
         const ptrdiff_t rows = r1 - rb < NCB ? r1 - rb : NCB;
-        for (ptrdiff_t pb = 0; pb < pairs; pb += KP) {
-            const ptrdiff_t pc = pairs - pb < KP ? pairs - pb : KP;
-            const float *block_bias = bias && pb + KP >= pairs ? bias + rb : NULL; // the last block adds it
-            pack_panels(W, ldw, K, rb, rows, pb, pc, P);
-            // The next block: the next pairs of these rows, else the next rows' first pairs.
-            const ptrdiff_t tiles = (T + MR - 1) / MR * ((rows + PR - 1) / PR);
-            const ptrdiff_t nb = pb + KP < pairs ? rb : rb + NCB, np = pb + KP < pairs ? pb + KP : 0;
-            const ptrdiff_t nrows = nb < r1 ? (r1 - nb < NCB ? r1 - nb : NCB) : 0;
-            ahead_stream ahead = {0};
-            if (nrows > 0) ahead = stream_block(W, ldw, K, nb, nrows, np, pairs - np < KP ? pairs - np : KP, tiles);
-            for (ptrdiff_t t = 0; t < T; t += MR) {
-                const int mr = T - t < MR ? (int)(T - t) : MR;
-                const uint32_t *group = A + t * pairs + pb * MR;
-                for (ptrdiff_t p = 0; p < rows; p += PR) {
-                    const int ncols = rows - p < PR ? (int)(rows - p) : PR;
-                    // The group's block comes in with the first panel (half of it ahead), the next group's with the last.
-                    const uint32_t *next = p + PR >= rows ? (t + MR < T ? group + MR * pairs : NULL)
-                                           : p == 0 ? group + pc * MR / 2 : NULL;
-                    stream_some(&ahead);
-                    micro_tile(group, P + (p / PR) * pc * PR, pc, Y + t * ldy + rb + p, ldy, mr, ncols, pb > 0,
-                               block_bias ? block_bias + p : NULL, next);
+        for (ptrdiff_t tb = 0; tb < T; tb += TB) {
+            const ptrdiff_t tend = T - tb < TB ? T : tb + TB, tiles = (tend - tb + MR - 1) / MR * ((rows + PR - 1) / PR);
+            for (ptrdiff_t pb = 0; pb < pairs; pb += KP) {
+                const ptrdiff_t pc = pairs - pb < KP ? pairs - pb : KP;
+                const float *block_bias = bias && pb + KP >= pairs ? bias + rb : NULL; // the last block adds it
+                uint32_t *panels = P + (pb / KP) * NCB * KP;
+                if (tb == 0) pack_panels(W, ldw, K, rb, rows, pb, pc, panels);
+                // Fetched ahead: the block packed next, the next pairs of these rows while the first token block
+                // runs, else the next rows' first pairs during the row block's last pass.
+                const int last = tend == T && pb + KP >= pairs;
+                const ptrdiff_t nb = tb == 0 && pb + KP < pairs ? rb : last ? rb + NCB : r1;
+                const ptrdiff_t np = nb == rb ? pb + KP : 0;
+                const ptrdiff_t nrows = nb < r1 ? (r1 - nb < NCB ? r1 - nb : NCB) : 0;
+                ahead_stream ahead = {0};
+                if (nrows > 0) ahead = stream_block(W, ldw, K, nb, nrows, np, pairs - np < KP ? pairs - np : KP, tiles);
+                for (ptrdiff_t t = tb; t < tend; t += MR) {
+                    const int mr = T - t < MR ? (int)(T - t) : MR;
+                    const uint32_t *group = A + t * pairs + pb * MR;
+                    for (ptrdiff_t p = 0; p < rows; p += PR) {
+                        const int ncols = rows - p < PR ? (int)(rows - p) : PR;
+                        // The group's block comes in with the first panel (half of it ahead), the next group's with
+                        // the last.
+                        const uint32_t *next = p + PR >= rows ? (t + MR < tend ? group + MR * pairs : NULL)
+                                               : p == 0 ? group + pc * MR / 2 : NULL;
+                        stream_some(&ahead);
+                        micro_tile(group, panels + (p / PR) * pc * PR, pc, Y + t * ldy + rb + p, ldy, mr, ncols, pb > 0,
+                                   block_bias ? block_bias + p : NULL, next);
+                    }
                 }
             }
         }

@@ -70,13 +70,13 @@ final class LinearTests: XCTestCase {
     /// in two of AVX512_BF16's (up to 1,152 inputs, K split evenly: 2,048 and 2,100), rows past the 256-row block and
     /// ending in part of a 16-row group, a thread's rows past AVX512_BF16's 256-row block (4,200 rows: 544 per task),
     /// tokens in part of a 32-token block and after whole ones, on both sides of AMX's few-token schedule (up to 128
-    /// tokens). F32 and F16 matrices are rounded to BF16 first (as loading a model in bf16 does), then multiply alike:
+    /// tokens), 530 tokens with two blocks of inputs (AVX512_BF16 then runs them in three blocks of tokens). F32 and F16 matrices are rounded to BF16 first (as loading a model in bf16 does), then multiply alike:
     /// three of the shapes (two of them over several of the conversion's 4,096-value chunks, on both threads).
     func testBF16ProductsEqualExactProductsOfRoundedActivations() {
         let pool = WorkerPool(threads: 2)
         var roundingSeen = false
         let shapes = [(1, 7, 5), (3, 70, 33), (19, 64, 1000), (25, 530, 260), (24, 300, 1101), (40, 33, 2048),
-                      (77, 41, 2100), (128, 20, 64), (129, 41, 2100), (200, 530, 261), (21, 4200, 40)]
+                      (77, 41, 2100), (128, 20, 64), (129, 41, 2100), (200, 530, 261), (21, 4200, 40), (530, 40, 1300)]
         for dtype in [DType.bf16, .f32, .f16] {
             for (tokens, rows, cols) in dtype == .bf16 ? shapes : [shapes[1], shapes[3], shapes[8]] {
                 let (stored, exact) = makeWeight(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows * cols + 1))
@@ -107,10 +107,11 @@ final class LinearTests: XCTestCase {
     /// A bias is added to the finished sum, bit for bit the value of a product without it plus the bias (as a
     /// separate pass adds it): the bf16 GEMM adds it as it stores a tile of its last block of inputs, not earlier
     /// (adding it with the first of two blocks, 2,100 inputs, rounds differently). Shapes: one and two blocks of
-    /// inputs, ragged tokens and rows, a thread's rows over several 256-row blocks (4,200 rows).
+    /// inputs, ragged tokens and rows, a thread's rows over several 256-row blocks (4,200 rows), two blocks of inputs
+    /// for each of three blocks of tokens (530 tokens).
     func testBiasIsAddedToTheWholeSum() {
         let pool = WorkerPool(threads: 2)
-        for (tokens, rows, cols) in [(25, 530, 260), (24, 300, 1101), (129, 41, 2100), (21, 4200, 40)] {
+        for (tokens, rows, cols) in [(25, 530, 260), (24, 300, 1101), (129, 41, 2100), (21, 4200, 40), (530, 40, 1300)] {
             let (stored, _) = makeWeight(rows: rows, cols: cols, dtype: .bf16, seed: UInt64(rows + cols))
             let weight = stored.multiplied(at: .bfloat16, pool: pool)
             let x = (0..<(tokens * cols)).map { Float(($0 * 41) % 23) / 23 - 0.5 }
