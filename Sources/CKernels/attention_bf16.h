@@ -37,9 +37,8 @@ static inline __m256i ck_bf16x16(__m512 x) { return (__m256i)_mm512_cvtneps_pbh(
 // 2^t for t <= 0 (scaled scores minus their maximum, in log2 units): 2^n (vscalefps, 0 far below) times a degree-4
 // polynomial of f = t - n in [-1/2, 1/2], minimax in relative error with its constant term 1 (2^0 exactly 1): error
 // < 2.9e-6 in float32, far below the bf16 rounding of the weights; the degree-5 Taylor polynomial it replaced had
-// 3.3e-6 with one more FMA per 16 exponentials. A masked score's -inf gives NaN here, which the caller's mask
-// replaces by 0; a first block's rescaling, -inf (no maximum yet) minus the new maximum, gives 0 (vscalefps of NaN by
-// -inf), so nothing is carried.
+// 3.3e-6 with one more FMA per 16 exponentials. Masked scores give what they give (inf, NaN): the caller's mask
+// replaces them by 0.
 static inline __m512 ck_exp2_nonpositive(__m512 t) {
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), f = _mm512_sub_ps(t, n);
     __m512 p = _mm512_set1_ps(9.5828185e-3f);
@@ -95,7 +94,7 @@ static inline __attribute__((always_inline)) void ck_softmax_block(const float *
     enum { KB = CK_ATTENTION_KB };
     const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7,
                                                 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512 minus_inf = _mm512_set1_ps(-INFINITY), log2e = _mm512_set1_ps(1.44269504088896341f);
+    const __m512 minus_inf = _mm512_set1_ps(-INFINITY);
     __mmask16 keep[2][KB];
     __m512 m[2][2] = {{minus_inf, minus_inf}, {minus_inf, minus_inf}};
     for (int h = 0; h < 2 && !whole; h++) {
@@ -112,24 +111,27 @@ static inline __attribute__((always_inline)) void ck_softmax_block(const float *
             m[h][1] = whole ? _mm512_max_ps(m[h][1], s1) : _mm512_mask_max_ps(m[h][1], keep[h][j + 1], m[h][1], s1);
         }
     }
-    __m512 a[2], b[2], sum[2][2]; // per half: the scale, the maximum
+    // In log2 units (the running maxima too): the scaled score s scale log2 e rounded, its maximum subtracted (exactly
+    // 0 for the largest, whose weight is then exactly 1, as torch's exp(0)), then 2^x. Torch rounds s scale, subtracts
+    // and multiplies by log2 e: one multiplication more on the FMA ports the products use (1.5% of the kernel's time).
+    // An FMA of s, scale log2 e and the maximum instead left the largest weight 1 - 3e-5 for scores of 1,000.
+    const __m512 a = _mm512_set1_ps(scale * 1.44269504088896341f);
+    __m512 b[2], sum[2][2]; // per half: the maximum
     for (int h = 0; h < 2; h++) {
         const __m512 old = _mm512_loadu_ps(rowmax + 16 * h);
-        const __m512 max = _mm512_max_ps(old, _mm512_mul_ps(_mm512_max_ps(m[h][0], m[h][1]), _mm512_set1_ps(scale)));
-        const __mmask16 none = _mm512_cmp_ps_mask(max, minus_inf, _CMP_EQ_OQ); // no slot yet: nothing to add
-        a[h] = _mm512_set1_ps(scale);
+        const __m512 max = _mm512_max_ps(old, _mm512_mul_ps(_mm512_max_ps(m[h][0], m[h][1]), a));
+        // No slot before (O^T and the sum still 0) or none yet: 1.
+        const __mmask16 empty = _mm512_cmp_ps_mask(old, minus_inf, _CMP_EQ_OQ);
         b[h] = max;
-        alpha[h] = _mm512_mask_mov_ps(ck_exp2_nonpositive(_mm512_mul_ps(_mm512_sub_ps(old, max), log2e)), none, _mm512_set1_ps(1));
+        alpha[h] = _mm512_mask_mov_ps(ck_exp2_nonpositive(_mm512_sub_ps(old, max)), empty, _mm512_set1_ps(1));
         _mm512_storeu_ps(rowmax + 16 * h, max);
         sum[h][0] = sum[h][1] = _mm512_setzero_ps();
     }
     for (ptrdiff_t j = 0; j < KB; j += 2) {
         for (int h = 0; h < 2; h++) {
-            // exp(scale s - max) as torch computes it: the scaled score rounded, its maximum subtracted (exactly 0
-            // for the largest), then 2^(x log2 e).
-            const __m512 x0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(St + j * 32 + 16 * h), a[h]), b[h]);
-            const __m512 x1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(St + (j + 1) * 32 + 16 * h), a[h]), b[h]);
-            __m512 e0 = ck_exp2_nonpositive(_mm512_mul_ps(x0, log2e)), e1 = ck_exp2_nonpositive(_mm512_mul_ps(x1, log2e));
+            const __m512 x0 = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(St + j * 32 + 16 * h), a), b[h]);
+            const __m512 x1 = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(St + (j + 1) * 32 + 16 * h), a), b[h]);
+            __m512 e0 = ck_exp2_nonpositive(x0), e1 = ck_exp2_nonpositive(x1);
             if (!whole) e0 = _mm512_maskz_mov_ps(keep[h][j], e0), e1 = _mm512_maskz_mov_ps(keep[h][j + 1], e1);
             sum[h][0] = _mm512_add_ps(sum[h][0], e0);
             sum[h][1] = _mm512_add_ps(sum[h][1], e1);

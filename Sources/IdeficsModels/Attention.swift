@@ -68,6 +68,8 @@ func attend(queryRows q: UnsafePointer<Float>, keys: [Float], values: [Float], s
                     upper.withUnsafeBufferPointer { upper in
                         pool.run(tasks: shape.headCount * blocks) { task in
                             let (spread, block) = (task / blocks, task % blocks)
+                            // Tasks taken together half the heads apart: adjacent heads share the lines at the
+                            // edges of their columns in every output row.
                             let half = (shape.headCount + 1) / 2
                             let head = spread % 2 * half + spread / 2
                             let queries = block * perTask..<min(queryCount, (block + 1) * perTask)
