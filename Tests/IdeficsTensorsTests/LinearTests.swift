@@ -42,9 +42,10 @@ final class LinearTests: XCTestCase {
         for dtype in [DType.f32, .f16, .bf16] {
             // Streaming (< 4 tokens; one token takes 8 rows at a time, here 70 = 8 full tiles and a 6-row one)
             // and packed shapes: token groups past the 12-token tile, inputs past the 256-input block, rows past
-            // the 512-row block and not a multiple of the 32-row panel.
+            // the 512-row block and not a multiple of the 32-row panel, 530 tokens in three blocks over three blocks
+            // of 512 inputs.
             for (tokens, rows, cols) in [(1, 7, 5), (1, 70, 33), (3, 70, 33), (5, 129, 64), (9, 64, 1000), (13, 70, 300),
-                                         (25, 530, 260)] {
+                                         (25, 530, 260), (530, 40, 1300)] {
                 let (weight, exact) = makeWeight(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows * cols))
                 let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
                 let bias = (0..<rows).map { Float($0) / 10 }
@@ -171,9 +172,9 @@ final class LinearTests: XCTestCase {
         for format in QuantizedFormat.targets {
             let (levels, tolerance): (Float, Float) = format == .q8 ? (127, 0.5 + 127 / 2048) : (8, 1 + 8 / 2048)
             // Rows in groups of 16, a last group of 1-13 rows (past the 8 lanes of an AVX2 vector: 45 = 32 + 13); one
-            // token's rows split across threads (1 x 530 x 260).
+            // token's rows split across threads (1 x 530 x 260); 530 tokens in blocks over blocks of 512 inputs.
             for (tokens, rows, cols) in [(1, 7, 5), (3, 70, 33), (5, 129, 64), (2, 37, 200), (1, 45, 200), (3, 45, 64),
-                                         (9, 64, 1000), (13, 70, 300), (1, 530, 260), (25, 530, 260)] {
+                                         (9, 64, 1000), (13, 70, 300), (1, 530, 260), (25, 530, 260), (530, 40, 1300)] {
                 let (weight, exact) = makeWeight(rows: rows, cols: cols, dtype: .f32, seed: UInt64(rows + cols))
                 let quantized = weight.quantized(format, pool: pool)
                 XCTAssertEqual(quantized.byteCount, rows * ((cols + 31) / 32) * (format == .q8 ? 34 : 18))
