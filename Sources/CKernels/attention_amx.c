@@ -15,7 +15,8 @@ static void pack_queries(const uint16_t *Qb, ptrdiff_t dq, uint32_t *Qt) {
 }
 
 // S^T [KB][32] = K Q^T: 2 x 2 tiles (16 slots x 16 queries) per 32 slots.
-static void scores(const uint16_t *Kb, ptrdiff_t dq, const uint32_t *Qt, float *St) {
+static void scores(const uint16_t *Kb, ptrdiff_t dq, const uint32_t *Qt, ptrdiff_t bn, float *St) {
+    (void)bn; // whole tiles: the slots past bn are zero keys, masked
     for (int half = 0; half < KB / 32; half++) {
         const uint16_t *A = Kb + 32 * half * dq;
         _tile_zero(0);
@@ -43,7 +44,9 @@ static void scores(const uint16_t *Kb, ptrdiff_t dq, const uint32_t *Qt, float *
 // O^T [dv][32] = O^T alpha + V^T P^T. The rescaling only where a query's maximum rose (after the first blocks,
 // rarely); the product accumulates into the output's own tiles, per 16 value columns 2 tiles (the query halves)
 // over 2 steps of 32 slots.
-static void accumulate(const uint16_t *Vt, ptrdiff_t dv, const uint32_t *Pt, __m512 a0, __m512 a1, float *Ot) {
+static void accumulate(const uint16_t *Vt, ptrdiff_t dv, const uint32_t *Pt, ptrdiff_t bn, __m512 a0, __m512 a1,
+                       float *Ot) {
+    (void)bn; // whole tiles: the weights past bn are zero
     const __mmask16 rose0 = _mm512_cmp_ps_mask(a0, _mm512_set1_ps(1), _CMP_NEQ_UQ);
     const __mmask16 rose1 = _mm512_cmp_ps_mask(a1, _mm512_set1_ps(1), _CMP_NEQ_UQ);
     if (rose0 | rose1) {

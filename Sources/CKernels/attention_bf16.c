@@ -32,9 +32,10 @@ static void pack_queries(const uint16_t *Qb, ptrdiff_t dq, uint32_t *Qt) {
     }
 }
 
-static void scores(const uint16_t *Kb, ptrdiff_t dq, const uint32_t *Qt, float *St) {
+// The tiles holding the block's bn slots (a last, partial block: 9 of 64 in the 1,225-patch crops' attention).
+static void scores(const uint16_t *Kb, ptrdiff_t dq, const uint32_t *Qt, ptrdiff_t bn, float *St) {
     const ptrdiff_t pairs = dq / 2;
-    for (ptrdiff_t j = 0; j < KB; j += TILE) {
+    for (ptrdiff_t j = 0; j < bn; j += TILE) {
         __m512 acc[TILE][2];
         for (int i = 0; i < TILE; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
         tile((const uint32_t *)(Kb + j * dq), pairs, Qt, 16, pairs * 16, pairs, acc);
@@ -45,14 +46,16 @@ static void scores(const uint16_t *Kb, ptrdiff_t dq, const uint32_t *Qt, float *
     }
 }
 
-static void accumulate(const uint16_t *Vt, ptrdiff_t dv, const uint32_t *Pt, __m512 a0, __m512 a1, float *Ot) {
+// Over the pairs holding the block's bn slots (the weights past them are zero).
+static void accumulate(const uint16_t *Vt, ptrdiff_t dv, const uint32_t *Pt, ptrdiff_t bn, __m512 a0, __m512 a1,
+                       float *Ot) {
     for (ptrdiff_t c = 0; c < dv; c += TILE) {
         __m512 acc[TILE][2];
         for (int i = 0; i < TILE; i++) {
             acc[i][0] = _mm512_mul_ps(_mm512_loadu_ps(Ot + (c + i) * 32), a0);
             acc[i][1] = _mm512_mul_ps(_mm512_loadu_ps(Ot + (c + i) * 32 + 16), a1);
         }
-        tile((const uint32_t *)(Vt + c * KB), KB / 2, Pt, 16, KB * 8, KB / 2, acc);
+        tile((const uint32_t *)(Vt + c * KB), KB / 2, Pt, 16, KB * 8, (bn + 1) / 2, acc);
         for (int i = 0; i < TILE; i++) {
             _mm512_storeu_ps(Ot + (c + i) * 32, acc[i][0]);
             _mm512_storeu_ps(Ot + (c + i) * 32 + 16, acc[i][1]);

@@ -22,13 +22,15 @@
 /// A kernel set's part of the schedule: the row width dq of the rounded queries and keys (even, zero past d) and the
 /// value columns dv (rows of V^T, zero past d) it wants, and its three steps. pack_queries: 32 rounded query rows
 /// (bf16 [32][dq]) into Qt, [2][dq / 2][16] pairs (16 queries per half); scores: St [KB][32] = the block's KB key
-/// rows (bf16 [KB][dq]) times the queries; accumulate: Ot [dv][32] = Ot alpha (alpha per query, two halves) + V^T
-/// P^T, V^T the block's bf16 [dv][KB] and P^T [2][KB / 2][16] pairs of consecutive slots.
+/// rows (bf16 [KB][dq]) times the queries, at least its first bn (the softmax masks the rest); accumulate: Ot
+/// [dv][32] = Ot alpha (alpha per query, two halves) + V^T P^T, V^T the block's bf16 [dv][KB] and P^T [2][KB / 2][16]
+/// pairs of consecutive slots, at least over the first bn slots (the weights past them are zero).
 typedef struct {
     ptrdiff_t dq, dv;
     void (*pack_queries)(const uint16_t *Qb, ptrdiff_t dq, uint32_t *Qt);
-    void (*scores)(const uint16_t *Kb, ptrdiff_t dq, const uint32_t *Qt, float *St);
-    void (*accumulate)(const uint16_t *Vt, ptrdiff_t dv, const uint32_t *Pt, __m512 alpha0, __m512 alpha1, float *Ot);
+    void (*scores)(const uint16_t *Kb, ptrdiff_t dq, const uint32_t *Qt, ptrdiff_t bn, float *St);
+    void (*accumulate)(const uint16_t *Vt, ptrdiff_t dv, const uint32_t *Pt, ptrdiff_t bn, __m512 alpha0,
+                       __m512 alpha1, float *Ot);
 } ck_attention_products;
 
 // 16 floats to bf16 (round to nearest even) in the low half of a 256-bit vector.
@@ -219,13 +221,13 @@ static inline int ck_attention_bf16_blocks(const float *Q, ptrdiff_t m, ptrdiff_
         memset(Ot, 0, sizeof(float) * 32 * dv);
         for (ptrdiff_t b = b0; b < b1; b++) {
             const ptrdiff_t j0 = first + b * KB, bn = last - j0 < KB ? last - j0 : KB;
-            products.scores(Kr + b * KB * dq, dq, Qt, St);
+            products.scores(Kr + b * KB * dq, dq, Qt, bn, St);
             int whole = bn == KB;
             for (int i = 0; i < 32; i++) whole &= bl[i] <= j0 && bh[i] >= j0 + KB;
             __m512 alpha[2];
             if (whole) ck_softmax_block(St, bn, j0, scale, bl, bh, 1, rowmax, rowsum, Pt, alpha); // two copies
             else ck_softmax_block(St, bn, j0, scale, bl, bh, 0, rowmax, rowsum, Pt, alpha);
-            products.accumulate(Vt + b * dv * KB, dv, Pt, alpha[0], alpha[1], Ot);
+            products.accumulate(Vt + b * dv * KB, dv, Pt, bn, alpha[0], alpha[1], Ot);
         }
         ck_store_outputs(Ot, dv, rowsum, m - q0 < 32 ? m - q0 : 32, d, O + q0 * ldo, ldo);
     }
