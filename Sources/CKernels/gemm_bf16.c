@@ -195,7 +195,8 @@ int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_
     const ptrdiff_t KP = ((pairs + blocks - 1) / blocks + 15) / 16 * 16; // whole 16-pair vectors for pack_panels
     const ptrdiff_t token_blocks = blocks > 1 && T > 2 * TBMAX ? (T + TBMAX - 1) / TBMAX : 1;
     const ptrdiff_t TB = ((T + token_blocks - 1) / token_blocks + MR - 1) / MR * MR;
-    uint32_t *P = (uint32_t *)ck_thread_scratch((size_t)NCB * KP * blocks);
+    const ptrdiff_t kept = token_blocks > 1 ? blocks : 1; // blocks of panels held at once
+    uint32_t *P = (uint32_t *)ck_thread_scratch((size_t)NCB * KP * kept);
     if (!P) return 0;
     for (ptrdiff_t rb = r0; rb < r1; rb += NCB) {
         const ptrdiff_t rows = r1 - rb < NCB ? r1 - rb : NCB;
@@ -204,7 +205,7 @@ int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_
             for (ptrdiff_t pb = 0; pb < pairs; pb += KP) {
                 const ptrdiff_t pc = pairs - pb < KP ? pairs - pb : KP;
                 const float *block_bias = bias && pb + KP >= pairs ? bias + rb : NULL; // the last block adds it
-                uint32_t *panels = P + (pb / KP) * NCB * KP;
+                uint32_t *panels = P + (kept > 1 ? pb / KP : 0) * NCB * KP;
                 if (tb == 0) pack_panels(W, ldw, K, rb, rows, pb, pc, panels);
                 // Fetched ahead: the block packed next, the next pairs of these rows while the first token block
                 // runs, else the next rows' first pairs during the row block's last pass.
