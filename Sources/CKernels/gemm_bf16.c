@@ -18,9 +18,9 @@
                   // 32-48 KiB); K = 1152 (SigLIP) in one block, so Y's tiles are stored once, not read back and added
                   // to twice: 87% -> 94% of the probe at 4,900 tokens in the harness (at 256 pairs)
 #define NCB 256   // weight rows per block: 8 panels, 576 KiB in L2 (1-2 MiB per core); 256-512 measured alike
-#define TBMAX 252 // tokens per block where K is in several and T > 2 TBMAX: Y's 252 x 256 floats (252 KiB) stay in
-                  // L2 beside the panel. Not below: Y's rows fit beside it already, and a second pass would read the
-                  // panels from L3 (335 x 14,336 -> 4,096: 87% -> 81% of the probe split in two)
+#define TBMAX 252 // tokens per block where K is in several (ck_token_block): Y's 252 x 256 floats (252 KiB) stay in
+                  // L2 beside the panel. Not for the prefill's 335: split in two, 335 x 14,336 -> 4,096 read the
+                  // panels from L3 (87% -> 81% of the probe)
 
 // Rows [r0, r0 + rows) x pairs [p0, p0 + pc) of W (bf16 [rows][ldw], K inputs) into panels; rows past `rows` and the
 // half of a pair past K are zero. 16 rows x 16 whole pairs at a time by a transpose (a tenth of the prefill's time
@@ -193,9 +193,7 @@ int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_
                                    ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy, const float *bias) {
     const ptrdiff_t pairs = (K + 1) / 2, blocks = (pairs + KPMAX - 1) / KPMAX;
     const ptrdiff_t KP = ((pairs + blocks - 1) / blocks + 15) / 16 * 16; // whole 16-pair vectors for pack_panels
-    const ptrdiff_t token_blocks = blocks > 1 && T > 2 * TBMAX ? (T + TBMAX - 1) / TBMAX : 1;
-    const ptrdiff_t TB = ((T + token_blocks - 1) / token_blocks + MR - 1) / MR * MR;
-    const ptrdiff_t kept = token_blocks > 1 ? blocks : 1; // blocks of panels held at once
+    const ptrdiff_t TB = ck_token_block(T, blocks, TBMAX, MR), kept = TB < T ? blocks : 1; // blocks of panels held
     uint32_t *P = (uint32_t *)ck_thread_scratch((size_t)NCB * KP * kept);
     if (!P) return 0;
     for (ptrdiff_t rb = r0; rb < r1; rb += NCB) {

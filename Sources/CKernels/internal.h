@@ -37,6 +37,14 @@ typedef struct {
 /// Written by the probes so that their loops are not optimized away.
 extern volatile float ck_probe_sink;
 
+// The GEMMs' token blocks (both packed GEMMs): where K is in several blocks and there are more than 2 `most` tokens,
+// even blocks of at most ~`most` tokens (whole groups of mr), whose Y tiles stay in L2 across K; else all T at once
+// (Y's rows of a row block then fit beside the panel, and a second pass would read the panels from L3).
+static inline ptrdiff_t ck_token_block(ptrdiff_t T, ptrdiff_t k_blocks, ptrdiff_t most, ptrdiff_t mr) {
+    const ptrdiff_t blocks = k_blocks > 1 && T > 2 * most ? (T + most - 1) / most : 1;
+    return ((T + blocks - 1) / blocks + mr - 1) / mr * mr;
+}
+
 static inline size_t ck_element_size(ck_dtype type) { return type == CK_F32 ? 4 : 2; } // float types only
 
 /// One block of `count` <= 32 floats as llama.cpp's Q8_0 quantizes it: d = max|x| / 127, q = round(x / d) (zeros

@@ -71,8 +71,9 @@ final class LinearTests: XCTestCase {
     /// in two of AVX512_BF16's (up to 1,152 inputs, K split evenly: 2,048 and 2,100), rows past the 256-row block and
     /// ending in part of a 16-row group, a thread's rows past AVX512_BF16's 256-row block (4,200 rows: 544 per task),
     /// tokens in part of a 32-token block and after whole ones, on both sides of AMX's few-token schedule (up to 128
-    /// tokens), 530 tokens with two blocks of inputs (AVX512_BF16 then runs them in three blocks of tokens). F32 and F16 matrices are rounded to BF16 first (as loading a model in bf16 does), then multiply alike:
-    /// three of the shapes (two of them over several of the conversion's 4,096-value chunks, on both threads).
+    /// tokens), 530 tokens with two blocks of inputs (AVX512_BF16 then runs them in three blocks of tokens). F32 and
+    /// F16 matrices are rounded to BF16 first (as loading a model in bf16 does), then multiply alike: three of the
+    /// shapes (two of them over several of the conversion's 4,096-value chunks, on both threads).
     func testBF16ProductsEqualExactProductsOfRoundedActivations() {
         let pool = WorkerPool(threads: 2)
         var roundingSeen = false
