@@ -2,12 +2,13 @@ import IdeficsImages
 import IdeficsModels
 
 /// One image's vectors (what `Pipeline.imageFeatures` returns) computed a piece at a time, so that an engine can run
-/// decode steps between the pieces: for Idefics2 each processed image (five when split) is its patch embedding, one
-/// piece per vision layer, then the post-layernorm and the connector; an Idefics v1 image is one piece.
+/// decode steps between the pieces: for Idefics2 each group of processed images encoded together (a split image's four
+/// crops, then the whole) is its patch embedding, one piece per vision layer, then the post-layernorm and the
+/// connector; an Idefics v1 image is one piece.
 public struct ImageFeatureWork: Sendable {
     /// Processed images not begun yet.
     fileprivate var parts: [PixelImage]
-    /// The Idefics2 part under way.
+    /// The Idefics2 parts under way.
     fileprivate var current: Idefics2.FeatureWork?
     public fileprivate(set) var features: [Float] = []
     public var isFinished: Bool { parts.isEmpty && current == nil }
@@ -33,7 +34,7 @@ extension Pipeline {
             return
         }
         guard let idefics2 else { throw PipelineError.textOnlyModel(directory: checkpoint.directory.path) }
-        if work.current == nil { work.current = try idefics2.featureWork(work.parts.removeFirst()) }
+        if work.current == nil { work.current = try idefics2.featureWork(taking: &work.parts) }
         idefics2.advance(&work.current!, pool: pool)
         if let features = work.current?.features {
             work.features += features

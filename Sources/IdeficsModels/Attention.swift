@@ -41,6 +41,23 @@ public func attend(queries: [Float], keys: [Float], values: [Float], shape: Atte
     }
 }
 
+/// Bidirectional attention within each of `segments` (consecutive row ranges from 0: images encoded together), each
+/// computed exactly as it would be alone.
+func attend(queries: [Float], keys: [Float], values: [Float], shape: AttentionShape, segments: [Range<Int>],
+            into output: inout [Float], pool: WorkerPool) {
+    let width = shape.headCount * shape.headDim
+    output.prepare(count: (segments.last?.upperBound ?? 0) * width)
+    queries.withUnsafeBufferPointer { q in
+        output.withUnsafeMutableBufferPointer { out in
+            for segment in segments {
+                attend(queryRows: q.baseAddress! + segment.lowerBound * width, keys: keys, values: values, shape: shape,
+                       queryCount: segment.count, allowedSlots: { _ in segment },
+                       into: out.baseAddress! + segment.lowerBound * width, pool: pool)
+            }
+        }
+    }
+}
+
 /// Rows [queryCount, heads * headDim] of queries at `q` against every slot of `keys` and `values`, into the rows
 /// at `out`; the kernels write every output value. (Labelled `queryRows:` so that an array never converts to the
 /// pointer by accident.)

@@ -40,8 +40,8 @@ struct SwiGLU: Sendable {
     /// Into `out` [tokens, output] (its storage kept when it is large enough). Over 1,024 rows, the rows pass in even
     /// chunks of 512-1,024: the two intermediate activations [rows, intermediate] are the largest a forward pass
     /// holds (the connector's 4,900 patches x 14,336 would be 281 MB each). Every chunk is over 128 rows, past both
-    /// token counts at which a product changes its schedule (ck_gemm_min_tokens, 20; the AMX GEMM's 128), and no
-    /// GEMM blocks by token count, so each row's sums are those of one pass.
+    /// token counts at which a product changes its schedule (ck_gemm_min_tokens, 20; the AMX GEMM's 128), so each
+    /// row's sums are those of one pass (a row's outputs do not depend on the other rows of the call: LinearTests).
     func callAsFunction(_ x: [Float], tokens: Int, into out: inout [Float], buffers: inout Buffers, pool: WorkerPool) {
         precondition(x.count == tokens * gate.inFeatures, "\(gate.weight.name): input is not \(tokens) rows")
         let (input, output) = (gate.inFeatures, down.outFeatures)

@@ -50,17 +50,19 @@ struct VisionEncoderLayer: Sendable {
         var scratch = Linear.Scratch()
     }
 
-    /// x [count, hidden] in place.
-    func callAsFunction(_ x: inout [Float], count: Int, headCount: Int, eps: Float, activation: VisionActivation,
-                        buffers b: inout Buffers, pool: WorkerPool) {
+    /// x [count, hidden] in place, where `segments` (consecutive, from 0 to count) are images encoded together: the
+    /// products and norms run over every row at once, the attention within each image.
+    func callAsFunction(_ x: inout [Float], segments: [Range<Int>], headCount: Int, eps: Float,
+                        activation: VisionActivation, buffers b: inout Buffers, pool: WorkerPool) {
+        let count = segments.last?.upperBound ?? 0
         let shape = AttentionShape(headCount: headCount, keyValueHeadCount: headCount,
                                    headDim: norm1Weight.count / headCount, precision: query.weight.products)
         Ops.layerNorm(x, weight: norm1Weight, bias: norm1Bias, eps: eps, into: &b.normed, pool: pool)
         query(b.normed, tokens: count, into: &b.query, scratch: &b.scratch, pool: pool)
         key(b.normed, tokens: count, into: &b.key, scratch: &b.scratch, pool: pool)
         value(b.normed, tokens: count, into: &b.value, scratch: &b.scratch, pool: pool)
-        attend(queries: b.query, keys: b.key, values: b.value, shape: shape, queryCount: count,
-               allowedSlots: { _ in 0..<count }, into: &b.attended, pool: pool)
+        attend(queries: b.query, keys: b.key, values: b.value, shape: shape, segments: segments, into: &b.attended,
+               pool: pool)
         output(b.attended, tokens: count, into: &b.projected, scratch: &b.scratch, pool: pool)
         Ops.add(&x, b.projected, pool: pool)
         Ops.layerNorm(x, weight: norm2Weight, bias: norm2Bias, eps: eps, into: &b.normed, pool: pool)

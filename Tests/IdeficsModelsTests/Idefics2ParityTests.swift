@@ -69,6 +69,42 @@ final class Idefics2ParityTests: XCTestCase {
         return rows
     }
 
+    /// Images encoded together (one work: the products and norms over all their patches, the attention within each
+    /// image) give each image's vectors exactly as alone, at float32 and bf16 products; `featureWork(taking:)` takes
+    /// consecutive images while their patches fit in `patchesPerWork` (16 here): a split image's 2x3-patch crops two
+    /// by two and its 4x4-patch whole alone; two 8-patch images (each past the 8 queries of the many-query attention)
+    /// together. (The groups here have under 20 patches as their images alone do, so that their products take the
+    /// same path.)
+    func testImagesEncodedTogetherMatchEachAlone() throws {
+        for precision in [ProductPrecision.float32, .bfloat16] {
+            var checkpoint = try Checkpoint(directory: Fixtures.url("models/tiny-f32"))
+            checkpoint.products = precision
+            let model = try Idefics2(checkpoint: checkpoint)
+            XCTAssertEqual(model.patchesPerWork, 16)
+            let (_, tensors, cases) = try load("tiny-f32")
+            for (name, grouping) in [("split_one_image", [2, 2, 1]), ("two_images", [2])] {
+                let c = try XCTUnwrap(cases.first { $0.name == name })
+                let pixels = try XCTUnwrap(tensors.tensor(c.pixelValuesKey))
+                let pictures = c.images.map {
+                    image($0["index"] as! Int, of: pixels, height: $0["height"] as! Int, width: $0["width"] as! Int)
+                }
+                let alone = try pictures.flatMap { try model.imageFeatures($0, pool: pool) }
+                var (parts, together, imagesPerWork) = (pictures, [Float](), [Int]())
+                while !parts.isEmpty {
+                    var work = try model.featureWork(taking: &parts)
+                    var pieces = 0
+                    while work.features == nil { model.advance(&work, pool: pool); pieces += 1 }
+                    XCTAssertEqual(pieces, model.config.vision.layerCount + 2, "\(name)") // embedding, layers, connector
+                    together += work.features!
+                    imagesPerWork.append(work.features!.count / (model.imageSequenceLength * model.config.text.hiddenSize))
+                }
+                XCTAssertEqual(imagesPerWork, grouping, "\(name) at \(precision)")
+                XCTAssertEqual(together.count, alone.count, "\(name) at \(precision)")
+                XCTAssertTrue(together == alone, "\(name) at \(precision): images encoded together differ from alone")
+            }
+        }
+    }
+
     func testVisionConnectorAndLogitsMatchTransformers() throws {
         for model in ModelReference.names {
             let (idefics2, tensors, cases) = try load(model)

@@ -106,6 +106,30 @@ final class LinearTests: XCTestCase {
         XCTAssertTrue(roundingSeen, "bf16 products gave the float32 products")
     }
 
+    /// A token's outputs do not depend on the other tokens of the call, bit for bit, once the call is past the
+    /// few-token paths (streaming under 4 tokens; at bf16, the float32 kernels under 20): what lets the images of a
+    /// split image run their products together. 530 tokens (in blocks of tokens where K is in several blocks) against
+    /// 20, 257 and 30 of them alone, with a bias, at float32 and bf16 products, F32 and BF16 matrices.
+    func testTokensOutputsDoNotDependOnTheOtherTokens() {
+        let pool = WorkerPool(threads: 2)
+        for (dtype, precision) in [(DType.f32, ProductPrecision.float32), (.bf16, .float32), (.bf16, .bfloat16)] {
+            for (rows, cols) in [(40, 1300), (70, 2100)] {
+                let (stored, _) = makeWeight(rows: rows, cols: cols, dtype: dtype, seed: UInt64(rows + cols))
+                let linear = Linear(weight: stored.multiplied(at: precision, pool: pool),
+                                    bias: (0..<rows).map { Float($0) / 10 })
+                let tokens = 530
+                let x = (0..<(tokens * cols)).map { Float(($0 * 37) % 19) / 19 - 0.5 }
+                let all = linear(x, tokens: tokens, pool: pool)
+                for part in [0..<20, 100..<357, 500..<530] {
+                    let alone = linear(Array(x[part.lowerBound * cols..<part.upperBound * cols]), tokens: part.count,
+                                       pool: pool)
+                    XCTAssertTrue(alone == Array(all[part.lowerBound * rows..<part.upperBound * rows]),
+                                  "\(dtype) at \(precision), \(rows)x\(cols): tokens \(part) alone differ")
+                }
+            }
+        }
+    }
+
     /// A bias is added to the finished sum, bit for bit the value of a product without it plus the bias (as a
     /// separate pass adds it): the bf16 GEMM adds it as it stores a tile of its last block of inputs, not earlier
     /// (adding it with the first of two blocks, 2,100 inputs, rounds differently). Shapes: one and two blocks of

@@ -41,7 +41,7 @@ public struct CLIPVision: Sendable {
         x = Ops.layerNorm(x, weight: preNormWeight, bias: preNormBias, eps: config.layerNormEps)
         var buffers = VisionEncoderLayer.Buffers()
         for layer in layers {
-            layer(&x, count: count, headCount: config.headCount, eps: config.layerNormEps, activation: config.activation,
+            layer(&x, segments: [0..<count], headCount: config.headCount, eps: config.layerNormEps, activation: config.activation,
                   buffers: &buffers, pool: pool)
         }
         return x

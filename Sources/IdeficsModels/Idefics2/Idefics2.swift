@@ -33,39 +33,69 @@ public struct Idefics2: Sendable {
 
     /// The `imageSequenceLength` vectors that stand for one image, [latents, textHidden].
     public func imageFeatures(_ image: PixelImage, pool: WorkerPool) throws -> [Float] {
-        var work = try featureWork(image)
+        var work = try featureWork([image])
         while work.features == nil { advance(&work, pool: pool) }
         return work.features!
     }
 
-    /// One image's vectors computed a piece at a time: the patch embedding, each vision layer, then the
-    /// post-layernorm and the connector (`layerCount + 2` calls of `advance`), so that a server can run decode steps
-    /// between the pieces instead of stalling its streams for a whole image.
+    /// Images' vectors computed a piece at a time: the patch embedding, each vision layer, then the post-layernorm
+    /// and the connector (`layerCount + 2` calls of `advance`), so that a server can run decode steps between the
+    /// pieces instead of stalling its streams for a whole image. The images of one work run their layers and the
+    /// modality projection together (the products over all their patches, the attention within each image); each
+    /// gets the vectors it gets alone, bit for bit from 20 patches (below that, an image alone takes the products'
+    /// few-token paths, which round differently).
     public struct FeatureWork: Sendable {
-        let image: PixelImage
+        let images: [PixelImage]
         var encoding: SigLIPVision.Encoding?
-        /// Set by the last piece.
+        /// Set by the last piece: each image's vectors, in order.
         public internal(set) var features: [Float]?
     }
 
-    /// The work for `image`, refused here if it has no whole patch.
-    public func featureWork(_ image: PixelImage) throws -> FeatureWork {
-        let (rows, columns) = vision.patchGrid(height: image.height, width: image.width)
-        guard rows > 0, columns > 0 else {
-            throw ModelError.imageTooSmall(width: image.width, height: image.height, patchSize: config.vision.patchSize)
+    /// Patches the images of one work have together at most, unless a single image has more: the largest image the
+    /// tower's positions cover (4,900 for idefics2-8b), so that a piece of work takes no longer than that image's
+    /// layer does, and the four crops of a split image run together.
+    public var patchesPerWork: Int { config.vision.patchesPerSide * config.vision.patchesPerSide }
+
+    /// The work for `images` (at least one), refused here if one has no whole patch.
+    public func featureWork(_ images: [PixelImage]) throws -> FeatureWork {
+        precondition(!images.isEmpty, "a work encodes at least one image")
+        for image in images {
+            let (rows, columns) = vision.patchGrid(height: image.height, width: image.width)
+            guard rows > 0, columns > 0 else {
+                throw ModelError.imageTooSmall(width: image.width, height: image.height, patchSize: config.vision.patchSize)
+            }
         }
-        return FeatureWork(image: image)
+        return FeatureWork(images: images)
+    }
+
+    /// The work for the first of `images` and as many of those after it as fit in `patchesPerWork`, taken from them.
+    public func featureWork(taking images: inout [PixelImage]) throws -> FeatureWork {
+        var (count, patches) = (0, 0)
+        for image in images {
+            let (rows, columns) = vision.patchGrid(height: image.height, width: image.width)
+            guard count == 0 || patches + rows * columns <= patchesPerWork else { break }
+            (count, patches) = (count + 1, patches + rows * columns)
+        }
+        let work = try featureWork(Array(images.prefix(max(count, 1))))
+        images.removeFirst(work.images.count)
+        return work
     }
 
     /// Runs the next piece of `work` (nothing once its features are set).
     public func advance(_ work: inout FeatureWork, pool: WorkerPool) {
         guard work.features == nil else { return }
         guard var encoding = work.encoding else {
-            work.encoding = vision.beginEncoding(work.image, pool: pool)
+            work.encoding = vision.beginEncoding(work.images, pool: pool)
             return
         }
         if vision.isEncoded(encoding) {
-            work.features = connector.resample(vision.finishEncoding(encoding), patches: encoding.count, pool: pool)
+            let hidden = connector.config.hiddenSize
+            let context = connector.project(vision.finishEncoding(encoding), patches: encoding.count, pool: pool)
+            work.features = encoding.segments.flatMap { segment in
+                let rows = segment.lowerBound * hidden..<segment.upperBound * hidden
+                return connector.resample(context: rows == context.indices ? context : Array(context[rows]),
+                                          patches: segment.count, pool: pool)
+            }
             work.encoding = nil
         } else {
             work.encoding = nil // not two copies of the states while the layer runs

@@ -52,7 +52,17 @@ public struct Perceiver: Sendable {
 
     /// Vision hidden states [patches, visionHidden] -> [latentCount, hidden].
     public func resample(_ visionStates: [Float], patches: Int, pool: WorkerPool) -> [Float] {
-        let context = projection(visionStates, tokens: patches, pool: pool)
+        resample(context: project(visionStates, patches: patches, pool: pool), patches: patches, pool: pool)
+    }
+
+    /// The modality projection of vision hidden states [patches, visionHidden] -> [patches, hidden]: row by row, so
+    /// that images encoded together are projected together.
+    public func project(_ visionStates: [Float], patches: Int, pool: WorkerPool) -> [Float] {
+        projection(visionStates, tokens: patches, pool: pool)
+    }
+
+    /// One image's projected patches [patches, hidden] -> [latentCount, hidden].
+    public func resample(context: [Float], patches: Int, pool: WorkerPool) -> [Float] {
         let eps = config.rmsNormEps
         let shape = AttentionShape(headCount: config.headCount, keyValueHeadCount: config.keyValueHeadCount,
                                    headDim: config.headDim, precision: layers.first?.query.weight.products ?? .float32)

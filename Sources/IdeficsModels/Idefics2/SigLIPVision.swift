@@ -36,32 +36,42 @@ public struct SigLIPVision: Sendable {
 
     /// Last hidden states after the post-layernorm, [patches, hidden].
     public func encode(_ image: PixelImage, pool: WorkerPool) -> [Float] {
-        var encoding = beginEncoding(image, pool: pool)
+        var encoding = beginEncoding([image], pool: pool)
         while !isEncoded(encoding) { runLayer(&encoding, pool: pool) }
         return finishEncoding(encoding)
     }
 
-    /// An image's hidden states between layers: `encode` in pieces, for a caller that interleaves other work.
+    /// Images' hidden states between layers: `encode` in pieces, for a caller that interleaves other work. Several
+    /// images run their layers together, their patches one after another (`segments`): the matrix products, where
+    /// each patch is a row, run once over all of them (four 1,225-patch crops of a split image ran their products at
+    /// 65% of the bf16 peak alone, ~90% together), and each image attends only to its own patches.
     public struct Encoding: Sendable {
         var states: [Float]
-        let count: Int
+        /// Each image's patches among the rows of `states`, in order.
+        let segments: [Range<Int>]
         var nextLayer = 0
         var buffers = VisionEncoderLayer.Buffers()
+        var count: Int { segments.last?.upperBound ?? 0 }
     }
 
-    /// The patch embeddings plus their NaViT position embeddings: the first layer's input.
-    public func beginEncoding(_ image: PixelImage, pool: WorkerPool) -> Encoding {
+    /// The patch embeddings plus their NaViT position embeddings of each image: the first layer's input.
+    public func beginEncoding(_ images: [PixelImage], pool: WorkerPool) -> Encoding {
         let hidden = config.hiddenSize
-        let (rows, columns) = patchGrid(height: image.height, width: image.width)
-        let count = rows * columns
-        var x = patchEmbedding(image.patches(size: config.patchSize), tokens: count, pool: pool)
-        let positions = VisionPositions.ids(rows: rows, columns: columns, patchesPerSide: config.patchesPerSide)
+        var segments: [Range<Int>] = [], patches: [Float] = [], positions: [Int] = []
+        for image in images {
+            let (rows, columns) = patchGrid(height: image.height, width: image.width)
+            let start = segments.last?.upperBound ?? 0
+            segments.append(start..<start + rows * columns)
+            patches += image.patches(size: config.patchSize)
+            positions += VisionPositions.ids(rows: rows, columns: columns, patchesPerSide: config.patchesPerSide)
+        }
+        var x = patchEmbedding(patches, tokens: positions.count, pool: pool)
         var position = [Float](repeating: 0, count: hidden)
         for (index, id) in positions.enumerated() {
             position.withUnsafeMutableBufferPointer { positionEmbedding.row(id, into: $0.baseAddress!) }
             for i in 0..<hidden { x[index * hidden + i] += position[i] }
         }
-        return Encoding(states: x, count: count)
+        return Encoding(states: x, segments: segments)
     }
 
     public func isEncoded(_ encoding: Encoding) -> Bool { encoding.nextLayer == layers.count }
@@ -69,7 +79,7 @@ public struct SigLIPVision: Sendable {
     /// Runs the next encoder layer.
     public func runLayer(_ encoding: inout Encoding, pool: WorkerPool) {
         precondition(!isEncoded(encoding), "every layer has run")
-        layers[encoding.nextLayer](&encoding.states, count: encoding.count, headCount: config.headCount,
+        layers[encoding.nextLayer](&encoding.states, segments: encoding.segments, headCount: config.headCount,
                                    eps: config.layerNormEps, activation: .geluTanh, buffers: &encoding.buffers,
                                    pool: pool)
         encoding.nextLayer += 1
