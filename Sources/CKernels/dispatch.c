@@ -283,6 +283,13 @@ void ck_advise_huge_pages(void *p, size_t bytes) {
 #endif
 }
 
+unsigned ck_touch_pages(const void *p, size_t bytes) {
+    const volatile unsigned char *bytes_ = p;
+    unsigned sum = 0;
+    for (size_t offset = 0; offset < bytes; offset += 4096) sum += bytes_[offset];
+    return sum;
+}
+
 volatile float ck_probe_sink;
 
 double ck_fma_probe(long iterations) { return kernels()->fma_probe(iterations); }

@@ -99,7 +99,7 @@ public struct Checkpoint: Sendable {
     public func populateWeights() -> Bool {
         let memory = MemoryLimit.bytes()
         guard memory > 0, keptWeightBytes <= memory / 10 * 8 else { return false }
-        for file in files { file.file.populate() }
+        for file in files { file.file.populate(pool: pool) }
         return true
     }
 

@@ -1,13 +1,15 @@
 import Foundation
 import IdeficsCheckpoint
+import IdeficsTensors
 import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A mapped weight file maps what a model reads at load (`populate`), less what it gave back (`release`, after
-/// quantizing or rounding a matrix): seen in the mapping's resident bytes, the Rss of its /proc/self/smaps entry.
+/// A mapped weight file maps what a model reads at load (`populate`: mapped, then a byte of each page read), less
+/// what it gave back (`release`, after quantizing or rounding a matrix): seen in the mapping's resident bytes, the Rss
+/// of its /proc/self/smaps entry.
 final class MappedFileTests: XCTestCase {
     func testPopulateMapsKeptPagesAndLeavesReleasedOnes() throws {
         #if os(Linux)
@@ -21,7 +23,7 @@ final class MappedFileTests: XCTestCase {
         file.release(UnsafeRawBufferPointer(start: file.bytes + megabyte - page + 10, count: 6 * megabyte + page))
         XCTAssertEqual(file.keptRanges, [0..<megabyte, 7 * megabyte..<8 * megabyte])
         guard populateReadWorks(page: page) else { throw XCTSkip("no MADV_POPULATE_READ (Linux before 5.14)") }
-        file.populate()
+        file.populate(pool: WorkerPool(threads: 2)) // reading a byte of each kept page as well
         // Both kept megabytes, and of the released ones at most the rest of the two 2 MB blocks the kept ones lie in:
         // a fault maps whole what the page cache holds around it (Linux's fault-around, large folios up to 2 MB,
         // naturally aligned), so megabytes 2..<6 stay unmapped.

@@ -162,6 +162,8 @@ double ck_read_probe(const float *data, ptrdiff_t n);
 /// madvise(MADV_HUGEPAGE); nothing elsewhere): a fresh activation of hundreds of megabytes then costs hundreds of
 /// page faults instead of ~100,000.
 void ck_advise_huge_pages(void *p, size_t bytes);
+// Reads one byte of every 4 KiB page of [p, p + bytes) (their sum, so that the reads are kept).
+unsigned ck_touch_pages(const void *p, size_t bytes);
 
 /// Tells the CPU that this thread is spinning (less power, and the sibling hyper-thread runs faster).
 static inline void ck_cpu_relax(void) {
