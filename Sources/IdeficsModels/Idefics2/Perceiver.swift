@@ -50,11 +50,6 @@ public struct Perceiver: Sendable {
         var mlp = SwiGLU.Buffers()
     }
 
-    /// Vision hidden states [patches, visionHidden] -> [latentCount, hidden].
-    public func resample(_ visionStates: [Float], patches: Int, pool: WorkerPool) -> [Float] {
-        resample(context: project(visionStates, patches: patches, pool: pool), patches: patches, pool: pool)
-    }
-
     /// The modality projection of vision hidden states [patches, visionHidden] -> [patches, hidden]: row by row, so
     /// that images encoded together are projected together.
     public func project(_ visionStates: [Float], patches: Int, pool: WorkerPool) -> [Float] {
