@@ -20,6 +20,15 @@ public enum Ops {
         }
     }
 
+    /// RMSNorm of `count` rows at `x` into the rows at `out` (parts of larger buffers).
+    public static func rmsNorm(rows x: UnsafePointer<Float>, count: Int, weight: [Float], eps: Float,
+                               into out: UnsafeMutablePointer<Float>, pool: WorkerPool? = nil) {
+        let width = weight.count
+        forEachRows(count, width: width, pool: pool) { rows in
+            ck_rms_norm(x + rows.lowerBound * width, weight, eps, rows.count, width, out + rows.lowerBound * width)
+        }
+    }
+
     /// LayerNorm with biased variance, as torch computes it.
     public static func layerNorm(_ x: [Float], weight: [Float], bias: [Float], eps: Float, pool: WorkerPool? = nil) -> [Float] {
         var out = [Float]()
@@ -116,6 +125,10 @@ public enum KernelPath: String, CaseIterable, Sendable {
     /// Whether quantized weights multiply int8-quantized activations for prompts too (VNNI, or the AVX2 kernels);
     /// elsewhere a prompt's products dequantize the weights into the float32 GEMM.
     public static var quantizesPromptActivations: Bool { ck_int8_prompts() != 0 }
+
+    /// Tokens from which a product's output rows do not depend on how many rows its call has: below, the few-token
+    /// paths sum in another order; on AMX the tiles' GEMM changes schedule past 128 tokens.
+    public static var rowIndependentTokens: Int { active == .amx ? 129 : Int(ck_gemm_min_tokens()) }
 
     /// Why `IDEFICS_KERNELS` was not followed (an unknown name, or kernels this CPU cannot run), if it was not.
     public static var requestProblem: String? { ck_kernel_request_problem().map { String(cString: $0) } }

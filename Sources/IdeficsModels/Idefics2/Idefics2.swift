@@ -40,10 +40,10 @@ public struct Idefics2: Sendable {
 
     /// Images' vectors computed a piece at a time: the patch embedding, each vision layer, then the post-layernorm
     /// and the connector (`layerCount + 2` calls of `advance`), so that a server can run decode steps between the
-    /// pieces instead of stalling its streams for a whole image. The images of one work run their layers and the
-    /// modality projection together (the products over all their patches, the attention within each image); each
-    /// gets the vectors it gets alone, bit for bit from 20 patches (below that, an image alone takes the products'
-    /// few-token paths, which round differently).
+    /// pieces instead of stalling its streams for a whole image. The images of one work run their layers, the
+    /// modality projection and (`Perceiver.resample`) the resampler together (the products over all their patches or
+    /// latents, the attention within each image); each gets the vectors it gets alone, bit for bit from 20 patches
+    /// (below that, an image alone takes the products' few-token paths, which round differently).
     public struct FeatureWork: Sendable {
         let images: [PixelImage]
         var encoding: SigLIPVision.Encoding?
@@ -89,13 +89,8 @@ public struct Idefics2: Sendable {
             return
         }
         if vision.isEncoded(encoding) {
-            let hidden = connector.config.hiddenSize
             let context = connector.project(vision.finishEncoding(encoding), patches: encoding.count, pool: pool)
-            work.features = encoding.segments.flatMap { segment in
-                let rows = segment.lowerBound * hidden..<segment.upperBound * hidden
-                return connector.resample(context: rows == context.indices ? context : Array(context[rows]),
-                                          patches: segment.count, pool: pool)
-            }
+            work.features = connector.resample(context: context, segments: encoding.segments, pool: pool)
             work.encoding = nil
         } else {
             work.encoding = nil // not two copies of the states while the layer runs
