@@ -194,6 +194,16 @@ void ck_pack_bf16_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdif
 #endif
 }
 
+int ck_matmul_bf16_few(const float *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
+                       ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy) {
+#if defined(__x86_64__)
+    if (ck_bf16_products()) { // AMX CPUs have AVX512_BF16 too
+        return ck_matmul_bf16_few_avx512bf16(X, T, ldx, W, K, ldw, row_begin, row_end, Y, ldy);
+    }
+#endif
+    return 0;
+}
+
 int ck_matmul_bf16_rows(const void *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t row_begin,
                         ptrdiff_t row_end, float *Y, ptrdiff_t ldy, const float *bias) {
 #if defined(__x86_64__)

@@ -149,6 +149,9 @@ void ck_pack_bf16_activations_avx512bf16(const float *X, ptrdiff_t T, ptrdiff_t 
                                          ptrdiff_t g1, uint32_t *A);
 int ck_matmul_bf16_rows_avx512bf16(const uint32_t *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
                                    ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy, const float *bias);
+/// Its few-token products (ck_matmul_bf16_few): float32 X rounded to bf16 once per call, W's rows streamed once.
+int ck_matmul_bf16_few_avx512bf16(const float *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K,
+                                   ptrdiff_t ldw, ptrdiff_t r0, ptrdiff_t r1, float *Y, ptrdiff_t ldy);
 double ck_bf16_probe_avx512bf16(long iterations);
 /// attention_bf16.c, for CPUs with AVX512_BF16 without AMX: ck_attention at bf16 precision (attention_bf16.h).
 int ck_attention_bf16_avx512bf16(const float *Q, ptrdiff_t m, ptrdiff_t ldq, const float *K, const float *V,

@@ -75,6 +75,12 @@ public struct Linear: Sendable {
             multiply(x, tokens: tokens, into: y, scratch: &scratch, pool: pool)
         } else if tokens >= ck_gemm_min_tokens() && ck_bf16_products() != 0 { // below it the weights stream
             return multiplyBF16(x, tokens: tokens, into: y, scratch: &scratch, pool: pool) // adds the bias itself
+        } else if weight.quantization == nil && weight.dtype == .bf16 && ck_bf16_products() != 0 {
+            let (k, w) = (inFeatures, weight.data.assumingMemoryBound(to: UInt16.self))
+            pool.forEachRange(count: out, granule: 32, work: tokens * out * k) { rows in
+                let done = ck_matmul_bf16_few(x, tokens, k, w, k, k, rows.lowerBound, rows.upperBound, y, out)
+                precondition(done != 0, "\(weight.name): out of memory for rounded activations")
+            }
         } else {
             var rounded = scratch.rounded
             scratch.rounded = [] // held here while `multiply` uses the rest of the scratch

@@ -64,7 +64,8 @@ final class LinearTests: XCTestCase {
 
     /// bf16 products: x rounded to nearest-even bf16, times the BF16 weights exactly, summed in float32. The bf16
     /// GEMM (from 20 tokens where the CPU has one: AMX tiles on the amx kernels, vdpbf16ps on avx512 with
-    /// AVX512_BF16) and the float32 kernels on rounded activations (any other case) must all give that: within 5e-7
+    /// AVX512_BF16), vdpbf16ps's few-token kernel (under 20 tokens on those CPUs) and the float32 kernels on rounded
+    /// activations (any other case) must all give that: within 5e-7
     /// of sum |x w| per value (float32 sums of up to 2,100 terms; the worst seen is under 1.5e-7), while the exact
     /// float32 product is further away than that (the rounding happened). Shapes: streaming and packed, an odd input
     /// count, inputs past the float32 kernels' 512-input block, in several of AMX's chunks (up to 768 inputs each) and
@@ -126,6 +127,27 @@ final class LinearTests: XCTestCase {
                     XCTAssertTrue(alone == Array(all[part.lowerBound * rows..<part.upperBound * rows]),
                                   "\(dtype) at \(precision), \(rows)x\(cols): tokens \(part) alone differ")
                 }
+            }
+        }
+    }
+
+    /// Under 20 tokens (decoding several sequences at once) a token's outputs do not depend on the call's other tokens
+    /// either, bit for bit: a sequence decodes alike alone and in a batch. 19 tokens against 1, 4 and 9 of them
+    /// alone (the few-token kernels tile 8 rows for one token, 4 rows x up to 4 tokens for more), 1,000 inputs (past
+    /// the last whole line of 32) and 70 rows (a partial tile), at float32 and bf16 products (with AVX512_BF16:
+    /// vdpbf16ps's few-token kernel, `ck_matmul_bf16_few`).
+    func testFewTokensOutputsDoNotDependOnTheOtherTokens() {
+        let pool = WorkerPool(threads: 2)
+        for (dtype, precision) in [(DType.f32, ProductPrecision.float32), (.bf16, .float32), (.bf16, .bfloat16)] {
+            let (rows, cols, tokens) = (70, 1000, 19)
+            let (stored, _) = makeWeight(rows: rows, cols: cols, dtype: dtype, seed: 5)
+            let linear = Linear(weight: stored.multiplied(at: precision, pool: pool), bias: (0..<rows).map { Float($0) })
+            let x = (0..<(tokens * cols)).map { Float(($0 * 41) % 23) / 23 - 0.5 }
+            let all = linear(x, tokens: tokens, pool: pool)
+            for part in [0..<1, 5..<9, 10..<19] {
+                let alone = linear(Array(x[part.lowerBound * cols..<part.upperBound * cols]), tokens: part.count, pool: pool)
+                XCTAssertTrue(alone == Array(all[part.lowerBound * rows..<part.upperBound * rows]),
+                              "\(dtype) at \(precision): tokens \(part) alone differ")
             }
         }
     }

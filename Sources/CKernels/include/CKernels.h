@@ -75,6 +75,11 @@ void ck_pack_bf16_activations(const float *X, ptrdiff_t T, ptrdiff_t ldx, ptrdif
                               void *A);
 int ck_matmul_bf16_rows(const void *A, ptrdiff_t T, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw, ptrdiff_t row_begin,
                         ptrdiff_t row_end, float *Y, ptrdiff_t ldy, const float *bias);
+/// The same products for fewer than ck_gemm_min_tokens() tokens (decoding), on CPUs with a bf16 GEMM: X [T, K]
+/// (row stride ldx, float32) rounded to bf16 once per call, W's rows [row_begin, row_end) streamed once.
+/// Returns 0 (and does nothing) without vdpbf16ps or if its scratch could not be allocated.
+int ck_matmul_bf16_few(const float *X, ptrdiff_t T, ptrdiff_t ldx, const uint16_t *W, ptrdiff_t K, ptrdiff_t ldw,
+                       ptrdiff_t row_begin, ptrdiff_t row_end, float *Y, ptrdiff_t ldy);
 /// x[i] = the float32 value of bf16(x[i]), rounded to nearest even.
 void ck_round_floats_to_bf16(float *x, ptrdiff_t n);
 
