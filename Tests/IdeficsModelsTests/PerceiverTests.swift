@@ -5,11 +5,12 @@ import IdeficsTensors
 import XCTest
 
 /// Idefics2's resampler over several images at once (the crops of a split image): each image's vectors equal those of
-/// the image resampled alone, bit for bit, at float32 and bf16 products. The fixtures' tiny checkpoints have 4 latents,
+/// the image resampled alone, bit for bit, at float32 and bf16 products and with Q8_0 and Q4_0 weights (a connector
+/// quantizes with the language model). The fixtures' tiny checkpoints have 4 latents,
 /// fewer than the products need to be independent of their row count, so they resample one image at a time; this
 /// connector has 24 latents and random weights, written here, so that its images resample together.
 final class PerceiverTests: XCTestCase {
-    private let (visionHidden, intermediate, hidden, latents) = (16, 48, 32, 24)
+    private let (visionHidden, intermediate, hidden, latents) = (32, 64, 32, 24) // inputs in whole 32-value blocks
 
     /// A connector checkpoint: the modality projection and a 2-layer resampler, weights from a fixed generator.
     private func connector(in directory: URL) throws {
@@ -62,9 +63,12 @@ final class PerceiverTests: XCTestCase {
         let patches = [7, 30, 1, 12] // a lone patch too: its keys and values are 25 rows alone
         let segments = patches.indices.map { patches[..<$0].reduce(0, +)..<patches[...$0].reduce(0, +) }
         let states = (0..<(segments.last!.upperBound * visionHidden)).map { Float(($0 * 29) % 83) / 41 - 1 }
-        for precision in [ProductPrecision.float32, .bfloat16] {
+        var floatWeights: [Float]? // float32 products of the float weights: what quantizing must change
+        for (precision, format) in [(ProductPrecision.float32, nil), (.bfloat16, nil), (.float32, QuantizedFormat.q8),
+                                    (.float32, .q4)] {
             var checkpoint = try Checkpoint(directory: directory)
             checkpoint.products = precision
+            checkpoint.quantization = format.map { WeightQuantization(format: $0) }
             let perceiver = try Perceiver(config: config, visionHidden: visionHidden, textIntermediate: intermediate,
                                           checkpoint: checkpoint, prefix: "c.")
             let context = perceiver.project(states, patches: segments.last!.upperBound, pool: pool)
@@ -75,10 +79,13 @@ final class PerceiverTests: XCTestCase {
             }
             XCTAssertEqual(together.count, patches.count * latents * hidden)
             let differing = zip(together, alone).filter { $0.bitPattern != $1.bitPattern }.count
-            XCTAssertEqual(differing, 0, "\(precision): values resampled together that differ from alone")
+            let label = "\(precision) \(format.map(\.rawValue) ?? "float weights")"
+            XCTAssertEqual(differing, 0, "\(label): values resampled together that differ from alone")
             // Each image's vectors are its own: a resampler that attended across images would differ from alone.
             let first = Array(together[0..<latents * hidden]), second = Array(together[latents * hidden..<2 * latents * hidden])
-            XCTAssertNotEqual(first, second)
+            XCTAssertNotEqual(first, second, label)
+            if let floatWeights, format != nil { XCTAssertNotEqual(together, floatWeights, "\(label): not quantized") }
+            floatWeights = floatWeights ?? together
         }
     }
 }
