@@ -42,17 +42,19 @@ public final class Pipeline: @unchecked Sendable {
     /// `quantize` quantizes the language model's and the connector's matrices as they load (and the vision tower's
     /// with `quantizeVision`); the stored weights they came from are not kept in memory. `products`: the precision of
     /// matrix products (bf16 as torch runs a model loaded in bf16: F32 and F16 matrices rounded to BF16 as they load,
-    /// activations rounded before each product; faster, not exact).
+    /// activations rounded before each product; faster, not exact). `lockWeights`: the weights locked in memory
+    /// (`Checkpoint.lockWeights`), so that other processes' reads cannot evict them between requests.
     public convenience init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantize: QuantizedFormat? = nil,
-                            quantizeVision: Bool = false, products: ProductPrecision = .float32) throws {
+                            quantizeVision: Bool = false, products: ProductPrecision = .float32,
+                            lockWeights: Bool = false) throws {
         try self.init(pathOrID: pathOrID, revision: revision, threads: threads,
                       quantization: quantize.map { WeightQuantization(format: $0, includeVision: quantizeVision) },
-                      products: products)
+                      products: products, lockWeights: lockWeights)
     }
 
     /// The same, with the load-time quantization as a value (which can log the matrices it makes).
     public init(pathOrID: String, revision: String? = nil, threads: Int? = nil, quantization: WeightQuantization?,
-                products: ProductPrecision = .float32) throws {
+                products: ProductPrecision = .float32, lockWeights: Bool = false) throws {
         let directory = try Checkpoint.resolveDirectory(pathOrID, revision: revision)
         // The whole config is parsed once, before the tokenizer and the weights are touched.
         let config: ParsedConfig
@@ -103,6 +105,7 @@ public final class Pipeline: @unchecked Sendable {
             imageProcessor = nil
         }
         checkpoint.populateWeights() // the weights in memory before the first request, not faulted in by it
+        if lockWeights { try checkpoint.lockWeights() }
         chatTemplate = try ChatTemplate.load(directory: directory) ?? (idefics2 == nil && ideficsV1 == nil ? nil
             : ChatTemplate(source: Idefics2Prompt.defaultChatTemplate, specialTokens: ChatTemplate.specialTokens(directory: directory),
                            origin: Idefics2Prompt.defaultChatTemplateOrigin))

@@ -21,6 +21,9 @@ struct ModelOptions: ParsableArguments {
     @Option(help: "Precision of the matrix products: f32 (exact) or bf16 (as torch runs a model loaded in bf16: F32 and F16 matrices rounded to BF16 as they load, activations before each product; on AMX tiles or with vdpbf16ps where the CPU has them).")
     var matmulPrecision: ProductPrecision = .float32
 
+    @Flag(help: "Lock the weights in memory (mlock), so that files other processes read cannot evict them (a prefill would read them from disk again); needs a locked-memory limit (ulimit -l) of their size, or CAP_IPC_LOCK.")
+    var mlock = false
+
     func validate() throws {
         try checkOption("threads", threads, 1...4096)
         guard quantize != nil || !quantizeVision else { throw ValidationError("--quantize-vision needs --quantize") }
@@ -30,7 +33,7 @@ struct ModelOptions: ParsableArguments {
     func load() throws -> Pipeline {
         let pipeline = try Terminal.reportingLoad(of: DemoModel.resolve(model)) {
             try Pipeline(pathOrID: $0, revision: revision, threads: threads, quantize: quantize, quantizeVision: quantizeVision,
-                         products: matmulPrecision)
+                         products: matmulPrecision, lockWeights: mlock)
         }
         Terminal.noteThreadsCapped(threads)
         if let problem = KernelPath.requestProblem {

@@ -103,6 +103,18 @@ public struct Checkpoint: Sendable {
         return true
     }
 
+    /// Locks the weights a built model reads in memory (`MappedFile.lockInMemory`); refused where they exceed 80% of the memory
+    /// this process may fill (locked, they would leave too little for the activations and the system).
+    public func lockWeights() throws {
+        let memory = MemoryLimit.bytes()
+        guard memory > 0, keptWeightBytes <= memory / 10 * 8 else {
+            throw CheckpointError.cannotLock(path: directory.path, reason: String(
+                format: "its %.2f GB of weights exceed 80%% of the %.2f GB this process may fill",
+                Double(keptWeightBytes) / 1e9, Double(memory) / 1e9))
+        }
+        for file in files { try file.file.lockInMemory() }
+    }
+
     /// The weight file that holds tensor `name` (the folder when none does).
     func path(of name: String) -> String { location[name].map { files[$0].path } ?? directory.path }
 

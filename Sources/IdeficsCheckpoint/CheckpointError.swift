@@ -11,6 +11,8 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
     case invalidConfig(path: String, reason: String)
     case unsupportedFormat(path: String, remedy: String)
     case invalidCache(path: String, reason: String)
+    /// `--mlock`: the weights could not be locked in memory.
+    case cannotLock(path: String, reason: String)
 
     public var description: String {
         switch self {
@@ -28,6 +30,7 @@ public enum CheckpointError: Error, Equatable, CustomStringConvertible {
         case .invalidConfig(let path, let reason): "\(path): \(reason)"
         case .unsupportedFormat(let path, let remedy): "\(path): \(remedy)"
         case .invalidCache(let path, let reason): "Hugging Face cache: \(path): \(reason)"
+        case .cannotLock(let path, let reason): "\(path): cannot lock the weights in memory: \(reason)"
         }
     }
 }

@@ -35,6 +35,31 @@ final class MappedFileTests: XCTestCase {
         #endif
     }
 
+    /// `--mlock`: the kept pages are read and locked (the process's VmLck grows by them), the released ones are not. Two megabytes: within the 8 MiB locked-memory limit of a process without CAP_IPC_LOCK.
+    func testLockInMemoryLocksTheKeptPages() throws {
+        #if os(Linux)
+        let (page, megabyte) = (Int(sysconf(Int32(_SC_PAGESIZE))), 1 << 20)
+        let url = try temporaryDirectory().appendingPathComponent("weights.bin")
+        try Data((0..<8 * megabyte).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: url)
+        let file = try MappedFile(path: url.path)
+        file.release(UnsafeRawBufferPointer(start: file.bytes + megabyte, count: 6 * megabyte))
+        let before = try lockedBytes()
+        try file.lockInMemory()
+        XCTAssertEqual(try lockedBytes() - before, 2 * megabyte, "the first and the last megabyte, locked pages being resident")
+        XCTAssertEqual(file.bytes.load(fromByteOffset: 7 * megabyte + page + 3, as: UInt8.self),
+                       UInt8(truncatingIfNeeded: (7 * megabyte + page + 3) &* 7))
+        #else
+        throw XCTSkip("locked bytes are read from Linux's /proc/self/status")
+        #endif
+    }
+
+    /// The VmLck line of /proc/self/status.
+    private func lockedBytes() throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8).split(separator: "\n")
+        let line = try XCTUnwrap(status.first { $0.hasPrefix("VmLck:") })
+        return try XCTUnwrap(Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])) * 1024
+    }
+
     #if os(Linux)
     /// Whether this kernel knows MADV_POPULATE_READ (22), tried on a page of its own.
     private func populateReadWorks(page: Int) -> Bool {
