@@ -50,7 +50,7 @@ struct BenchCommand: ParsableCommand {
                                                 images: pictures, options: options)
             let imageSeconds = (clock.now - imageStart).seconds
             let timings = try pipeline.generate(prepared, request: request).timings
-            if runs > 1 { // each run's own figures: the first pays for memory the later ones reuse
+            if runs > 1 { // each run's own figures, not only the best run's
                 Terminal.write(String(format: "run %d: image_encode=%.2fs prefill=%.1f tok/s decode=%.2f tok/s\n", run,
                                       imageSeconds, timings.prefillTokensPerSecond, timings.decodeTokensPerSecond))
             }

@@ -103,8 +103,8 @@ public struct Checkpoint: Sendable {
         return true
     }
 
-    /// Locks the weights a built model reads in memory (`MappedFile.lockInMemory`); refused where they exceed 80% of the memory
-    /// this process may fill (locked, they would leave too little for the activations and the system).
+    /// Locks the weights a built model reads in memory (`MappedFile.lockInMemory`); refused where they exceed 80% of
+    /// the memory this process may fill (locked, they would leave too little for the activations and the system).
     public func lockWeights() throws {
         let memory = MemoryLimit.bytes()
         guard memory > 0, keptWeightBytes <= memory / 10 * 8 else {

@@ -80,9 +80,9 @@ extension MappedFile: ReleasableWeightStorage {
     }
 
     /// Locks the kept pages in memory (mlock, llama.cpp's `--mlock`): read now where the page cache lacks them, then
-    /// never evicted while the file is mapped, however much other processes read meanwhile (a 14.5 GB file read
-    /// beside idefics2-8b on 24 GB had evicted the language model's weights during a 36 s image encoding, and the
-    /// prefill read them from disk again at a third of its rate). Refused past the locked-memory limit (RLIMIT_MEMLOCK)
+    /// never evicted while the file is mapped, however much other processes read meanwhile (after a 14.5 GB file had
+    /// filled the page cache, idefics2-8b on 24 GB once prefilled at a third of its rate, its language model's weights
+    /// evidently evicted during the image encoding and read from disk again). Refused past the locked-memory limit (RLIMIT_MEMLOCK)
     /// of a process without CAP_IPC_LOCK: the error says the limit and how to raise it.
     public func lockInMemory() throws {
         for range in keptRanges where mlock(bytes + range.lowerBound, range.count) != 0 {
