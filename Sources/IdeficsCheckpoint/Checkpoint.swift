@@ -92,25 +92,31 @@ public struct Checkpoint: Sendable {
     /// The weight files' bytes a model built from them still reads (less what it quantized or rounded and released).
     public var keptWeightBytes: Int { files.reduce(0) { $0 + $1.file.keptRanges.reduce(0) { $0 + $1.count } } }
 
-    /// Maps the weights a built model reads into memory now (`MappedFile.populate`), where they fit in 80% of the
-    /// memory this process may fill (`MemoryLimit`: the machine's, or its control group's cap; else pages read at load
-    /// would evict one another); returns whether it did.
+    /// The memory this process may fill (`MemoryLimit`: the machine's, or its control group's cap), and whether the
+    /// weights a built model reads fit in 80% of it: populated or locked past that, they would evict one another or
+    /// leave too little for the activations and the system.
+    private var memoryForWeights: (bytes: Int, fits: Bool) {
+        let memory = MemoryLimit.bytes()
+        return (memory, memory > 0 && keptWeightBytes <= memory / 10 * 8)
+    }
+
+    /// Maps the weights a built model reads into memory now (`MappedFile.populate`), where they fit
+    /// (`memoryForWeights`); returns whether it did.
     @discardableResult
     public func populateWeights() -> Bool {
-        let memory = MemoryLimit.bytes()
-        guard memory > 0, keptWeightBytes <= memory / 10 * 8 else { return false }
+        guard memoryForWeights.fits else { return false }
         for file in files { file.file.populate(pool: pool) }
         return true
     }
 
-    /// Locks the weights a built model reads in memory (`MappedFile.lockInMemory`); refused where they exceed 80% of
-    /// the memory this process may fill (locked, they would leave too little for the activations and the system).
+    /// Locks the weights a built model reads in memory (`MappedFile.lockInMemory`); refused where they do not fit
+    /// (`memoryForWeights`).
     public func lockWeights() throws {
-        let memory = MemoryLimit.bytes()
-        guard memory > 0, keptWeightBytes <= memory / 10 * 8 else {
+        let memory = memoryForWeights
+        guard memory.fits else {
             throw CheckpointError.cannotLock(path: directory.path, reason: String(
                 format: "its %.2f GB of weights exceed 80%% of the %.2f GB this process may fill",
-                Double(keptWeightBytes) / 1e9, Double(memory) / 1e9))
+                Double(keptWeightBytes) / 1e9, Double(memory.bytes) / 1e9))
         }
         for file in files { try file.file.lockInMemory() }
     }

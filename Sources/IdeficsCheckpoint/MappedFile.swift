@@ -82,8 +82,8 @@ extension MappedFile: ReleasableWeightStorage {
     /// Locks the kept pages in memory (mlock, llama.cpp's `--mlock`): read now where the page cache lacks them, then
     /// never evicted while the file is mapped, however much other processes read meanwhile (after a 14.5 GB file had
     /// filled the page cache, idefics2-8b on 24 GB once prefilled at a third of its rate, its language model's weights
-    /// evidently evicted during the image encoding and read from disk again). Refused past the locked-memory limit (RLIMIT_MEMLOCK)
-    /// of a process without CAP_IPC_LOCK: the error says the limit and how to raise it.
+    /// evidently evicted during the image encoding and read from disk again). Refused past the locked-memory limit
+    /// (RLIMIT_MEMLOCK) of a process without CAP_IPC_LOCK: the error says the limit and how to raise it.
     public func lockInMemory() throws {
         for range in keptRanges where mlock(bytes + range.lowerBound, range.count) != 0 {
             let reason = String(cString: strerror(errno))
@@ -95,8 +95,8 @@ extension MappedFile: ReleasableWeightStorage {
             #endif
             let cap = !known ? "unknown" : limit.rlim_cur >= rlim_t(Int64.max) ? "unlimited"
                 : "\(limit.rlim_cur / 1024) KiB"
-            throw CheckpointError.cannotLock(path: path, reason: "mlock of \(range.count) bytes failed (\(reason)); the "
-                + "locked-memory limit is \(cap): raise it (ulimit -l, a container's --ulimit memlock, systemd's "
+            throw CheckpointError.cannotLock(path: path, reason: "mlock of \(range.count) bytes failed (\(reason)); "
+                + "the locked-memory limit is \(cap): raise it (ulimit -l, a container's --ulimit memlock, systemd's "
                 + "LimitMEMLOCK) or run with CAP_IPC_LOCK")
         }
     }

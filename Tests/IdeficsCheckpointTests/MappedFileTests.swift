@@ -14,9 +14,7 @@ final class MappedFileTests: XCTestCase {
     func testPopulateMapsKeptPagesAndLeavesReleasedOnes() throws {
         #if os(Linux)
         let (page, megabyte) = (Int(sysconf(Int32(_SC_PAGESIZE))), 1 << 20)
-        let url = try temporaryDirectory().appendingPathComponent("weights.bin")
-        try Data((0..<8 * megabyte).map { UInt8(truncatingIfNeeded: $0 &* 31) }).write(to: url)
-        let file = try MappedFile(path: url.path)
+        let file = try mappedFile(bytes: 8 * megabyte, pattern: 31)
         XCTAssertEqual(try residentBytes(of: file), 0, "nothing read yet")
         // From 10 bytes before the second megabyte to 10 bytes into the eighth: the whole pages of megabytes 1..<7
         // go back, the first and the last megabyte are kept.
@@ -35,22 +33,29 @@ final class MappedFileTests: XCTestCase {
         #endif
     }
 
-    /// `--mlock`: the kept pages are read and locked (the process's VmLck grows by them), the released ones are not. Two megabytes: within the 8 MiB locked-memory limit of a process without CAP_IPC_LOCK.
+    /// `--mlock`: the kept pages are read and locked (the process's VmLck grows by them), the released ones are not.
+    /// Two megabytes: within the 8 MiB locked-memory limit of a process without CAP_IPC_LOCK.
     func testLockInMemoryLocksTheKeptPages() throws {
         #if os(Linux)
         let (page, megabyte) = (Int(sysconf(Int32(_SC_PAGESIZE))), 1 << 20)
-        let url = try temporaryDirectory().appendingPathComponent("weights.bin")
-        try Data((0..<8 * megabyte).map { UInt8(truncatingIfNeeded: $0 &* 7) }).write(to: url)
-        let file = try MappedFile(path: url.path)
+        let file = try mappedFile(bytes: 8 * megabyte, pattern: 7)
         file.release(UnsafeRawBufferPointer(start: file.bytes + megabyte, count: 6 * megabyte))
         let before = try lockedBytes()
         try file.lockInMemory()
-        XCTAssertEqual(try lockedBytes() - before, 2 * megabyte, "the first and the last megabyte, locked pages being resident")
+        XCTAssertEqual(try lockedBytes() - before, 2 * megabyte,
+                       "the first and the last megabyte, locked pages being resident")
         XCTAssertEqual(file.bytes.load(fromByteOffset: 7 * megabyte + page + 3, as: UInt8.self),
                        UInt8(truncatingIfNeeded: (7 * megabyte + page + 3) &* 7))
         #else
         throw XCTSkip("locked bytes are read from Linux's /proc/self/status")
         #endif
+    }
+
+    /// A new file of `bytes` bytes, byte i being i * pattern (mod 256), mapped.
+    private func mappedFile(bytes: Int, pattern: Int) throws -> MappedFile {
+        let url = try temporaryDirectory().appendingPathComponent("weights.bin")
+        try Data((0..<bytes).map { UInt8(truncatingIfNeeded: $0 &* pattern) }).write(to: url)
+        return try MappedFile(path: url.path)
     }
 
     /// The VmLck line of /proc/self/status.
